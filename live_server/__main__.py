@@ -1,0 +1,3 @@
+from live_server.cli import main
+
+raise SystemExit(main())

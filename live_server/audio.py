@@ -1,0 +1,58 @@
+"""Audio conversions on in-memory buffers: PCM to WAV, any supported file to PCM."""
+
+from __future__ import annotations
+
+import io
+import wave
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import soundfile
+
+PCM = npt.NDArray[np.int16]
+
+
+@dataclass(frozen=True, slots=True)
+class Audio:
+    """Mono 16-bit PCM samples with their rate."""
+
+    samples: PCM
+    sample_rate: int
+
+    @property
+    def duration_ms(self) -> int:
+        return round(1000 * len(self.samples) / self.sample_rate)
+
+    def to_wav(self) -> bytes:
+        return pcm_to_wav(self.samples, self.sample_rate)
+
+
+def pcm_to_wav(samples: PCM, sample_rate: int) -> bytes:
+    """A complete, self-contained WAV file (RIFF, PCM 16-bit, mono)."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(samples.astype("<i2", copy=False).tobytes())
+    return buf.getvalue()
+
+
+def decode(data: bytes) -> Audio:
+    """Decode WAV, MP3, FLAC or OGG bytes to mono 16-bit PCM.
+
+    Raises `ValueError` when the bytes are not audio libsndfile can read.
+    """
+    try:
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="int16", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise ValueError(f"undecodable audio ({len(data)} bytes): {exc}") from None
+    mono = samples.mean(axis=1).astype(np.int16) if samples.shape[1] > 1 else samples[:, 0]
+    return Audio(samples=np.ascontiguousarray(mono), sample_rate=int(rate))
+
+
+def rms(samples: PCM) -> float:
+    if len(samples) == 0:
+        return 0.0
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))

@@ -1,0 +1,167 @@
+"""Credentials: dashboard JWTs (HS256) and API keys, of which only SHA-256 hashes are stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import jwt
+
+from live_server.errors import AuthError, ErrorCode
+
+KEY_PREFIX = "lsk_"
+SCOPE_CHAT = "chat"
+USERNAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+
+
+def ensure_data_dir(data_dir: Path) -> Path:
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return data_dir
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only, atomically."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def load_jwt_secret(data_dir: Path, configured: str | None) -> str:
+    """The configured secret, else one generated once and kept in the data dir."""
+    if configured:
+        return configured
+    path = ensure_data_dir(data_dir) / "jwt_secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        secret = secrets.token_urlsafe(48)
+        try:
+            # O_EXCL: if two processes race, both end up with the first one's secret.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as f:
+            f.write(secret)
+        return secret
+
+
+def issue_token(secret: str, username: str, ttl_s: int) -> str:
+    now = int(time.time())
+    return jwt.encode({"username": username, "iat": now, "exp": now + ttl_s}, secret, "HS256")
+
+
+def verify_token(secret: str, token: str | None) -> str:
+    """The username a dashboard token was issued for; `AuthError` with the close reason if not."""
+    if not token:
+        raise AuthError("Missing authentication token")
+    try:
+        # Pinning algorithms rejects `alg: none` and any other algorithm.
+        claims = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"require": ["exp", "username"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError("Token expired") from None
+    except jwt.InvalidTokenError:
+        raise AuthError("Invalid token") from None
+    username = claims.get("username")
+    if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
+        raise AuthError("Invalid token")
+    return username
+
+
+def check_username(username: str | None) -> str:
+    if username is None or not USERNAME_RE.fullmatch(username):
+        raise AuthError(
+            "username must be 1-64 characters of letters, digits and _-.@", code=ErrorCode.BAD_USER
+        )
+    return username
+
+
+def hash_key(key: str) -> str:
+    # Keys are 256-bit random strings, so a fast hash is enough: nothing to brute-force.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass
+class ApiKeyRecord:
+    id: str
+    name: str
+    key_hash: str
+    scopes: list[str] = field(default_factory=lambda: [SCOPE_CHAT])
+    created_at: float = field(default_factory=time.time)
+    revoked: bool = False
+
+
+class ApiKeyStore:
+    """API keys in `<data_dir>/api_keys.json`; re-read when the file changes, so keys created
+    with the CLI work on a running server."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "api_keys.json"
+        self._cache: tuple[float, list[ApiKeyRecord]] | None = None
+
+    def _load(self) -> list[ApiKeyRecord]:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return []
+        if self._cache is None or self._cache[0] != mtime:
+            raw = json.loads(self.path.read_text())
+            self._cache = (mtime, [ApiKeyRecord(**r) for r in raw["keys"]])
+        return self._cache[1]
+
+    def _save(self, records: list[ApiKeyRecord]) -> None:
+        ensure_data_dir(self.path.parent)
+        _write_private(self.path, json.dumps({"keys": [asdict(r) for r in records]}, indent=2))
+        self._cache = None
+
+    def create(self, name: str, scopes: list[str] | None = None) -> tuple[str, ApiKeyRecord]:
+        """Make a key; the key itself is returned here once and never stored."""
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        record = ApiKeyRecord(
+            id=f"key_{secrets.token_hex(4)}",
+            name=name,
+            key_hash=hash_key(key),
+            scopes=scopes or [SCOPE_CHAT],
+        )
+        self._save([*self._load(), record])
+        return key, record
+
+    def list(self) -> list[ApiKeyRecord]:
+        return list(self._load())
+
+    def revoke(self, key_id: str) -> bool:
+        records = self._load()
+        found = False
+        for r in records:
+            if r.id == key_id and not r.revoked:
+                r.revoked = True
+                found = True
+        if found:
+            self._save(records)
+        return found
+
+    def verify(self, key: str | None, scope: str = SCOPE_CHAT) -> ApiKeyRecord:
+        if not key:
+            raise AuthError("Missing API key")
+        digest = hash_key(key)
+        match: ApiKeyRecord | None = None
+        # Compare against every record so the time taken does not depend on where a match is.
+        for r in self._load():
+            if hmac.compare_digest(r.key_hash, digest) and not r.revoked:
+                match = r
+        if match is None:
+            raise AuthError("Invalid API key")
+        if scope not in match.scopes:
+            raise AuthError(f"API key lacks the {scope!r} scope")
+        return match

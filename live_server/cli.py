@@ -1,0 +1,127 @@
+"""The `live-server` command: serve, token, apikey."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from live_server import logs
+from live_server.auth import ApiKeyStore, check_username, issue_token, load_jwt_secret
+from live_server.errors import AuthError, ConfigError
+from live_server.settings import Settings
+
+log = logging.getLogger("live_server")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="live-server", description="WebSocket server for live voice and text chat with an LLM."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="address to listen on (default: LIVE_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: LIVE_PORT or 8000)")
+
+    token = sub.add_parser("token", help="print a dashboard JWT for USERNAME")
+    token.add_argument("username")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds (default: LIVE_JWT_TTL_S)")
+
+    apikey = sub.add_parser("apikey", help="manage API keys for /api/v1/live/ws")
+    keys = apikey.add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="create a key with scope 'chat' and print it once")
+    create.add_argument("--name", default="default")
+    keys.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = keys.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command == "serve":
+            return _serve(settings, args.host, args.port)
+        if args.command == "token":
+            username = check_username(args.username)
+            secret = load_jwt_secret(settings.data_dir, settings.jwt_secret)
+            print(issue_token(secret, username, args.ttl or settings.jwt_ttl_s))
+            return 0
+        return _apikey(settings, args)
+    except (ConfigError, AuthError) as exc:
+        print(f"live-server: {exc}", file=sys.stderr)
+        return 2
+
+
+def _apikey(settings: Settings, args: argparse.Namespace) -> int:
+    store = ApiKeyStore(settings.data_dir)
+    if args.action == "create":
+        key, record = store.create(args.name)
+        print(f"created {record.id} ({record.name}); it is shown only once", file=sys.stderr)
+        print(key)
+        return 0
+    if args.action == "list":
+        for r in store.list():
+            created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))
+            status = "revoked" if r.revoked else "active"
+            print(f"{r.id}\t{r.name}\t{','.join(r.scopes)}\t{created}\t{status}")
+        return 0
+    if store.revoke(args.key_id):
+        print(f"revoked {args.key_id}", file=sys.stderr)
+        return 0
+    print(f"live-server: no active key with id {args.key_id!r}", file=sys.stderr)
+    return 1
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    import uvicorn
+
+    from live_server.app import create_app
+
+    logs.configure(settings.log_level)
+    app = create_app(settings)
+    state = app.state.live
+    host = host or settings.host
+    port = port if port is not None else settings.port
+    _log_engines(settings, state.engines.llm.name, state.engines.tts)
+    log.info("data dir: %s", settings.data_dir)
+    log.info(
+        "sockets: ws://%s:%d/api/live_chat/ws (a JWT from `live-server token NAME`) and "
+        "ws://%s:%d/api/v1/live/ws (a key from `live-server apikey create`)",
+        host, port, host, port,
+    )  # fmt: skip
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        ws_max_size=settings.max_frame_bytes,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def _log_engines(settings: Settings, llm_name: str, tts: object) -> None:
+    if settings.llm == "echo":
+        log.info(
+            "LLM: echo (embedded, offline: it repeats what you say). For a real model set "
+            "LIVE_LLM=openai and LIVE_LLM_API_KEY, plus LIVE_LLM_BASE_URL and LIVE_LLM_MODEL "
+            "for DeepSeek, DashScope, vLLM or Ollama"
+        )
+    else:
+        log.info(
+            "LLM: openai-compatible, model %s at %s. LIVE_LLM=echo for the offline echo model",
+            llm_name,
+            settings.llm_base_url or "api.openai.com",
+        )
+    descriptions = {
+        "espeak": "espeak (embedded, offline)",
+        "edge": "edge (Microsoft neural voices, needs internet; falls back to espeak)",
+        "openai": f"openai-compatible /v1/audio/speech, model {settings.tts_model}",
+        "none": "none (text-only replies)",
+    }
+    log.info("TTS: %s. Switch with LIVE_TTS=espeak|edge|openai|none", descriptions[settings.tts])

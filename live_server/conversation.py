@@ -1,0 +1,64 @@
+"""The conversation one connection keeps: what was said and what was heard, bounded."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from live_server.providers import ChatMessage
+from live_server.splitter import is_cjk
+
+INTERRUPTED_NOTE = "[interrupted by the user]"
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    user: str
+    assistant: str
+    interrupted: bool = False
+
+    def messages(self) -> list[ChatMessage]:
+        assistant = self.assistant
+        if self.interrupted:
+            # The model is told where it was cut off, and sees only what the user heard.
+            assistant = f"{assistant} {INTERRUPTED_NOTE}" if assistant else INTERRUPTED_NOTE
+        return [
+            {"role": "user", "content": self.user},
+            {"role": "assistant", "content": assistant},
+        ]
+
+
+class Conversation:
+    def __init__(self, *, system_prompt: str, max_messages: int) -> None:
+        self.system_prompt = system_prompt
+        # Every exchange is two messages; the new user message takes one more place.
+        self._exchanges: deque[Exchange] = deque(maxlen=max(0, (max_messages - 1) // 2))
+
+    def messages_for(self, user_text: str) -> list[ChatMessage]:
+        messages: list[ChatMessage] = []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": self.system_prompt})
+        for exchange in self._exchanges:
+            messages.extend(exchange.messages())
+        messages.append({"role": "user", "content": user_text})
+        return messages
+
+    def record(self, exchange: Exchange) -> None:
+        self._exchanges.append(exchange)
+
+    def __len__(self) -> int:
+        return len(self._exchanges)
+
+
+def join_sentences(sentences: list[str]) -> str:
+    """Join spoken chunks back into prose: a space between Latin text, none around CJK."""
+    out = ""
+    for s in sentences:
+        if out and not (is_cjk(out[-1]) or _is_cjk_punct(out[-1]) or is_cjk(s[0])):
+            out += " "
+        out += s
+    return out
+
+
+def _is_cjk_punct(ch: str) -> bool:
+    return 0x3000 <= ord(ch) <= 0x303F or 0xFF00 <= ord(ch) <= 0xFFEF

@@ -1,0 +1,101 @@
+"""The HTTP and WebSocket endpoints: authenticate, then hand the socket to a `Session`.
+
+Sockets are accepted before authentication so that a failure can be reported with a close code
+and reason (and, on the API-key socket, an `error` frame) instead of a bare HTTP 403.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket
+
+from live_server import protocol
+from live_server.auth import ApiKeyStore, check_username, verify_token
+from live_server.errors import AuthError, CloseCode, ErrorCode
+from live_server.session import Engines, Session
+from live_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engines: Engines
+    jwt_secret: str
+    keys: ApiKeyStore
+
+
+def _state(conn: Request | WebSocket) -> AppState:
+    state: AppState = conn.app.state.live
+    return state
+
+
+async def healthz(request: Request) -> JSONResponse:
+    state = _state(request)
+    tts = state.engines.tts.name if state.engines.tts else None
+    return JSONResponse({"status": "ok", "llm": state.engines.llm.name, "tts": tts})
+
+
+async def _run(
+    ws: WebSocket, state: AppState, username: str, ct: protocol.ChannelType, force: bool
+) -> None:
+    log.info("%s connected to %s", username, ws.url.path)
+    session = Session(
+        ws,
+        username=username,
+        settings=state.settings,
+        engines=state.engines,
+        channel=ct,
+        force_channel=force,
+    )
+    await session.run()
+    log.info("%s disconnected", username)
+
+
+async def _jwt_socket(ws: WebSocket, *, unified: bool) -> None:
+    state = _state(ws)
+    await ws.accept()
+    try:
+        username = verify_token(state.jwt_secret, ws.query_params.get("token"))
+    except AuthError as exc:
+        await ws.close(CloseCode.POLICY_VIOLATION, exc.message)
+        return
+    # The unified socket takes the mode from each frame; the live one is live only.
+    await _run(ws, state, username, "live", force=not unified)
+
+
+async def live_chat_ws(ws: WebSocket) -> None:
+    await _jwt_socket(ws, unified=False)
+
+
+async def unified_chat_ws(ws: WebSocket) -> None:
+    await _jwt_socket(ws, unified=True)
+
+
+def _api_key(ws: WebSocket) -> str | None:
+    auth = ws.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return ws.headers.get("x-api-key") or ws.query_params.get("api_key")
+
+
+async def open_live_ws(ws: WebSocket) -> None:
+    """The API-key socket: `/api/v1/live/ws` and its alias `/v1/live/ws`."""
+    state = _state(ws)
+    await ws.accept()
+    try:
+        state.keys.verify(_api_key(ws))
+        username = check_username(ws.query_params.get("username"))
+        ct = ws.query_params.get("ct") or "live"
+        if ct not in ("live", "chat"):
+            raise AuthError("ct must be 'live' or 'chat'", code=ErrorCode.INVALID_MESSAGE)
+    except AuthError as exc:
+        await ws.send_text(protocol.encode(protocol.error_frame(exc.code, exc.message)))
+        await ws.close(CloseCode.POLICY_VIOLATION, exc.message)
+        return
+    await _run(ws, state, username, "chat" if ct == "chat" else "live", force=True)

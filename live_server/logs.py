@@ -1,0 +1,44 @@
+"""Logging set-up, with credentials redacted from every line.
+
+Tokens and API keys arrive in query strings, and uvicorn logs the full path of every request
+and WebSocket handshake; the filter sits on the handler, so it sees uvicorn's records too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+_SECRET_PARAM = re.compile(
+    r"(?i)((?:token|access_token|api_key|apikey|key|password|secret)=)[^&\s\"']+"
+)
+_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"']+")
+REDACTED = "[REDACTED]"
+
+
+def redact(text: str) -> str:
+    text = _SECRET_PARAM.sub(rf"\1{REDACTED}", text)
+    return _BEARER.sub(rf"\1{REDACTED}", text)
+
+
+class RedactFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def configure(level: str = "info") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RedactFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True

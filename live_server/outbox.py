@@ -1,0 +1,75 @@
+"""The bounded queue between a session's producers and its one socket writer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Droppable(Protocol):
+    @property
+    def interrupted(self) -> bool: ...
+
+
+@dataclass(slots=True)
+class Outgoing:
+    text: str
+    # The turn this frame belongs to: once that turn is interrupted the frame is never sent.
+    turn: Droppable | None = None
+    on_sent: Callable[[], None] | None = None
+
+
+class OutboxOverflow(Exception):
+    """The client has stopped reading: even control frames no longer fit."""
+
+
+class Outbox:
+    """FIFO of encoded frames. Turn frames wait for room (`put`), which slows the turn down to
+    the client's pace; control frames (errors, `stop_play`, `end`) never wait (`put_control`)
+    but may exceed the bound only by `control_reserve`."""
+
+    def __init__(self, maxsize: int, control_reserve: int = 32) -> None:
+        self._items: deque[Outgoing] = deque()
+        self._maxsize = maxsize
+        self._hard_limit = maxsize + control_reserve
+        self._not_empty = asyncio.Event()
+        self._not_full = asyncio.Event()
+        self._not_full.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def put(self, item: Outgoing) -> None:
+        while len(self._items) >= self._maxsize:
+            self._not_full.clear()
+            await self._not_full.wait()
+        self._append(item)
+
+    def put_control(self, item: Outgoing) -> None:
+        if len(self._items) >= self._hard_limit:
+            raise OutboxOverflow(f"{len(self._items)} frames are waiting for the client")
+        self._append(item)
+
+    def _append(self, item: Outgoing) -> None:
+        self._items.append(item)
+        self._not_empty.set()
+
+    def discard_stale(self) -> None:
+        """Drop the frames of interrupted turns now, freeing their memory."""
+        self._items = deque(i for i in self._items if i.turn is None or not i.turn.interrupted)
+        self._update()
+
+    async def get(self) -> Outgoing:
+        while not self._items:
+            self._not_empty.clear()
+            await self._not_empty.wait()
+        item = self._items.popleft()
+        self._update()
+        return item
+
+    def _update(self) -> None:
+        if len(self._items) < self._maxsize:
+            self._not_full.set()

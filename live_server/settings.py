@@ -1,0 +1,141 @@
+"""All configuration, read from the environment (prefix `LIVE_`) once at start-up.
+
+Nothing else in the package reads `os.environ`: the settings object is handed to the app and
+to every provider through their constructors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal, cast, get_args
+
+from live_server.errors import ConfigError
+
+LLMEngine = Literal["echo", "openai"]
+TTSEngine = Literal["espeak", "edge", "openai", "none"]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly voice assistant. Your replies are spoken aloud, so answer in short, "
+    "natural sentences without markdown, lists or emoji."
+)
+
+
+def _default_data_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "live-server"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    jwt_secret: str | None = None
+    jwt_ttl_s: int = 7 * 24 * 3600
+
+    llm: LLMEngine = "echo"
+    llm_base_url: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = 60.0
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    echo_delay_ms: int = 30
+    history_max_messages: int = 40
+
+    tts: TTSEngine = "espeak"
+    tts_base_url: str | None = None
+    tts_api_key: str | None = field(default=None, repr=False)
+    tts_model: str = "gpt-4o-mini-tts"
+    tts_voice: str | None = None
+
+    max_text_chars: int = 4000
+    max_frame_bytes: int = 4 * 1024 * 1024
+    outbox_frames: int = 64
+    send_timeout_s: float = 15.0
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `env` (default: the process environment)."""
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(f"LIVE_{name}")
+            return value if value not in (None, "") else None
+
+        llm_api_key = get("LLM_API_KEY") or env.get("OPENAI_API_KEY") or None
+        llm = get("LLM") or ("openai" if llm_api_key else "echo")
+        tts = get("TTS") or "espeak"
+        _check_choice("LIVE_LLM", llm, LLMEngine)
+        _check_choice("LIVE_TTS", tts, TTSEngine)
+
+        values: dict[str, object] = {
+            "data_dir": Path(get("DATA_DIR") or _default_data_dir(env)).expanduser(),
+            "llm": llm,
+            "llm_api_key": llm_api_key,
+            "llm_base_url": get("LLM_BASE_URL"),
+            "jwt_secret": get("JWT_SECRET"),
+            "tts": tts,
+            "tts_base_url": get("TTS_BASE_URL") or get("LLM_BASE_URL"),
+            "tts_api_key": get("TTS_API_KEY") or llm_api_key,
+            "tts_voice": get("TTS_VOICE"),
+        }
+        simple = {
+            "host": "HOST",
+            "port": "PORT",
+            "jwt_ttl_s": "JWT_TTL_S",
+            "llm_model": "LLM_MODEL",
+            "llm_timeout_s": "LLM_TIMEOUT_S",
+            "system_prompt": "SYSTEM_PROMPT",
+            "echo_delay_ms": "ECHO_DELAY_MS",
+            "history_max_messages": "HISTORY_MAX_MESSAGES",
+            "tts_model": "TTS_MODEL",
+            "max_text_chars": "MAX_TEXT_CHARS",
+            "max_frame_bytes": "MAX_FRAME_BYTES",
+            "outbox_frames": "OUTBOX_FRAMES",
+            "send_timeout_s": "SEND_TIMEOUT_S",
+            "log_level": "LOG_LEVEL",
+        }
+        types = {f.name: f.type for f in fields(cls)}
+        for attr, name in simple.items():
+            raw = get(name)
+            if raw is None:
+                continue
+            values[attr] = _convert(f"LIVE_{name}", raw, str(types[attr]))
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.llm == "openai" and not (self.llm_api_key or self.llm_base_url):
+            raise ConfigError(
+                "LIVE_LLM=openai needs LIVE_LLM_API_KEY (or OPENAI_API_KEY), or LIVE_LLM_BASE_URL "
+                "for a local server that takes no key"
+            )
+        if self.tts == "openai" and not (self.tts_api_key or self.tts_base_url):
+            raise ConfigError("LIVE_TTS=openai needs LIVE_TTS_API_KEY or LIVE_TTS_BASE_URL")
+        for name in ("echo_delay_ms", "max_text_chars", "max_frame_bytes", "outbox_frames"):
+            if int(getattr(self, name)) < (0 if name == "echo_delay_ms" else 1):
+                raise ConfigError(f"LIVE_{name.upper()} is out of range: {getattr(self, name)}")
+        if self.history_max_messages < 2:
+            raise ConfigError("LIVE_HISTORY_MAX_MESSAGES must be at least 2")
+
+
+def _check_choice(name: str, value: str, choices: object) -> None:
+    allowed = get_args(choices)
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not one of: {', '.join(allowed)}")
+
+
+def _convert(name: str, raw: str, type_name: str) -> object:
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {type_name}") from None
+    return cast(object, raw)

@@ -1,0 +1,159 @@
+"""Streaming sentence splitter that cuts LLM deltas into chunks worth speaking. Pure code.
+
+`feed(delta)` returns the chunks completed by that delta, `flush()` the rest at the end of a
+reply, `reset()` starts a new reply. A chunk ends after `.`, `!`, `?`, `;` or `…` followed by
+white space, after a newline, or after `。！？；` (these need no space). A period ends nothing
+inside a decimal, a URL or an e-mail address (no space follows it), after a known abbreviation
+or when the next word starts in lower case. Chunks too short to speak well are merged into the
+next one, and the first chunk of a reply is cut early at a clause boundary once it is long
+enough, so that the first audio can start sooner.
+"""
+
+from __future__ import annotations
+
+ASCII_ENDS = frozenset(".!?;…")
+CJK_ENDS = frozenset("。！？；\n")
+CLOSERS = frozenset("\"'”’)]}）】」』》")
+ASCII_CLAUSES = frozenset(",:")
+CJK_CLAUSES = frozenset("，、：")
+# Lower-case words that a period does not end (compared without their final period).
+ABBREVIATIONS = frozenset(
+    {
+        "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "e.g", "i.e", "cf",
+        "approx", "fig", "inc", "ltd", "co", "mt", "a.m", "p.m", "u.s", "u.k",
+    }
+)  # fmt: skip
+
+
+def is_cjk(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        0x4E00 <= code <= 0x9FFF
+        or 0x3400 <= code <= 0x4DBF
+        or 0x3040 <= code <= 0x30FF
+        or 0xAC00 <= code <= 0xD7AF
+        or 0xF900 <= code <= 0xFAFF
+    )
+
+
+def weight(text: str) -> int:
+    """Length as heard: a CJK character carries about as much speech as two Latin letters."""
+    return sum(2 if is_cjk(ch) else 1 for ch in text)
+
+
+def speakable(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
+class SentenceSplitter:
+    def __init__(self, *, min_weight: int = 6, first_min_weight: int = 20, max_weight: int = 220):
+        self.min_weight = min_weight
+        self.first_min_weight = first_min_weight
+        self.max_weight = max_weight
+        self.reset()
+
+    def reset(self) -> None:
+        self._buf = ""
+        self._carry = ""  # text cut off but too short to speak alone
+        self._emitted = 0
+
+    def feed(self, delta: str) -> list[str]:
+        self._buf += delta
+        return self._drain(final=False)
+
+    def flush(self) -> list[str]:
+        out = self._drain(final=True)
+        rest = (self._carry + self._buf).strip()
+        self._carry = self._buf = ""
+        if speakable(rest):
+            out.append(rest)
+            self._emitted += 1
+        return out
+
+    def _drain(self, *, final: bool) -> list[str]:
+        out: list[str] = []
+        while (cut := self._find_cut(final=final)) is not None:
+            piece, self._buf = self._buf[:cut], self._buf[cut:]
+            text = self._carry + piece
+            if weight(text.strip()) < self.min_weight or not speakable(text):
+                self._carry = text
+                continue
+            self._carry = ""
+            out.append(text.strip())
+            self._emitted += 1
+        return out
+
+    def _find_cut(self, *, final: bool) -> int | None:
+        buf = self._buf
+        n = len(buf)
+        for i, ch in enumerate(buf):
+            if ch in CJK_ENDS:
+                return _skip(buf, i + 1, CLOSERS)
+            if ch not in ASCII_ENDS:
+                continue
+            j = _skip(buf, i + 1, ASCII_ENDS | CLOSERS)
+            if j == n:
+                # The next character decides; wait for it unless the reply is over.
+                return j if final else None
+            nxt = buf[j]
+            if is_cjk(nxt):
+                return j
+            if not nxt.isspace():
+                continue  # 3.14, example.com, a@b.org, "?!" runs are skipped above
+            if ch == "." and j == i + 1:
+                if _word_before(buf, i).lower() in ABBREVIATIONS:
+                    continue
+                k = _skip_space(buf, j)
+                if k == n and not final:
+                    return None
+                if k < n and buf[k].islower():
+                    continue
+            return j
+        if self._emitted == 0:
+            cut = self._clause_cut(buf)
+            if cut is not None:
+                return cut
+        if weight(buf) > self.max_weight:
+            return _last_break(buf)
+        return None
+
+    def _clause_cut(self, buf: str) -> int | None:
+        """The first clause boundary after which the first chunk is long enough."""
+        for i, ch in enumerate(buf):
+            if ch in CJK_CLAUSES or (
+                ch in ASCII_CLAUSES and i + 1 < len(buf) and buf[i + 1].isspace()
+            ):
+                end = i + 1
+            else:
+                continue
+            if weight((self._carry + buf[:end]).strip()) >= self.first_min_weight:
+                return end
+        return None
+
+
+def _skip(buf: str, i: int, chars: frozenset[str]) -> int:
+    while i < len(buf) and buf[i] in chars:
+        i += 1
+    return i
+
+
+def _skip_space(buf: str, i: int) -> int:
+    while i < len(buf) and buf[i].isspace():
+        i += 1
+    return i
+
+
+def _word_before(buf: str, i: int) -> str:
+    start = i
+    while start > 0 and not buf[start - 1].isspace() and buf[start - 1] not in CLOSERS:
+        start -= 1
+    return buf[start:i]
+
+
+def _last_break(buf: str) -> int:
+    """Where to cut a run-on chunk: the last clause mark or space, else everything."""
+    for marks in (CJK_CLAUSES | ASCII_CLAUSES, frozenset(" \t")):
+        for i in range(len(buf) - 1, 0, -1):
+            if buf[i] in marks:
+                return i + 1
+    return len(buf)

@@ -1,0 +1,175 @@
+"""One turn of a live conversation: LLM deltas -> sentence splitter -> TTS -> frames.
+
+The LLM feeder and the TTS feeder run as two tasks joined by a bounded sentence queue, so audio
+for the first sentence goes out while the model is still writing later ones. Every frame goes
+to the session's outbox tagged with its turn, so an interrupted turn's frames are dropped
+before they reach the socket. Cancelling `run()` cancels both feeders and closes the provider
+streams; `end` is not sent here but by the session, which owns the turn's life cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from live_server import protocol
+from live_server.conversation import join_sentences
+from live_server.errors import ErrorCode, LLMError, TTSError
+from live_server.providers import LLM, TTS, ChatMessage
+from live_server.splitter import SentenceSplitter
+
+InputType = Literal["text", "audio"]
+Emit = Callable[[protocol.Frame, "Callable[[], None] | None"], Awaitable[None]]
+SENTENCE_QUEUE = 16
+
+
+@dataclass(eq=False)
+class Turn:
+    id: int
+    user_text: str
+    input_type: InputType
+    started: float = field(default_factory=time.perf_counter)
+    interrupted: bool = False
+    task: asyncio.Task[None] | None = None
+    # Text whose frames have reached the socket: sentences whose audio was sent, or deltas
+    # when there is no TTS. This, not the full reply, is what an interrupted turn keeps.
+    delivered: list[str] = field(default_factory=list)
+    by_sentence: bool = True  # False when there is no TTS: `delivered` then holds deltas
+
+    def heard_text(self) -> str:
+        return join_sentences(self.delivered) if self.by_sentence else "".join(self.delivered)
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        turn: Turn,
+        *,
+        llm: LLM,
+        tts: TTS | None,
+        messages: list[ChatMessage],
+        emit: Emit,
+    ) -> None:
+        self.turn = turn
+        self._llm = llm
+        self._tts = tts
+        self._messages = messages
+        self._emit = emit
+        self.reply: list[str] = []
+        self.llm_error: LLMError | None = None
+        self.audio_frames = 0
+        self._times: dict[str, float] = {}
+
+    async def run(self) -> None:
+        """Stream the reply and its audio; ends with the turn's `metrics` and maybe `bot_msg`."""
+        turn = self.turn
+        await self._send(protocol.metrics({"input_type": turn.input_type}, turn_id=turn.id))
+        await self._send(protocol.user_msg(turn.user_text, _now_ms(), turn_id=turn.id))
+        sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._llm_feeder(sentences))
+            if self._tts is not None:
+                group.create_task(self._tts_feeder(self._tts, sentences))
+        await self._send(protocol.metrics(self.metrics(), turn_id=turn.id))
+        reply = "".join(self.reply)
+        if self.audio_frames == 0 and reply:
+            await self._send(protocol.bot_msg(reply, _now_ms(), turn_id=turn.id))
+
+    def metrics(self) -> dict[str, Any]:
+        t = self._times
+        out: dict[str, Any] = {
+            "chat_model": self._llm.name,
+            "tts": self._tts.name if self._tts else None,
+        }
+        if "llm_start" in t:
+            out["llm_ttft"] = _span(t, "llm_start", "llm_first")
+            out["llm_total_time"] = _span(t, "llm_start", "llm_end")
+        if "tts_start" in t:
+            out["tts_first_frame_time"] = _span(t, "tts_start", "tts_first")
+            out["tts_total_time"] = _span(t, "tts_start", "tts_end")
+        if "first_frame" in t:
+            out["speak_to_first_frame"] = round(t["first_frame"] - self.turn.started, 4)
+        return out
+
+    async def _send(self, frame: protocol.Frame, on_sent: Callable[[], None] | None = None) -> None:
+        await self._emit(frame, on_sent)
+
+    async def _llm_feeder(self, sentences: asyncio.Queue[str | None]) -> None:
+        turn, times = self.turn, self._times
+        splitter = SentenceSplitter()
+        speaking = self._tts is not None
+        times["llm_start"] = time.perf_counter()
+        try:
+            async with aclosing(self._llm.stream(self._messages)) as deltas:
+                async for delta in deltas:
+                    times.setdefault("llm_first", time.perf_counter())
+                    self.reply.append(delta)
+                    on_sent = None if speaking else _deliver(turn, delta)
+                    await self._send(protocol.bot_delta_chunk(delta, turn_id=turn.id), on_sent)
+                    if speaking:
+                        for sentence in splitter.feed(delta):
+                            await sentences.put(sentence)
+            if speaking:
+                for sentence in splitter.flush():
+                    await sentences.put(sentence)
+        except LLMError as exc:
+            # Sentences completed before the failure are still spoken; the partial one is not.
+            self.llm_error = exc
+            await self._send(protocol.error_frame(exc.code, exc.message, turn_id=turn.id))
+        finally:
+            times["llm_end"] = time.perf_counter()
+        if speaking:
+            await sentences.put(None)
+
+    async def _tts_feeder(self, tts: TTS, sentences: asyncio.Queue[str | None]) -> None:
+        turn, times = self.turn, self._times
+        while (sentence := await sentences.get()) is not None:
+            times.setdefault("tts_start", time.perf_counter())
+            try:
+                audio = await tts.synthesize(sentence)
+            except TTSError as exc:
+                await self._send(
+                    protocol.bot_text_chunk(sentence, turn_id=turn.id), _deliver(turn, sentence)
+                )
+                await self._send(
+                    protocol.error_frame(ErrorCode.TTS_ERROR, exc.message, turn_id=turn.id)
+                )
+                continue
+            finally:
+                times["tts_end"] = time.perf_counter()
+            times.setdefault("tts_first", times["tts_end"])
+            payload = base64.b64encode(audio.to_wav()).decode("ascii")
+            await self._send(protocol.bot_text_chunk(sentence, turn_id=turn.id))
+            times.setdefault("first_frame", time.perf_counter())
+            await self._send(
+                protocol.response(
+                    payload,
+                    sample_rate=audio.sample_rate,
+                    duration_ms=audio.duration_ms,
+                    turn_id=turn.id,
+                ),
+                _deliver(turn, sentence),
+            )
+            self.audio_frames += 1
+
+
+def _deliver(turn: Turn, text: str) -> Callable[[], None]:
+    def on_sent() -> None:
+        turn.delivered.append(text)
+
+    return on_sent
+
+
+def _span(times: dict[str, float], start: str, end: str) -> float | None:
+    if start in times and end in times:
+        return round(times[end] - times[start], 4)
+    return None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,73 @@
+"""A small Live API client for tests, on the `websockets` library."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+from typing import Any
+
+import numpy as np
+import soundfile
+from websockets.asyncio.client import ClientConnection, connect
+
+Frame = dict[str, Any]
+TIMEOUT = 30.0
+
+
+def open_socket(url: str, **kwargs: Any) -> Any:
+    return connect(url, max_size=None, open_timeout=10, **kwargs)
+
+
+async def recv(ws: ClientConnection, timeout: float = TIMEOUT) -> Frame:
+    raw = await asyncio.wait_for(ws.recv(), timeout)
+    assert isinstance(raw, str), "the server sends text frames only"
+    frame: Frame = json.loads(raw)
+    return frame
+
+
+async def send(ws: ClientConnection, frame: Frame | str) -> None:
+    await ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+
+async def until(ws: ClientConnection, t: str, timeout: float = TIMEOUT) -> list[Frame]:
+    """Frames up to and including the first of type `t`."""
+    frames: list[Frame] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            frames.append(await recv(ws))
+            if frames[-1]["t"] == t:
+                return frames
+
+
+async def text_turn(ws: ClientConnection, text: str) -> list[Frame]:
+    """Send `text_input`; the turn's frames through `end` and the metrics that follow it."""
+    await send(ws, {"t": "text_input", "text": text})
+    frames = await until(ws, "end")
+    frames.append(await recv(ws))
+    assert frames[-1]["t"] == "metrics" and "wav_to_tts_total_time" in frames[-1]["data"]
+    return frames
+
+
+def types(frames: list[Frame]) -> list[str]:
+    return [f["t"] for f in frames]
+
+
+def of(frames: list[Frame], t: str) -> list[Frame]:
+    return [f for f in frames if f["t"] == t]
+
+
+def deltas(frames: list[Frame]) -> str:
+    return "".join(f["data"]["text"] for f in of(frames, "bot_delta_chunk"))
+
+
+def decode_wav(b64: str) -> tuple[np.ndarray[Any, Any], int]:
+    data = base64.b64decode(b64, validate=True)
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    samples, rate = soundfile.read(io.BytesIO(data), dtype="int16")
+    return samples, rate
+
+
+def rms(samples: np.ndarray[Any, Any]) -> float:
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if len(samples) else 0.0

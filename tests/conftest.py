@@ -1,0 +1,162 @@
+"""Fixtures: the real server as a subprocess on a free loopback port, and local stubs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.stubs import DEFAULT_REPLY, StubOpenAI, ThreadedServer
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """The test process's environment without any live-server or OpenAI settings."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LIVE_") and k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")
+    }
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class ServerProcess:
+    port: int
+    data_dir: Path
+    log_path: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def cli(self, *args: str) -> str:
+        """Run `live-server ARGS` against this server's data dir; its stdout."""
+        out = subprocess.run(
+            [sys.executable, "-m", "live_server", *args],
+            env=self.env,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        return out.stdout.decode().strip()
+
+    def token(self, username: str = "alice") -> str:
+        return self.cli("token", username)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_server(tmp: Path, **settings: str) -> ServerProcess:
+    port = free_port()
+    data_dir = tmp / "data"
+    env = clean_env(LIVE_DATA_DIR=str(data_dir), **settings)
+    log_path = tmp / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "live_server", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = ServerProcess(port, data_dir, log_path, env, proc)
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{server.logs()}")
+        try:
+            with urllib.request.urlopen(f"{server.http}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return server
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"server did not become healthy:\n{server.logs()}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def server_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def factory(**settings: str) -> ServerProcess:
+        server = start_server(tmp_path_factory.mktemp("server"), **settings)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def echo_server(server_factory: Callable[..., ServerProcess]) -> ServerProcess:
+    """Embedded engines only: echo LLM (20 ms a token) and espeak."""
+    return server_factory(LIVE_ECHO_DELAY_MS="20")
+
+
+@pytest.fixture(scope="session")
+def stub() -> Iterator[StubOpenAI]:
+    stub = StubOpenAI(port=free_port())
+    with ThreadedServer(stub.app(), stub.port):
+        yield stub
+
+
+@pytest.fixture
+def llm_stub(stub: StubOpenAI) -> StubOpenAI:
+    """The shared stub, reset for one test."""
+    stub.delay = 0.0
+    stub.reply = lambda messages: DEFAULT_REPLY
+    stub.chat_requests.clear()
+    stub.speech_requests.clear()
+    stub.auth_headers.clear()
+    stub.closed_streams = 0
+    return stub
+
+
+@pytest.fixture(scope="session")
+def stub_server(
+    server_factory: Callable[..., ServerProcess], stub: StubOpenAI
+) -> ServerProcess:
+    """The live server with the OpenAI-compatible stub as its LLM and espeak as TTS."""
+    return server_factory(
+        LIVE_LLM="openai",
+        LIVE_LLM_BASE_URL=stub.base_url,
+        LIVE_LLM_API_KEY="sk-test-llm-key",
+        LIVE_LLM_MODEL="stub-model",
+        LIVE_SYSTEM_PROMPT="You are a test.",
+    )
