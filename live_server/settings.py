@@ -120,6 +120,8 @@ class Settings:
         for name in ("echo_delay_ms", "max_text_chars", "max_frame_bytes", "outbox_frames"):
             if int(getattr(self, name)) < (0 if name == "echo_delay_ms" else 1):
                 raise ConfigError(f"LIVE_{name.upper()} is out of range: {getattr(self, name)}")
+        if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
+            raise ConfigError("LIVE_JWT_SECRET must be at least 32 bytes (HS256 needs 256 bits)")
         if self.history_max_messages < 2:
             raise ConfigError("LIVE_HISTORY_MAX_MESSAGES must be at least 2")
 

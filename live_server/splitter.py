@@ -85,10 +85,25 @@ class SentenceSplitter:
 
     def _find_cut(self, *, final: bool) -> int | None:
         buf = self._buf
+        end = self._sentence_end(buf, final=final)
+        if self._emitted == 0:
+            clause = self._clause_cut(buf[:end] if end is not None else buf)
+            if clause is not None and (end is None or clause < end):
+                return clause
+        if end is not None:
+            return end
+        if weight(buf) > self.max_weight:
+            return _last_break(buf, self.max_weight)
+        return None
+
+    def _sentence_end(self, buf: str, *, final: bool) -> int | None:
+        """Where the first complete sentence in `buf` ends, if it is known yet."""
         n = len(buf)
         for i, ch in enumerate(buf):
             if ch in CJK_ENDS:
-                return _skip(buf, i + 1, CLOSERS)
+                j = _skip(buf, i + 1, CLOSERS)
+                # A closing quote may still be on its way.
+                return j if j < n or final or ch == "\n" else None
             if ch not in ASCII_ENDS:
                 continue
             j = _skip(buf, i + 1, ASCII_ENDS | CLOSERS)
@@ -99,22 +114,19 @@ class SentenceSplitter:
             if is_cjk(nxt):
                 return j
             if not nxt.isspace():
-                continue  # 3.14, example.com, a@b.org, "?!" runs are skipped above
-            if ch == "." and j == i + 1:
-                if _word_before(buf, i).lower() in ABBREVIATIONS:
-                    continue
-                k = _skip_space(buf, j)
-                if k == n and not final:
+                continue  # 3.14, example.com, a@b.org
+            if ch == ";":
+                return j
+            if ch == "." and j == i + 1 and _word_before(buf, i).lower() in ABBREVIATIONS:
+                continue
+            # A lower-case word next means the sentence goes on ("etc. and", '"stop!" he').
+            k = _skip_space(buf, j)
+            if k == n:
+                if not final:
                     return None
-                if k < n and buf[k].islower():
-                    continue
+            elif buf[k].islower():
+                continue
             return j
-        if self._emitted == 0:
-            cut = self._clause_cut(buf)
-            if cut is not None:
-                return cut
-        if weight(buf) > self.max_weight:
-            return _last_break(buf)
         return None
 
     def _clause_cut(self, buf: str) -> int | None:
@@ -150,10 +162,17 @@ def _word_before(buf: str, i: int) -> str:
     return buf[start:i]
 
 
-def _last_break(buf: str) -> int:
-    """Where to cut a run-on chunk: the last clause mark or space, else everything."""
+def _last_break(buf: str, max_weight: int) -> int:
+    """Where to cut a run-on chunk within `max_weight`: the last clause mark, else the last
+    space, else at the limit itself."""
+    limit, total = 0, 0
+    for ch in buf:
+        total += weight(ch)
+        if total > max_weight:
+            break
+        limit += 1
     for marks in (CJK_CLAUSES | ASCII_CLAUSES, frozenset(" \t")):
-        for i in range(len(buf) - 1, 0, -1):
+        for i in range(limit - 1, 0, -1):
             if buf[i] in marks:
                 return i + 1
-    return len(buf)
+    return max(limit, 1)

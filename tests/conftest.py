@@ -85,7 +85,16 @@ def start_server(tmp: Path, **settings: str) -> ServerProcess:
     log_path = tmp / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "live_server", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "live_server",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -144,14 +153,12 @@ def llm_stub(stub: StubOpenAI) -> StubOpenAI:
     stub.chat_requests.clear()
     stub.speech_requests.clear()
     stub.auth_headers.clear()
-    stub.closed_streams = 0
+    stub.stream_closed.clear()
     return stub
 
 
 @pytest.fixture(scope="session")
-def stub_server(
-    server_factory: Callable[..., ServerProcess], stub: StubOpenAI
-) -> ServerProcess:
+def stub_server(server_factory: Callable[..., ServerProcess], stub: StubOpenAI) -> ServerProcess:
     """The live server with the OpenAI-compatible stub as its LLM and espeak as TTS."""
     return server_factory(
         LIVE_LLM="openai",

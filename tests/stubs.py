@@ -65,7 +65,7 @@ class StubOpenAI:
     chat_requests: list[dict[str, Any]] = field(default_factory=list)
     speech_requests: list[dict[str, Any]] = field(default_factory=list)
     auth_headers: list[str] = field(default_factory=list)
-    closed_streams: int = 0
+    stream_closed: threading.Event = field(default_factory=threading.Event)
     port: int = 0
 
     @property
@@ -89,7 +89,9 @@ class StubOpenAI:
             return JSONResponse({"error": {"message": "stub says no", "type": "server_error"}}, 500)
         text = self.reply(body["messages"])
         fail = "FAIL_MIDSTREAM" in last_user
-        return StreamingResponse(self._sse(body["model"], text, fail), media_type="text/event-stream")
+        return StreamingResponse(
+            self._sse(body["model"], text, fail), media_type="text/event-stream"
+        )
 
     async def _sse(self, model: str, text: str, fail: bool) -> AsyncIterator[str]:
         created = int(time.time())
@@ -118,7 +120,7 @@ class StubOpenAI:
             yield "data: [DONE]\n\n"
         except asyncio.CancelledError:
             # The client went away mid-stream: that is how an interrupt reaches a provider.
-            self.closed_streams += 1
+            self.stream_closed.set()
             raise
 
     async def _speech(self, request: Request) -> Response:

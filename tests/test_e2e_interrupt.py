@@ -88,9 +88,7 @@ async def test_interrupted_reply_keeps_only_what_was_heard(
         assert heard, "at least the first sentence was heard"
 
         # The provider stream was closed, not left generating.
-        async with asyncio.timeout(10):
-            while llm_stub.closed_streams < 1:
-                await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(llm_stub.stream_closed.wait, 10)
 
         await text_turn(ws, "What did you say?")
 
