@@ -100,6 +100,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         port=port,
         log_config=None,
         ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=settings.ws_deflate,
         timeout_graceful_shutdown=5,
     )
     return 0

@@ -1,0 +1,315 @@
+"""Latency benchmark: the live server against a floor measured in the same run, on loopback.
+
+    .venv/bin/python scripts/bench.py [--turns 300] [--json bench-results.json]
+
+Measures, each as p50/p99 over many round trips:
+  floor      a bare Starlette + uvicorn WebSocket echo, served exactly as `live-server serve`
+             serves (its own process, same uvicorn settings); a bare `websockets` echo server
+             is measured too, for reference
+  delta      text_input -> first bot_delta_chunk (echo model at 0 ms a token)
+  audio      text_input -> first response (echo + embedded espeak)
+  interrupt  interrupt (sent mid-reply) -> stop_play
+and the embedded TTS's own time for the first chunk, in process. Targets (exit 1 if missed):
+  delta and interrupt p50 <= 1.5 x floor p50;  audio p50 <= tts p50 + 1.5 x floor p50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPT = "Please tell me, in a few words, what the weather is like in Paris today."
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# --- servers under test (each in its own process) -----------------------------------------
+
+
+def serve_starlette_echo(port: int) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    from live_server.settings import Settings
+
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            while True:
+                await ws.send_text(await ws.receive_text())
+        except WebSocketDisconnect:
+            pass
+
+    settings = Settings.from_env({"LIVE_DATA_DIR": tempfile.gettempdir()})
+    # The same uvicorn settings as `live-server serve` (live_server/cli.py).
+    uvicorn.run(
+        Starlette(routes=[WebSocketRoute("/echo", echo)]),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        log_level="warning",
+        ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=settings.ws_deflate,
+    )
+
+
+def serve_websockets_echo(port: int) -> None:
+    from websockets.asyncio.server import ServerConnection, serve
+
+    async def echo(ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", port) as server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+class Proc:
+    def __init__(self, args: list[str], env: dict[str, str], port: int, ready_path: str) -> None:
+        self.port = port
+        self.proc = subprocess.Popen(
+            args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.ready_path = ready_path
+
+    async def wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.proc.args} exited with {self.proc.returncode}")
+            try:
+                if self.ready_path.startswith("http"):
+                    with urllib.request.urlopen(self.ready_path, timeout=1):
+                        return
+                async with connect(self.ready_path, open_timeout=1):
+                    return
+            except OSError:
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"{self.proc.args} did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def live_server(env_extra: dict[str, str], data_dir: str) -> Proc:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVE_")}
+    env.pop("OPENAI_API_KEY", None)
+    env.update({"LIVE_DATA_DIR": data_dir, "LIVE_LOG_LEVEL": "warning", **env_extra})
+    args = [sys.executable, "-m", "live_server", "serve", "--port", str(port)]
+    return Proc(args, env, port, f"http://127.0.0.1:{port}/healthz")
+
+
+# --- measurements --------------------------------------------------------------------------
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return {"p50": statistics.median(ordered), "p99": p99, "n": len(ordered)}
+
+
+async def echo_round_trips(url: str, n: int) -> list[float]:
+    frame = json.dumps({"t": "text_input", "text": PROMPT})
+    out = []
+    async with connect(url, max_size=None) as ws:
+        for _ in range(20):  # warm-up
+            await ws.send(frame)
+            await ws.recv()
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await ws.send(frame)
+            await ws.recv()
+            out.append(time.perf_counter() - t0)
+    return out
+
+
+async def read_until(ws: ClientConnection, t: str) -> dict[str, Any]:
+    while True:
+        frame: dict[str, Any] = json.loads(await ws.recv())
+        if frame["t"] == t:
+            return frame
+
+
+async def turn_latencies(url: str, n: int) -> tuple[list[float], list[float]]:
+    delta, audio = [], []
+    async with connect(url, max_size=None) as ws:
+        for i in range(n + 5):
+            t0 = time.perf_counter()
+            await ws.send(json.dumps({"t": "text_input", "text": PROMPT}))
+            t_delta = t_audio = None
+            while True:
+                frame = json.loads(await ws.recv())
+                now = time.perf_counter()
+                if frame["t"] == "bot_delta_chunk" and t_delta is None:
+                    t_delta = now - t0
+                elif frame["t"] == "response" and t_audio is None:
+                    t_audio = now - t0
+                elif frame["t"] == "end":
+                    break
+            await read_until(ws, "metrics")  # the turn's trailing metrics
+            if i >= 5 and t_delta is not None and t_audio is not None:
+                delta.append(t_delta)
+                audio.append(t_audio)
+    return delta, audio
+
+
+async def interrupt_latencies(url: str, n: int) -> list[float]:
+    out = []
+    async with connect(url, max_size=None) as ws:
+        for i in range(n + 5):
+            await ws.send(json.dumps({"t": "text_input", "text": PROMPT}))
+            await read_until(ws, "response")
+            t0 = time.perf_counter()
+            await ws.send(json.dumps({"t": "interrupt"}))
+            await read_until(ws, "stop_play")
+            if i >= 5:
+                out.append(time.perf_counter() - t0)
+            await read_until(ws, "end")
+    return out
+
+
+async def tts_first_chunk_time(n: int) -> tuple[list[float], str]:
+    from live_server.providers.llm.echo import echo_reply
+    from live_server.providers.tts.espeak import EspeakTTS
+    from live_server.splitter import SentenceSplitter
+
+    splitter = SentenceSplitter()
+    first = (splitter.feed(echo_reply([{"role": "user", "content": PROMPT}])) + splitter.flush())[0]
+    tts = EspeakTTS(voice=None)
+    await tts.synthesize(first)
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await tts.synthesize(first)
+        out.append(time.perf_counter() - t0)
+    return out, first
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--turns", type=int, default=300)
+    parser.add_argument("--round-trips", type=int, default=1000)
+    parser.add_argument("--json", default="bench-results.json")
+    args = parser.parse_args()
+
+    data_dir = tempfile.mkdtemp(prefix="live-bench-")
+    env = dict(os.environ)
+    star_port, ws_port = free_port(), free_port()
+    floor_proc = Proc(
+        [sys.executable, __file__, "--serve-starlette", str(star_port)],
+        env,
+        star_port,
+        f"ws://127.0.0.1:{star_port}/echo",
+    )
+    ref_proc = Proc(
+        [sys.executable, __file__, "--serve-websockets", str(ws_port)],
+        env,
+        ws_port,
+        f"ws://127.0.0.1:{ws_port}/",
+    )
+    fast = live_server({"LIVE_ECHO_DELAY_MS": "0"}, data_dir)
+    paced = live_server({"LIVE_ECHO_DELAY_MS": "20"}, data_dir)
+    procs = [floor_proc, ref_proc, fast, paced]
+    try:
+        for p in procs:
+            await p.wait_ready()
+        token = (
+            subprocess.run(
+                [sys.executable, "-m", "live_server", "token", "bench"],
+                env={**env, "LIVE_DATA_DIR": data_dir},
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .strip()
+        )
+
+        floor = summary(
+            await echo_round_trips(f"ws://127.0.0.1:{star_port}/echo", args.round_trips)
+        )
+        reference = summary(await echo_round_trips(f"ws://127.0.0.1:{ws_port}/", args.round_trips))
+        delta, audio = await turn_latencies(
+            f"ws://127.0.0.1:{fast.port}/api/live_chat/ws?token={token}", args.turns
+        )
+        interrupt = await interrupt_latencies(
+            f"ws://127.0.0.1:{paced.port}/api/live_chat/ws?token={token}", args.turns
+        )
+        tts, first_chunk = await tts_first_chunk_time(args.turns)
+    finally:
+        for p in procs:
+            p.stop()
+
+    results: dict[str, Any] = {
+        "floor_starlette_echo": floor,
+        "reference_websockets_echo": reference,
+        "text_to_first_delta": summary(delta),
+        "text_to_first_audio": summary(audio),
+        "interrupt_to_stop_play": summary(interrupt),
+        "tts_first_chunk": {**summary(tts), "text": first_chunk},
+    }
+    f = floor["p50"]
+    targets = {
+        "text_to_first_delta p50 <= 1.5 x floor": (results["text_to_first_delta"]["p50"], 1.5 * f),
+        "interrupt_to_stop_play p50 <= 1.5 x floor": (
+            results["interrupt_to_stop_play"]["p50"],
+            1.5 * f,
+        ),
+        "text_to_first_audio p50 <= tts + 1.5 x floor": (
+            results["text_to_first_audio"]["p50"],
+            results["tts_first_chunk"]["p50"] + 1.5 * f,
+        ),
+    }
+    print(f"{'measure':30} {'p50 ms':>9} {'p99 ms':>9} {'p50/floor':>10} {'p99/floor':>10}")
+    for name, s in results.items():
+        print(
+            f"{name:30} {1000 * s['p50']:9.3f} {1000 * s['p99']:9.3f} {s['p50'] / f:10.2f} {s['p99'] / floor['p99']:10.2f}"
+        )
+    failed = 0
+    results["targets"] = {}
+    for name, (value, limit) in targets.items():
+        ok = value <= limit
+        failed += not ok
+        results["targets"][name] = {"value": value, "limit": limit, "met": ok}
+        print(
+            f"{'PASS' if ok else 'FAIL'}  {name}: {1000 * value:.3f} ms (limit {1000 * limit:.3f} ms)"
+        )
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    print(f"written to {args.json}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-starlette":
+        serve_starlette_echo(int(sys.argv[2]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--serve-websockets":
+        serve_websockets_echo(int(sys.argv[2]))
+    else:
+        raise SystemExit(asyncio.run(main()))

@@ -1,0 +1,46 @@
+"""A client that stops reading cannot make the server buffer without bound."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.client import deltas, open_socket, recv, send, text_turn
+from tests.conftest import ServerProcess
+
+
+async def wait_for_log(server: ServerProcess, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in server.logs():
+        assert time.monotonic() < deadline, f"{text!r} never logged:\n{server.logs()}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_client_that_stops_reading_is_disconnected(server_factory) -> None:
+    server: ServerProcess = server_factory(
+        LIVE_SEND_TIMEOUT_S="1", LIVE_OUTBOX_FRAMES="4", LIVE_ECHO_DELAY_MS="0"
+    )
+    url = f"{server.ws}/api/live_chat/ws?token={server.token()}"
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    async with open_socket(url, sock=sock, max_queue=1) as stalled:
+        # A long reply: many sentences of audio, far more than the socket buffers hold.
+        await send(stalled, {"t": "text_input", "text": "blah " * 700})
+        await wait_for_log(server, "Client is not reading")
+
+        # The server and other clients are unaffected.
+        async with open_socket(url) as ws:
+            frames = await text_turn(ws, "are you ok?")
+        assert "are you ok?" in deltas(frames)
+
+        # The stalled connection was closed: reading now drains what was buffered, then ends.
+        with pytest.raises(ConnectionClosed):
+            async with asyncio.timeout(30):
+                while True:
+                    await recv(stalled)
+    assert stalled.close_code in (1013, 1006)

@@ -1,0 +1,123 @@
+"""Settings from the environment, credentials, and the conversation history, without a server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+
+from live_server.auth import ApiKeyStore, issue_token, load_jwt_secret, verify_token
+from live_server.conversation import Conversation, Exchange, join_sentences
+from live_server.errors import AuthError, ConfigError
+from live_server.settings import Settings
+
+
+def settings(**env: str) -> Settings:
+    return Settings.from_env({"LIVE_DATA_DIR": "/tmp/x", **env})
+
+
+def test_defaults_run_offline() -> None:
+    s = settings()
+    assert (s.llm, s.tts, s.echo_delay_ms) == ("echo", "espeak", 30)
+    assert s.data_dir == Path("/tmp/x")
+
+
+def test_a_key_switches_the_default_llm_to_openai() -> None:
+    assert settings(OPENAI_API_KEY="sk-1").llm == "openai"
+    assert settings(LIVE_LLM_API_KEY="sk-2").llm == "openai"
+    assert settings(LIVE_LLM_API_KEY="sk-2", LIVE_LLM="echo").llm == "echo"
+    s = settings(LIVE_LLM_API_KEY="sk-2")
+    assert s.tts_api_key == "sk-2" and "sk-2" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"LIVE_LLM": "gpt"},
+        {"LIVE_TTS": "piper"},
+        {"LIVE_LLM": "openai"},
+        {"LIVE_TTS": "openai"},
+        {"LIVE_PORT": "eighty"},
+        {"LIVE_ECHO_DELAY_MS": "-1"},
+        {"LIVE_MAX_TEXT_CHARS": "0"},
+        {"LIVE_JWT_SECRET": "short"},
+        {"LIVE_WS_DEFLATE": "maybe"},
+        {"LIVE_HISTORY_MAX_MESSAGES": "1"},
+    ],
+)
+def test_bad_settings_fail_with_the_variable_named(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings(**env)
+    assert next(iter(env)) in str(info.value)
+
+
+def test_typed_values() -> None:
+    s = settings(LIVE_PORT="9000", LIVE_SEND_TIMEOUT_S="2.5", LIVE_WS_DEFLATE="yes")
+    assert (s.port, s.send_timeout_s, s.ws_deflate) == (9000, 2.5, True)
+
+
+def test_jwt_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
+    first = load_jwt_secret(tmp_path, None)
+    assert load_jwt_secret(tmp_path, None) == first and len(first) >= 48
+    assert (tmp_path / "jwt_secret").stat().st_mode & 0o077 == 0
+    assert load_jwt_secret(tmp_path, "c" * 40) == "c" * 40
+
+
+def test_tokens(tmp_path: Path) -> None:
+    secret = "s" * 40
+    assert verify_token(secret, issue_token(secret, "ann", 60)) == "ann"
+    expired = jwt.encode({"username": "ann", "exp": int(time.time()) - 1}, secret, "HS256")
+    for token, reason in [
+        (None, "Missing"),
+        ("", "Missing"),
+        (expired, "expired"),
+        ("x.y.z", "Invalid"),
+    ]:
+        with pytest.raises(AuthError, match=reason):
+            verify_token(secret, token)
+    with pytest.raises(AuthError, match="Invalid"):
+        verify_token(
+            secret, jwt.encode({"username": "a b", "exp": time.time() + 60}, secret, "HS256")
+        )
+
+
+def test_api_keys(tmp_path: Path) -> None:
+    store = ApiKeyStore(tmp_path)
+    key, record = store.create("ci")
+    assert store.verify(key).id == record.id
+    assert key not in (tmp_path / "api_keys.json").read_text()
+    other = ApiKeyStore(tmp_path)  # another process, e.g. the CLI
+    assert other.revoke(record.id) and not other.revoke(record.id)
+    with pytest.raises(AuthError, match="Invalid API key"):
+        store.verify(key)
+    with pytest.raises(AuthError, match="Missing"):
+        store.verify(None)
+    scoped, _ = store.create("no-chat", scopes=["admin"])
+    with pytest.raises(AuthError, match="scope"):
+        store.verify(scoped)
+
+
+def test_history_is_bounded_and_marks_interruptions() -> None:
+    convo = Conversation(system_prompt="sys", max_messages=5)
+    for i in range(5):
+        convo.record(Exchange(f"u{i}", f"a{i}"))
+    convo.record(Exchange("u5", "heard part", interrupted=True))
+    messages = convo.messages_for("now")
+    assert len(messages) == 1 + 4 + 1
+    assert [m["content"] for m in messages] == [
+        "sys",
+        "u4",
+        "a4",
+        "u5",
+        "heard part [interrupted by the user]",
+        "now",
+    ]
+
+
+def test_join_sentences() -> None:
+    assert join_sentences(["Hello there.", "How are you?"]) == "Hello there. How are you?"
+    assert join_sentences(["你好。", "今天好吗？"]) == "你好。今天好吗？"
+    assert join_sentences(["OK.", "然后呢？"]) == "OK.然后呢？"
+    assert join_sentences([]) == ""
