@@ -7,7 +7,7 @@ import asyncio
 import io
 import logging
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import numpy as np
@@ -123,7 +123,7 @@ def mp3_of(audio: Audio) -> bytes:
 class FakeCommunicate:
     """Speaks like edge-tts: MP3 in pieces, with metadata chunks between them."""
 
-    calls: list[tuple[str, str]] = []
+    calls: ClassVar[list[tuple[str, str]]] = []
 
     def __init__(self, text: str, voice: str) -> None:
         self.text, self.voice = text, voice
