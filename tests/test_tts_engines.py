@@ -13,11 +13,10 @@ import aiohttp
 import numpy as np
 import pytest
 import soundfile
-from starlette.testclient import TestClient
 
 from live_server.app import create_app
 from live_server.audio import Audio, decode
-from live_server.auth import issue_token
+from live_server.auth import issue_token, load_jwt_secret
 from live_server.errors import TTSError
 from live_server.providers.llm.echo import EchoLLM
 from live_server.providers.tts.edge import EdgeTTS
@@ -25,8 +24,8 @@ from live_server.providers.tts.espeak import EspeakTTS
 from live_server.session import Engines
 from live_server.settings import Settings
 from tests.client import decode_wav, of, open_socket, rms, text_turn
-from tests.conftest import ServerProcess
-from tests.stubs import SPEECH_RATE, StubOpenAI
+from tests.conftest import ServerProcess, free_port
+from tests.stubs import SPEECH_RATE, StubOpenAI, ThreadedServer
 
 # --- espeak, for real ------------------------------------------------------------------------
 
@@ -146,43 +145,35 @@ class Unreachable:
         yield {}  # pragma: no cover - makes this an async generator
 
 
-def edge_app(tmp_path: Any, communicate: Any) -> TestClient:
+async def edge_turn(tmp_path: Any, communicate: Any, text: str) -> list[dict[str, Any]]:
+    """One text turn against the real app, served by uvicorn, with edge's stream injected."""
     settings = Settings.from_env({"LIVE_DATA_DIR": str(tmp_path), "LIVE_ECHO_DELAY_MS": "0"})
     tts = EdgeTTS(voice=None, fallback=EspeakTTS(voice=None), communicate=communicate)
-    return TestClient(create_app(settings, Engines(llm=EchoLLM(delay_ms=0), tts=tts)))
+    app = create_app(settings, Engines(llm=EchoLLM(delay_ms=0), tts=tts))
+    token = issue_token(load_jwt_secret(tmp_path, None), "eve", 60)
+    port = free_port()
+    with ThreadedServer(app, port):
+        async with open_socket(f"ws://127.0.0.1:{port}/api/live_chat/ws?token={token}") as ws:
+            return await text_turn(ws, text)
 
 
-def run_turn(client: TestClient, tmp_path: Any, text: str) -> list[dict[str, Any]]:
-    secret = (tmp_path / "jwt_secret").read_text()
-    frames = []
-    with client.websocket_connect(
-        f"/api/live_chat/ws?token={issue_token(secret, 'eve', 60)}"
-    ) as ws:
-        ws.send_json({"t": "text_input", "text": text})
-        while not frames or frames[-1]["t"] != "end":
-            frames.append(ws.receive_json())
-    return frames
-
-
-def test_edge_mp3_becomes_wav(tmp_path: Any) -> None:
+async def test_edge_mp3_becomes_wav(tmp_path: Any) -> None:
     FakeCommunicate.calls.clear()
-    with edge_app(tmp_path, FakeCommunicate) as client:
-        frames = run_turn(client, tmp_path, "Good morning to you.")
+    frames = await edge_turn(tmp_path, FakeCommunicate, "Good morning to you.")
     responses = of(frames, "response")
     assert responses and not of(frames, "error")
     for f in responses:
         samples, rate = decode_wav(f["data"])
         assert rate == 22050 and rms(samples) > 300
     assert {voice for _, voice in FakeCommunicate.calls} == {"en-US-AriaNeural"}
-    assert frames[-2]["t"] == "metrics" and frames[-2]["data"]["tts"] == "edge"
+    assert frames[-3]["t"] == "metrics" and frames[-3]["data"]["tts"] == "edge"
 
 
-def test_edge_unreachable_degrades_to_espeak(
+async def test_edge_unreachable_degrades_to_espeak(
     tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="live_server.providers.tts.edge")
-    with edge_app(tmp_path, Unreachable) as client:
-        frames = run_turn(client, tmp_path, "Is anyone out there?")
+    frames = await edge_turn(tmp_path, Unreachable, "Is anyone out there?")
     assert not of(frames, "error")
     responses = of(frames, "response")
     assert len(responses) == len(of(frames, "bot_text_chunk")) >= 2
