@@ -68,6 +68,9 @@ class ServerProcess:
     def token(self, username: str = "alice") -> str:
         return self.cli("token", username)
 
+    def live_url(self, username: str = "alice") -> str:
+        return f"{self.ws}/api/live_chat/ws?token={self.token(username)}"
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

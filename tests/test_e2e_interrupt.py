@@ -11,10 +11,6 @@ from tests.stubs import StubOpenAI
 TURN_FRAMES = {"bot_delta_chunk", "bot_text_chunk", "response", "bot_msg"}
 
 
-def url(server: ServerProcess) -> str:
-    return f"{server.ws}/api/live_chat/ws?token={server.token()}"
-
-
 async def interrupt_after_first_audio(ws: object, text: str) -> tuple[list[Frame], list[Frame]]:
     """Start a turn, interrupt it once its first audio arrives; (frames before, frames after)."""
     await send(ws, {"t": "text_input", "text": text})  # type: ignore[arg-type]
@@ -33,7 +29,7 @@ def assert_clean_stop(after: list[Frame]) -> None:
 
 
 async def test_interrupt_stops_the_turn_and_the_next_turn_works(echo_server: ServerProcess):
-    async with open_socket(url(echo_server)) as ws:
+    async with open_socket(echo_server.live_url()) as ws:
         before, after = await interrupt_after_first_audio(ws, "a long question " * 20)
         assert_clean_stop(after)
         # The reply was cut short: the echo model's last sentence never came.
@@ -46,7 +42,7 @@ async def test_interrupt_stops_the_turn_and_the_next_turn_works(echo_server: Ser
 
 
 async def test_interrupt_without_a_turn_is_a_no_op(echo_server: ServerProcess):
-    async with open_socket(url(echo_server)) as ws:
+    async with open_socket(echo_server.live_url()) as ws:
         await send(ws, {"t": "interrupt"})
         await send(ws, {"t": "interrupt"})
         frames = await text_turn(ws, "hello")
@@ -59,7 +55,7 @@ async def test_interrupt_without_a_turn_is_a_no_op(echo_server: ServerProcess):
 
 
 async def test_double_interrupt_sends_one_stop_and_one_end(echo_server: ServerProcess):
-    async with open_socket(url(echo_server)) as ws:
+    async with open_socket(echo_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "tell me a story"})
         await until(ws, "bot_delta_chunk")
         await send(ws, {"t": "interrupt"})
@@ -74,7 +70,7 @@ async def test_interrupted_reply_keeps_only_what_was_heard(
     stub_server: ServerProcess, llm_stub: StubOpenAI
 ):
     llm_stub.delay = 0.03
-    async with open_socket(url(stub_server)) as ws:
+    async with open_socket(stub_server.live_url()) as ws:
         before, after = await interrupt_after_first_audio(ws, "Tell me eight things.")
         assert_clean_stop(after)
         received = before + after
@@ -104,7 +100,7 @@ async def test_interrupt_before_any_audio_keeps_no_reply_text(
     stub_server: ServerProcess, llm_stub: StubOpenAI
 ):
     llm_stub.delay = 0.05
-    async with open_socket(url(stub_server)) as ws:
+    async with open_socket(stub_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "Say something."})
         await until(ws, "bot_delta_chunk")
         await send(ws, {"t": "interrupt"})
@@ -116,7 +112,7 @@ async def test_interrupt_before_any_audio_keeps_no_reply_text(
 
 
 async def test_stop_play_comes_before_end_when_client_is_fast(echo_server: ServerProcess):
-    async with open_socket(url(echo_server)) as ws:
+    async with open_socket(echo_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "quick"})
         await until(ws, "user_msg")
         await send(ws, {"t": "interrupt"})

@@ -19,12 +19,8 @@ from tests.client import (
 from tests.conftest import ServerProcess
 
 
-def url(server: ServerProcess) -> str:
-    return f"{server.ws}/api/live_chat/ws?token={server.token()}"
-
-
 async def test_full_text_turn_streams_deltas_sentences_and_speech(echo_server: ServerProcess):
-    async with open_socket(url(echo_server)) as ws:
+    async with open_socket(echo_server.live_url()) as ws:
         frames = await text_turn(ws, "Tell me about the weather in Paris, please.")
 
     assert types(frames)[:2] == ["metrics", "user_msg"]
@@ -71,7 +67,7 @@ async def test_full_text_turn_streams_deltas_sentences_and_speech(echo_server: S
 
 
 async def test_chinese_text_is_split_and_spoken(echo_server: ServerProcess):
-    async with open_socket(url(echo_server)) as ws:
+    async with open_socket(echo_server.live_url()) as ws:
         frames = await text_turn(ws, "今天天气怎么样？我想去公园散步。")
     sentences = [f["data"]["text"] for f in of(frames, "bot_text_chunk")]
     assert len(sentences) >= 3
@@ -82,7 +78,7 @@ async def test_chinese_text_is_split_and_spoken(echo_server: ServerProcess):
 
 
 async def test_conversation_continues_across_turns(echo_server: ServerProcess):
-    async with open_socket(url(echo_server)) as ws:
+    async with open_socket(echo_server.live_url()) as ws:
         first = await text_turn(ws, "one")
         second = await text_turn(ws, "two")
     # The echo model counts the user messages it was given: history reached it.
@@ -92,7 +88,7 @@ async def test_conversation_continues_across_turns(echo_server: ServerProcess):
 
 
 async def test_text_input_while_busy_is_refused_and_the_turn_goes_on(echo_server: ServerProcess):
-    async with open_socket(url(echo_server)) as ws:
+    async with open_socket(echo_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "first question"})
         await until(ws, "bot_delta_chunk")
         await send(ws, {"t": "text_input", "text": "second question"})
@@ -125,7 +121,7 @@ async def test_unified_socket_runs_live_turns_and_refuses_chat_frames(echo_serve
 
 async def test_tts_none_sends_the_reply_as_bot_msg(server_factory):
     server = server_factory(LIVE_TTS="none", LIVE_ECHO_DELAY_MS="0")
-    async with open_socket(url(server)) as ws:
+    async with open_socket(server.live_url()) as ws:
         frames = await text_turn(ws, "no voice please")
     assert not of(frames, "response") and not of(frames, "bot_text_chunk")
     assert types(frames)[-4:] == ["metrics", "bot_msg", "end", "metrics"]
