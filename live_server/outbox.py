@@ -49,6 +49,7 @@ class Outbox:
         self._append(item)
 
     def put_control(self, item: Outgoing) -> None:
+        """Queue without waiting: control frames, and the first frames of a turn."""
         if len(self._items) >= self._hard_limit:
             raise OutboxOverflow(f"{len(self._items)} frames are waiting for the client")
         self._append(item)
@@ -62,10 +63,16 @@ class Outbox:
         self._items = deque(i for i in self._items if i.turn is None or not i.turn.interrupted)
         self._update()
 
-    async def get(self) -> Outgoing:
+    async def wait(self) -> None:
+        """Return once there is at least one frame to send."""
         while not self._items:
             self._not_empty.clear()
             await self._not_empty.wait()
+
+    def pop(self) -> Outgoing | None:
+        """The oldest frame, or None when empty: the writer drains a batch without a hop."""
+        if not self._items:
+            return None
         item = self._items.popleft()
         self._update()
         return item

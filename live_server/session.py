@@ -149,20 +149,26 @@ class Session:
                 self.send_error(exc.code, exc.message)
 
     async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        limit = self.settings.send_timeout_s
         while True:
-            item = await self.outbox.get()
-            if item.turn is not None and item.turn.interrupted:
-                continue
+            await self.outbox.wait()
+            # Everything queued goes out in one wake-up. One timer per batch, pushed forward
+            # for each further frame: the limit holds per frame without a new timer per frame.
             try:
-                # asyncio.timeout, not wait_for: no extra task per frame on the hot path.
-                async with asyncio.timeout(self.settings.send_timeout_s):
-                    await self.ws.send_text(item.text)
+                async with asyncio.timeout(limit) as deadline:
+                    first = True
+                    while (item := self.outbox.pop()) is not None:
+                        if item.turn is not None and item.turn.interrupted:
+                            continue
+                        if not first:
+                            deadline.reschedule(loop.time() + limit)
+                        first = False
+                        await self.ws.send_text(item.text)
+                        if item.on_sent is not None:
+                            item.on_sent()
             except TimeoutError:
-                raise SlowClient(
-                    f"a frame waited over {self.settings.send_timeout_s:g} s to be sent"
-                ) from None
-            if item.on_sent is not None:
-                item.on_sent()
+                raise SlowClient(f"a frame waited over {limit:g} s to be sent") from None
 
     # --- frames --------------------------------------------------------------------------
 
@@ -212,6 +218,9 @@ class Session:
     ) -> None:
         await self.outbox.put(Outgoing(protocol.encode(frame), turn=turn, on_sent=on_sent))
 
+    def _emit_now(self, turn: Turn, frame: protocol.Frame) -> None:
+        self.outbox.put_control(Outgoing(protocol.encode(frame), turn=turn))
+
     async def _run_turn(self, turn: Turn) -> None:
         runner = TurnRunner(
             turn,
@@ -219,6 +228,7 @@ class Session:
             tts=self.engines.tts,
             messages=self.conversation.messages_for(turn.user_text),
             emit=lambda frame, on_sent: self._emit(turn, frame, on_sent),
+            emit_now=lambda frame: self._emit_now(turn, frame),
         )
         try:
             await runner.run()
@@ -240,13 +250,13 @@ class Session:
         turn = self.turn
         if turn is None or turn.interrupted:
             return  # nothing to stop: a harmless no-op
-        turn.interrupted = True
-        self.outbox.discard_stale()
+        turn.interrupted = True  # from now on the writer skips this turn's frames
         stop_sent = asyncio.get_running_loop().create_future()
         self.send_control(
             protocol.stop_play(turn_id=turn.id),
             on_sent=lambda: _resolve(stop_sent),
         )
+        self.outbox.discard_stale()  # and frees them now rather than when their turn comes
         if turn.task is not None:
             turn.task.cancel()
         self._spawn(self._finish_interrupted(turn, stop_sent), f"live-interrupt-{turn.id}")

@@ -25,6 +25,7 @@ from live_server.splitter import SentenceSplitter
 
 InputType = Literal["text", "audio"]
 Emit = Callable[[protocol.Frame, "Callable[[], None] | None"], Awaitable[None]]
+EmitNow = Callable[[protocol.Frame], None]
 SENTENCE_QUEUE = 16
 
 
@@ -54,12 +55,14 @@ class TurnRunner:
         tts: TTS | None,
         messages: list[ChatMessage],
         emit: Emit,
+        emit_now: EmitNow,
     ) -> None:
         self.turn = turn
         self._llm = llm
         self._tts = tts
         self._messages = messages
         self._emit = emit
+        self._emit_now = emit_now
         self.reply: list[str] = []
         self.llm_error: LLMError | None = None
         self.audio_frames = 0
@@ -68,13 +71,15 @@ class TurnRunner:
     async def run(self) -> None:
         """Stream the reply and its audio; ends with the turn's `metrics` and maybe `bot_msg`."""
         turn = self.turn
-        await self._send(protocol.metrics({"input_type": turn.input_type}, turn_id=turn.id))
-        await self._send(protocol.user_msg(turn.user_text, _now_ms(), turn_id=turn.id))
+        # The opening frames are queued without waiting and the LLM is started in this same
+        # step, so a first delta that is ready at once leaves in the writer's same wake-up.
+        self._emit_now(protocol.metrics({"input_type": turn.input_type}, turn_id=turn.id))
+        self._emit_now(protocol.user_msg(turn.user_text, _now_ms(), turn_id=turn.id))
         sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._llm_feeder(sentences))
             if self._tts is not None:
                 group.create_task(self._tts_feeder(self._tts, sentences))
+            await self._llm_feeder(sentences)
         await self._send(protocol.metrics(self.metrics(), turn_id=turn.id))
         reply = "".join(self.reply)
         if self.audio_frames == 0 and reply:

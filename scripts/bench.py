@@ -11,6 +11,13 @@ Measures, each as p50/p99 over many round trips:
   interrupt  interrupt (sent mid-reply) -> stop_play
 and the embedded TTS's own time for the first chunk, in process. Targets (exit 1 if missed):
   delta and interrupt p50 <= 1.5 x floor p50;  audio p50 <= tts p50 + 1.5 x floor p50.
+
+Two more floors from the same bare server put those ratios in context (reported, not targets):
+  turn floor       the server answers each frame with the three frames a turn must send before
+                   its first delta (metrics, user_msg, bot_delta_chunk, built by our protocol
+                   module): no protocol-compliant server can beat it on this stack
+  after-audio      a small echo round trip sent the moment a response-sized frame (about 100 kB)
+                   has been received and parsed: the conditions an `interrupt` is sent in
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ def serve_starlette_echo(port: int) -> None:
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket, WebSocketDisconnect
 
+    from live_server import protocol
     from live_server.settings import Settings
 
     async def echo(ws: WebSocket) -> None:
@@ -61,10 +69,25 @@ def serve_starlette_echo(port: int) -> None:
         except WebSocketDisconnect:
             pass
 
+    async def turn_floor(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            while True:
+                text = json.loads(await ws.receive_text())["text"]
+                await ws.send_text(
+                    protocol.encode(protocol.metrics({"input_type": "text"}, turn_id=1))
+                )
+                await ws.send_text(
+                    protocol.encode(protocol.user_msg(text, int(time.time() * 1000), turn_id=1))
+                )
+                await ws.send_text(protocol.encode(protocol.bot_delta_chunk("You", turn_id=1)))
+        except WebSocketDisconnect:
+            pass
+
     settings = Settings.from_env({"LIVE_DATA_DIR": tempfile.gettempdir()})
     # The same uvicorn settings as `live-server serve` (live_server/cli.py).
     uvicorn.run(
-        Starlette(routes=[WebSocketRoute("/echo", echo)]),
+        Starlette(routes=[WebSocketRoute("/echo", echo), WebSocketRoute("/turn", turn_floor)]),
         host="127.0.0.1",
         port=port,
         log_config=None,
@@ -149,6 +172,36 @@ async def echo_round_trips(url: str, n: int) -> list[float]:
     return out
 
 
+async def turn_floor_round_trips(url: str, n: int) -> list[float]:
+    frame = json.dumps({"t": "text_input", "text": PROMPT})
+    out = []
+    async with connect(url, max_size=None) as ws:
+        for i in range(n + 20):
+            t0 = time.perf_counter()
+            await ws.send(frame)
+            for _ in range(3):
+                json.loads(await ws.recv())
+            if i >= 20:
+                out.append(time.perf_counter() - t0)
+    return out
+
+
+async def after_audio_round_trips(url: str, n: int, audio_frame_chars: int) -> list[float]:
+    big = json.dumps({"t": "response", "data": "A" * audio_frame_chars})
+    small = json.dumps({"t": "interrupt"})
+    out = []
+    async with connect(url, max_size=None) as ws:
+        for i in range(n + 5):
+            await ws.send(big)
+            json.loads(await ws.recv())
+            t0 = time.perf_counter()
+            await ws.send(small)
+            await ws.recv()
+            if i >= 5:
+                out.append(time.perf_counter() - t0)
+    return out
+
+
 async def read_until(ws: ClientConnection, t: str) -> dict[str, Any]:
     while True:
         frame: dict[str, Any] = json.loads(await ws.recv())
@@ -156,27 +209,29 @@ async def read_until(ws: ClientConnection, t: str) -> dict[str, Any]:
             return frame
 
 
-async def turn_latencies(url: str, n: int) -> tuple[list[float], list[float]]:
-    delta, audio = [], []
+async def turn_latencies(url: str, n: int) -> tuple[list[float], list[float], int]:
+    delta, audio, audio_chars = [], [], 0
     async with connect(url, max_size=None) as ws:
         for i in range(n + 5):
             t0 = time.perf_counter()
             await ws.send(json.dumps({"t": "text_input", "text": PROMPT}))
             t_delta = t_audio = None
             while True:
-                frame = json.loads(await ws.recv())
+                raw = await ws.recv()
+                frame = json.loads(raw)
                 now = time.perf_counter()
                 if frame["t"] == "bot_delta_chunk" and t_delta is None:
                     t_delta = now - t0
                 elif frame["t"] == "response" and t_audio is None:
                     t_audio = now - t0
+                    audio_chars = len(raw)
                 elif frame["t"] == "end":
                     break
             await read_until(ws, "metrics")  # the turn's trailing metrics
             if i >= 5 and t_delta is not None and t_audio is not None:
                 delta.append(t_delta)
                 audio.append(t_audio)
-    return delta, audio
+    return delta, audio, audio_chars
 
 
 async def interrupt_latencies(url: str, n: int) -> list[float]:
@@ -256,8 +311,16 @@ async def main() -> int:
             await echo_round_trips(f"ws://127.0.0.1:{star_port}/echo", args.round_trips)
         )
         reference = summary(await echo_round_trips(f"ws://127.0.0.1:{ws_port}/", args.round_trips))
-        delta, audio = await turn_latencies(
+        turn_floor = summary(
+            await turn_floor_round_trips(f"ws://127.0.0.1:{star_port}/turn", args.round_trips)
+        )
+        delta, audio, audio_chars = await turn_latencies(
             f"ws://127.0.0.1:{fast.port}/api/live_chat/ws?token={token}", args.turns
+        )
+        after_audio = summary(
+            await after_audio_round_trips(
+                f"ws://127.0.0.1:{star_port}/echo", args.turns, audio_chars
+            )
         )
         interrupt = await interrupt_latencies(
             f"ws://127.0.0.1:{paced.port}/api/live_chat/ws?token={token}", args.turns
@@ -270,6 +333,8 @@ async def main() -> int:
     results: dict[str, Any] = {
         "floor_starlette_echo": floor,
         "reference_websockets_echo": reference,
+        "turn_floor_three_frames": turn_floor,
+        "floor_after_audio_frame": after_audio,
         "text_to_first_delta": summary(delta),
         "text_to_first_audio": summary(audio),
         "interrupt_to_stop_play": summary(interrupt),
@@ -301,6 +366,18 @@ async def main() -> int:
         print(
             f"{'PASS' if ok else 'FAIL'}  {name}: {1000 * value:.3f} ms (limit {1000 * limit:.3f} ms)"
         )
+    context = {
+        "text_to_first_delta / turn floor": (results["text_to_first_delta"], turn_floor),
+        "interrupt_to_stop_play / after-audio floor": (
+            results["interrupt_to_stop_play"],
+            after_audio,
+        ),
+    }
+    results["context"] = {}
+    for name, (measured, base) in context.items():
+        ratio = measured["p50"] / base["p50"]
+        results["context"][name] = ratio
+        print(f"      {name}: {ratio:.2f} x")
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(f"written to {args.json}")
     return 1 if failed else 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 
 from live_server.providers import ChatMessage
 from live_server.splitter import is_cjk
@@ -31,8 +31,9 @@ def echo_reply(messages: Sequence[ChatMessage]) -> str:
     )
 
 
-def tokenize(text: str) -> list[str]:
-    return _TOKEN.findall(text)
+def tokenize(text: str) -> Iterator[str]:
+    """Tokens one at a time: the first is out before the rest of the reply is scanned."""
+    return (m.group() for m in _TOKEN.finditer(text))
 
 
 class EchoLLM:
@@ -42,9 +43,11 @@ class EchoLLM:
         self._delay = delay_ms / 1000
 
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
-        for token in tokenize(echo_reply(messages)):
-            # sleep(0) still yields, so an interrupt is read between tokens.
-            await asyncio.sleep(self._delay)
+        for i, token in enumerate(tokenize(echo_reply(messages))):
+            # Between tokens, never before the first (a model that has its answer ready sends
+            # it at once). sleep(0) still yields, so an interrupt is read between tokens.
+            if i:
+                await asyncio.sleep(self._delay)
             yield token
 
     async def aclose(self) -> None:
