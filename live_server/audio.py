@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import wave
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,13 +28,9 @@ class Audio:
 
 
 def pcm_to_wav(samples: PCM, sample_rate: int) -> bytes:
-    """A complete, self-contained WAV file (RIFF, PCM 16-bit, mono)."""
+    """A complete, self-contained WAV file (RIFF, PCM 16-bit, mono), built in memory."""
     buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(samples.astype("<i2", copy=False).tobytes())
+    soundfile.write(buf, samples, sample_rate, format="WAV", subtype="PCM_16")
     return buf.getvalue()
 
 

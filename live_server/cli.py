@@ -126,3 +126,10 @@ def _log_engines(settings: Settings, llm_name: str, tts: object) -> None:
         "none": "none (text-only replies)",
     }
     log.info("TTS: %s. Switch with LIVE_TTS=espeak|edge|openai|none", descriptions[settings.tts])
+    stt = {
+        "pocketsphinx": "pocketsphinx (embedded, offline, English)",
+        "openai": f"whisper-compatible /v1/audio/transcriptions, model {settings.stt_model} at "
+        f"{settings.stt_base_url or 'api.openai.com'}",
+        "none": "none (voice frames are refused; text_input only)",
+    }
+    log.info("STT: %s. Switch with LIVE_STT=pocketsphinx|openai|none", stt[settings.stt])

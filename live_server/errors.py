@@ -19,6 +19,9 @@ class ErrorCode(StrEnum):
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     LLM_ERROR = "LLM_ERROR"
     TTS_ERROR = "TTS_ERROR"
+    STT_ERROR = "STT_ERROR"
+    AUDIO_ERROR = "AUDIO_ERROR"
+    EMPTY_TRANSCRIPT = "EMPTY_TRANSCRIPT"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     UNAUTHORIZED = "UNAUTHORIZED"
     BAD_USER = "BAD_USER"
@@ -60,7 +63,7 @@ class AuthError(LiveError):
 
 
 class ProviderError(LiveError):
-    """An LLM or TTS engine failed; `code` says which."""
+    """An LLM, TTS or STT engine failed; `code` says which."""
 
 
 class LLMError(ProviderError):
@@ -69,6 +72,16 @@ class LLMError(ProviderError):
 
 class TTSError(ProviderError):
     code = ErrorCode.TTS_ERROR
+
+
+class STTError(ProviderError):
+    code = ErrorCode.STT_ERROR
+
+
+class AudioError(ProtocolError):
+    """Voice frames that cannot make a segment: out of order, undecodable or empty."""
+
+    code = ErrorCode.AUDIO_ERROR
 
 
 class ConfigError(Exception):

@@ -3,7 +3,12 @@
 The reader never waits for a turn, so `interrupt` is read while a reply streams. Interrupting
 marks the turn (its queued frames are dropped from then on), sends `stop_play` at once, cancels
 the turn task (which closes the provider streams), and then, once `stop_play` has reached the
-socket and the turn's task is done, records what was heard and sends `end`.
+socket and the turn's task is done, records what was heard and sends `end`. A turn asked for
+while an interrupted one is still finishing is accepted and starts after its `end`.
+
+Voice input: `start_speaking` opens a `Segment` and a streaming recognition; each
+`speaking_part` is decoded and fed to the recogniser as it arrives; `end_speaking` starts a turn
+whose first step is to finish the recognition.
 """
 
 from __future__ import annotations
@@ -15,16 +20,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Literal
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from live_server import protocol
 from live_server.conversation import Conversation, Exchange
-from live_server.errors import CloseCode, ErrorCode, LiveError, ProtocolError
+from live_server.errors import AudioError, CloseCode, ErrorCode, LiveError, ProtocolError, STTError
 from live_server.outbox import Outbox, OutboxOverflow, Outgoing
-from live_server.providers import LLM, TTS
+from live_server.providers import LLM, STT, TTS, Recognition
+from live_server.segment import Segment
 from live_server.settings import Settings
-from live_server.turn import InputType, Turn, TurnRunner
+from live_server.turn import Turn, TurnRunner
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,15 @@ _TRANSITIONS: dict[Phase, frozenset[Phase]] = {
 class Engines:
     llm: LLM
     tts: TTS | None
+    stt: STT | None = None
+
+
+@dataclass(eq=False)
+class _Voice:
+    """The open segment and its recognition."""
+
+    segment: Segment
+    recognition: Recognition
 
 
 class SlowClient(Exception):
@@ -75,6 +91,8 @@ class Session:
             system_prompt=settings.system_prompt, max_messages=settings.history_max_messages
         )
         self.turn: Turn | None = None
+        self.voice: _Voice | None = None
+        self._dropped_stamp: object = None  # a segment dropped for its length, until its end
         self._turn_ids = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -105,6 +123,7 @@ class Session:
                 await self._close(CloseCode.INTERNAL_ERROR, "Internal error")
         finally:
             self._transition(Phase.CLOSED)
+            self._drop_segment()
             await self._cancel_all(reader, writer)
 
     async def _close(self, code: CloseCode, reason: str) -> None:
@@ -114,8 +133,11 @@ class Session:
 
     async def _cancel_all(self, *tasks: asyncio.Task[None]) -> None:
         pending = [*tasks, *self._tasks]
-        if self.turn is not None and self.turn.task is not None:
-            pending.append(self.turn.task)
+        turn = self.turn
+        while turn is not None:
+            if turn.task is not None:
+                pending.append(turn.task)
+            turn = turn.after
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -183,35 +205,119 @@ class Session:
     def _dispatch(self, frame: protocol.ClientFrame) -> None:
         match frame:
             case protocol.TextInput(text=text):
-                self._start_turn(text, "text")
+                self._start_turn(self._new_turn(text, "text"))
             case protocol.Interrupt():
                 self._interrupt()
-            case protocol.StartSpeaking() | protocol.SpeakingPart() | protocol.EndSpeaking():
-                raise ProtocolError(
-                    "voice input is not available on this server yet; send text_input",
-                    code=ErrorCode.UNSUPPORTED,
-                )
+            case protocol.StartSpeaking(stamp=stamp, sample_rate=rate):
+                self._start_segment(stamp, rate)
+            case protocol.SpeakingPart(data=data):
+                self._add_to_segment(data)
+            case protocol.EndSpeaking(stamp=stamp):
+                self._end_segment(stamp)
             case protocol.ChatFrame():
                 raise ProtocolError(
                     "chat mode (ct=chat) is not available on this server yet; use ct=live",
                     code=ErrorCode.UNSUPPORTED,
                 )
 
+    # --- voice input -----------------------------------------------------------------------
+
+    def _stt(self) -> STT:
+        if self.engines.stt is None:
+            raise ProtocolError(
+                "speech recognition is off on this server (LIVE_STT=none): send text_input, "
+                "or start the server with LIVE_STT=pocketsphinx or LIVE_STT=openai",
+                code=ErrorCode.UNSUPPORTED,
+            )
+        return self.engines.stt
+
+    def _start_segment(self, stamp: object, sample_rate: int) -> None:
+        stt = self._stt()
+        if stamp is None:
+            raise AudioError('start_speaking needs a "stamp" (end_speaking must repeat it)')
+        assert isinstance(stamp, str | int | float)
+        # A new segment replaces one never ended: the client has started over.
+        self._drop_segment()
+        self._dropped_stamp = None
+        segment = Segment(
+            stamp,
+            sample_rate=sample_rate,
+            target_rate=stt.sample_rate,
+            max_seconds=self.settings.max_segment_s,
+        )
+        self.voice = _Voice(segment, stt.start())
+
+    def _add_to_segment(self, data: str) -> None:
+        self._stt()
+        voice = self.voice
+        if voice is None:
+            if self._dropped_stamp is not None:
+                return  # the rest of a segment already refused for its length
+            raise AudioError("speaking_part outside a segment: send start_speaking first")
+        try:
+            pcm = voice.segment.add(data)
+        except AudioError:
+            raise
+        except ProtocolError:  # too long: drop it now, and what follows until its end
+            self._dropped_stamp = voice.segment.stamp
+            self._drop_segment()
+            raise
+        voice.recognition.feed(pcm)
+
+    def _end_segment(self, stamp: object) -> None:
+        self._stt()
+        voice = self.voice
+        if voice is None:
+            if self._dropped_stamp is not None and stamp == self._dropped_stamp:
+                self._dropped_stamp = None  # its LIMIT_EXCEEDED error was the answer
+                return
+            raise AudioError("end_speaking without start_speaking")
+        if stamp is None or stamp != voice.segment.stamp:
+            raise AudioError(
+                f"end_speaking stamp {stamp!r} does not match start_speaking "
+                f"stamp {voice.segment.stamp!r}"
+            )
+        self.voice = None
+        segment = voice.segment
+        if segment.samples == 0:
+            voice.recognition.cancel()
+            raise AudioError("the segment holds no audio: send speaking_part frames")
+        try:
+            turn = self._new_turn("", "audio")
+        except ProtocolError:
+            voice.recognition.cancel()
+            raise
+        voice.recognition.feed(segment.close())
+        turn.opening = {"wav_assemble_time": round(segment.assemble_time, 4)}
+        self._start_turn(turn, recognition=voice.recognition)
+
+    def _drop_segment(self) -> None:
+        if self.voice is not None:
+            self.voice.recognition.cancel()
+            self.voice = None
+
     # --- turns ---------------------------------------------------------------------------
 
-    def _start_turn(self, text: str, input_type: InputType) -> None:
-        if self.turn is not None:
+    def _new_turn(self, text: str, input_type: Literal["text", "audio"]) -> Turn:
+        current = self.turn
+        if current is not None and not current.interrupted:
             raise ProtocolError("Session is busy", code=ErrorCode.PROCESSING_ERROR)
         self._turn_ids += 1
-        turn = Turn(
+        return Turn(
             id=self._turn_ids,
             user_text=text,
             input_type=input_type,
             by_sentence=self.engines.tts is not None,
+            after=current,
         )
+
+    def _start_turn(self, turn: Turn, recognition: Recognition | None = None) -> None:
         self.turn = turn
-        self._transition(Phase.RESPONDING)
-        turn.task = asyncio.create_task(self._run_turn(turn), name=f"live-turn-{turn.id}")
+        if self.phase is Phase.IDLE:
+            self._transition(Phase.RESPONDING)
+        turn.task = asyncio.create_task(
+            self._run_turn(turn, recognition), name=f"live-turn-{turn.id}"
+        )
 
     async def _emit(
         self, turn: Turn, frame: protocol.Frame, on_sent: Callable[[], None] | None
@@ -221,24 +327,53 @@ class Session:
     def _emit_now(self, turn: Turn, frame: protocol.Frame) -> None:
         self.outbox.put_control(Outgoing(protocol.encode(frame), turn=turn))
 
-    async def _run_turn(self, turn: Turn) -> None:
-        runner = TurnRunner(
-            turn,
-            llm=self.engines.llm,
-            tts=self.engines.tts,
-            messages=self.conversation.messages_for(turn.user_text),
-            emit=lambda frame, on_sent: self._emit(turn, frame, on_sent),
-            emit_now=lambda frame: self._emit_now(turn, frame),
-        )
+    async def _recognize(self, turn: Turn, recognition: Recognition) -> bool:
+        """The voice turn's first step: its transcript becomes the user's text."""
+        stt = self._stt()
+        t0 = time.perf_counter()
         try:
+            text = await recognition.finish()
+        except STTError as exc:
+            self.send_error(exc.code, exc.message, turn_id=turn.id)
+            return False
+        turn.opening.update(stt=stt.name, stt_time=round(time.perf_counter() - t0, 4))
+        if not text:
+            self.send_error(
+                ErrorCode.EMPTY_TRANSCRIPT,
+                "no speech was recognised in the segment",
+                turn_id=turn.id,
+            )
+            return False
+        turn.user_text = text
+        return True
+
+    async def _run_turn(self, turn: Turn, recognition: Recognition | None) -> None:
+        try:
+            if turn.after is not None:
+                await turn.after.finished.wait()
+            if recognition is not None and not await self._recognize(turn, recognition):
+                self._finish(turn, Exchange("", ""))
+                return
+            runner = TurnRunner(
+                turn,
+                llm=self.engines.llm,
+                tts=self.engines.tts,
+                messages=self.conversation.messages_for(turn.user_text),
+                emit=lambda frame, on_sent: self._emit(turn, frame, on_sent),
+                emit_now=lambda frame: self._emit_now(turn, frame),
+            )
             await runner.run()
         except asyncio.CancelledError:
+            if recognition is not None:
+                recognition.cancel()
             if turn.interrupted:
                 return  # `_finish_interrupted` takes it from here
             raise
         except Exception:
             log.exception("turn %d of %s failed", turn.id, self.username)
             self.send_error(ErrorCode.INTERNAL_ERROR, "The turn failed", turn_id=turn.id)
+            self._finish(turn, Exchange(turn.user_text, turn.heard_text()))
+            return
         # A failed reply keeps what reached the client; a complete one, all of it.
         failed = runner.llm_error is not None
         assistant = turn.heard_text() if failed else "".join(runner.reply)
@@ -264,6 +399,8 @@ class Session:
     async def _finish_interrupted(self, turn: Turn, stop_sent: asyncio.Future[None]) -> None:
         if turn.task is not None:
             await asyncio.gather(turn.task, return_exceptions=True)
+        if turn.after is not None:  # ends go out in turn order
+            await turn.after.finished.wait()
         # Every frame queued before `stop_play` has now been sent or dropped: `delivered` is final.
         await stop_sent
         self._finish(turn, Exchange(turn.user_text, turn.heard_text(), interrupted=True))
@@ -271,9 +408,13 @@ class Session:
     def _finish(self, turn: Turn, exchange: Exchange) -> None:
         """Record the turn and send its one `end`, with no await in between: once `end` is
         queued the session is idle, and a new turn's frames can only follow it."""
-        self.conversation.record(exchange)
-        self.turn = None
-        self._transition(Phase.IDLE)
+        if exchange.user:  # a voice turn cut off before its transcript has nothing to keep
+            self.conversation.record(exchange)
+        turn.finished.set()
+        turn.after = None  # let the finished chain be freed
+        if self.turn is turn:
+            self.turn = None
+            self._transition(Phase.IDLE)
         self.send_control(protocol.end(interrupted=exchange.interrupted, turn_id=turn.id))
 
 

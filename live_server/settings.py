@@ -16,6 +16,7 @@ from live_server.errors import ConfigError
 
 LLMEngine = Literal["echo", "openai"]
 TTSEngine = Literal["espeak", "edge", "openai", "none"]
+STTEngine = Literal["pocketsphinx", "openai", "none"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly voice assistant. Your replies are spoken aloud, so answer in short, "
@@ -51,6 +52,14 @@ class Settings:
     tts_model: str = "gpt-4o-mini-tts"
     tts_voice: str | None = None
 
+    stt: STTEngine = "pocketsphinx"
+    stt_base_url: str | None = None
+    stt_api_key: str | None = field(default=None, repr=False)
+    stt_model: str = "whisper-1"
+    stt_language: str | None = None
+    stt_workers: int = 2
+    max_segment_s: float = 60.0
+
     max_text_chars: int = 4000
     max_frame_bytes: int = 4 * 1024 * 1024
     outbox_frames: int = 64
@@ -71,8 +80,13 @@ class Settings:
         llm_api_key = get("LLM_API_KEY") or env.get("OPENAI_API_KEY") or None
         llm = get("LLM") or ("openai" if llm_api_key else "echo")
         tts = get("TTS") or "espeak"
+        # Only an STT key of its own makes recognition leave the machine by default; with
+        # LIVE_STT=openai chosen, OPENAI_API_KEY serves too.
+        stt = get("STT") or ("openai" if get("STT_API_KEY") else "pocketsphinx")
+        stt_api_key = get("STT_API_KEY") or env.get("OPENAI_API_KEY") or None
         _check_choice("LIVE_LLM", llm, LLMEngine)
         _check_choice("LIVE_TTS", tts, TTSEngine)
+        _check_choice("LIVE_STT", stt, STTEngine)
 
         values: dict[str, object] = {
             "data_dir": Path(get("DATA_DIR") or _default_data_dir(env)).expanduser(),
@@ -84,6 +98,10 @@ class Settings:
             "tts_base_url": get("TTS_BASE_URL") or get("LLM_BASE_URL"),
             "tts_api_key": get("TTS_API_KEY") or llm_api_key,
             "tts_voice": get("TTS_VOICE"),
+            "stt": stt,
+            "stt_base_url": get("STT_BASE_URL"),
+            "stt_api_key": stt_api_key,
+            "stt_language": get("STT_LANGUAGE"),
         }
         simple = {
             "host": "HOST",
@@ -95,6 +113,9 @@ class Settings:
             "echo_delay_ms": "ECHO_DELAY_MS",
             "history_max_messages": "HISTORY_MAX_MESSAGES",
             "tts_model": "TTS_MODEL",
+            "stt_model": "STT_MODEL",
+            "stt_workers": "STT_WORKERS",
+            "max_segment_s": "MAX_SEGMENT_S",
             "max_text_chars": "MAX_TEXT_CHARS",
             "max_frame_bytes": "MAX_FRAME_BYTES",
             "outbox_frames": "OUTBOX_FRAMES",
@@ -120,7 +141,18 @@ class Settings:
             )
         if self.tts == "openai" and not (self.tts_api_key or self.tts_base_url):
             raise ConfigError("LIVE_TTS=openai needs LIVE_TTS_API_KEY or LIVE_TTS_BASE_URL")
-        for name in ("echo_delay_ms", "max_text_chars", "max_frame_bytes", "outbox_frames"):
+        if self.stt == "openai" and not (self.stt_api_key or self.stt_base_url):
+            raise ConfigError("LIVE_STT=openai needs LIVE_STT_API_KEY or LIVE_STT_BASE_URL")
+        if not 0 < self.max_segment_s <= 3600:
+            raise ConfigError(f"LIVE_MAX_SEGMENT_S is out of range: {self.max_segment_s}")
+        names = (
+            "echo_delay_ms",
+            "max_text_chars",
+            "max_frame_bytes",
+            "outbox_frames",
+            "stt_workers",
+        )
+        for name in names:
             if int(getattr(self, name)) < (0 if name == "echo_delay_ms" else 1):
                 raise ConfigError(f"LIVE_{name.upper()} is out of range: {getattr(self, name)}")
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:

@@ -37,6 +37,11 @@ class Turn:
     started: float = field(default_factory=time.perf_counter)
     interrupted: bool = False
     task: asyncio.Task[None] | None = None
+    # An interrupted turn still finishing: this one starts, and ends, only after it.
+    after: Turn | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    # Extra fields for the opening `metrics` frame (voice turns: the STT figures).
+    opening: dict[str, Any] = field(default_factory=dict)
     # Text whose frames have reached the socket: sentences whose audio was sent, or deltas
     # when there is no TTS. This, not the full reply, is what an interrupted turn keeps.
     delivered: list[str] = field(default_factory=list)
@@ -73,7 +78,8 @@ class TurnRunner:
         turn = self.turn
         # The opening frames are queued without waiting and the LLM is started in this same
         # step, so a first delta that is ready at once leaves in the writer's same wake-up.
-        self._emit_now(protocol.metrics({"input_type": turn.input_type}, turn_id=turn.id))
+        opening = {"input_type": turn.input_type, **turn.opening}
+        self._emit_now(protocol.metrics(opening, turn_id=turn.id))
         self._emit_now(protocol.user_msg(turn.user_text, _now_ms(), turn_id=turn.id))
         sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
         async with asyncio.TaskGroup() as group:

@@ -12,6 +12,15 @@ Measures, each as p50/p99 over many round trips:
 and the embedded TTS's own time for the first chunk, in process. Targets (exit 1 if missed):
   delta and interrupt p50 <= 1.5 x floor p50;  audio p50 <= tts p50 + 1.5 x floor p50.
 
+Voice input (issue 3), with the embedded recogniser:
+  stt streaming    end_speaking -> user_msg for an utterance streamed in 100 ms frames at the
+                   pace of speech (decoded while it arrives)
+  stt batch        the same utterance sent as one frame right before end_speaking (all of it
+                   decoded after the user stopped)
+  ingest           seconds of audio taken per second of CPU by frame parsing, base64, checks and
+                   48 kHz -> 16 kHz conversion, without recognition (in process)
+Targets: streaming p50 <= batch p50 / 4; ingest >= 200 x real time.
+
 Two more floors from the same bare server put those ratios in context (reported, not targets):
   turn floor       the server answers each frame with the three frames a turn must send before
                    its first delta (metrics, user_msg, bot_delta_chunk, built by our protocol
@@ -249,6 +258,82 @@ async def interrupt_latencies(url: str, n: int) -> list[float]:
     return out
 
 
+UTTERANCE = "what is the weather like in paris today"
+
+
+async def spoken_utterance() -> tuple[Any, int]:
+    import numpy as np
+
+    from live_server.providers.tts.espeak import EspeakTTS
+
+    audio = await EspeakTTS(voice="en-us").synthesize(UTTERANCE)
+    pad = np.zeros(audio.sample_rate // 5, dtype=np.int16)
+    return np.concatenate([pad, audio.samples, pad]), audio.sample_rate
+
+
+def pcm_frames(samples: Any, rate: int, chunk_ms: int | None, stamp: str) -> list[str]:
+    import base64
+
+    step = len(samples) if chunk_ms is None else rate * chunk_ms // 1000
+    parts = [
+        json.dumps({"t": "speaking_part", "data": base64.b64encode(samples[i : i + step]).decode()})
+        for i in range(0, len(samples), step)
+    ]
+    start = json.dumps({"t": "start_speaking", "stamp": stamp, "sample_rate": rate})
+    return [start, *parts]
+
+
+async def stt_latencies(url: str, n: int, *, streamed: bool) -> list[float]:
+    samples, rate = await spoken_utterance()
+    chunk_ms = 100
+    out = []
+    async with connect(url, max_size=None) as ws:
+        for i in range(n + 2):
+            stamp = f"u{i}"
+            frames = pcm_frames(samples, rate, chunk_ms if streamed else None, stamp)
+            for frame in frames:
+                await ws.send(frame)
+                if streamed and frame is not frames[0]:
+                    await asyncio.sleep(chunk_ms / 1000)  # a microphone's pace, not a wait
+            t0 = time.perf_counter()
+            await ws.send(json.dumps({"t": "end_speaking", "stamp": stamp}))
+            await read_until(ws, "user_msg")
+            if i >= 2:  # the first utterances tune the decoder to the voice
+                out.append(time.perf_counter() - t0)
+            await read_until(ws, "end")
+            await read_until(ws, "metrics")
+    return out
+
+
+def ingest_speed(seconds: float = 60.0) -> float:
+    """Seconds of 48 kHz audio, in 20 ms frames, taken per second of CPU."""
+    import base64
+
+    import numpy as np
+
+    from live_server import protocol
+    from live_server.segment import Segment
+
+    rate = 48000
+    rng = np.random.default_rng(0)
+    samples = rng.integers(-8000, 8000, int(seconds * rate), dtype=np.int16)
+    step = rate // 50
+    raws = [
+        json.dumps({"t": "speaking_part", "data": base64.b64encode(samples[i : i + step]).decode()})
+        for i in range(0, len(samples), step)
+    ]
+    segment = Segment("s", sample_rate=rate, target_rate=16000, max_seconds=seconds + 1)
+    t0 = time.process_time()
+    for raw in raws:
+        frame = protocol.parse_client_frame(
+            raw, max_text_chars=4000, default_ct="live", force_ct=True
+        )
+        assert isinstance(frame, protocol.SpeakingPart)
+        segment.add(frame.data)
+    segment.close()
+    return seconds / (time.process_time() - t0)
+
+
 async def tts_first_chunk_time(n: int) -> tuple[list[float], str]:
     from live_server.providers.llm.echo import echo_reply
     from live_server.providers.tts.espeak import EspeakTTS
@@ -272,6 +357,7 @@ async def main() -> int:
     )
     parser.add_argument("--turns", type=int, default=300)
     parser.add_argument("--round-trips", type=int, default=1000)
+    parser.add_argument("--utterances", type=int, default=12)
     parser.add_argument("--json", default="bench-results.json")
     args = parser.parse_args()
 
@@ -292,7 +378,10 @@ async def main() -> int:
     )
     fast = live_server({"LIVE_ECHO_DELAY_MS": "0"}, data_dir)
     paced = live_server({"LIVE_ECHO_DELAY_MS": "20"}, data_dir)
-    procs = [floor_proc, ref_proc, fast, paced]
+    voice = live_server(
+        {"LIVE_ECHO_DELAY_MS": "0", "LIVE_TTS": "none", "LIVE_STT_WORKERS": "1"}, data_dir
+    )
+    procs = [floor_proc, ref_proc, fast, paced, voice]
     try:
         for p in procs:
             await p.wait_ready()
@@ -326,6 +415,10 @@ async def main() -> int:
             f"ws://127.0.0.1:{paced.port}/api/live_chat/ws?token={token}", args.turns
         )
         tts, first_chunk = await tts_first_chunk_time(args.turns)
+        voice_url = f"ws://127.0.0.1:{voice.port}/api/live_chat/ws?token={token}"
+        stt_streamed = await stt_latencies(voice_url, args.utterances, streamed=True)
+        stt_batch = await stt_latencies(voice_url, args.utterances, streamed=False)
+        ingest = ingest_speed()
     finally:
         for p in procs:
             p.stop()
@@ -339,6 +432,8 @@ async def main() -> int:
         "text_to_first_audio": summary(audio),
         "interrupt_to_stop_play": summary(interrupt),
         "tts_first_chunk": {**summary(tts), "text": first_chunk},
+        "stt_end_to_user_msg_streamed": summary(stt_streamed),
+        "stt_end_to_user_msg_batch": summary(stt_batch),
     }
     f = floor["p50"]
     targets = {
@@ -352,13 +447,23 @@ async def main() -> int:
             results["tts_first_chunk"]["p50"] + 1.5 * f,
         ),
     }
+    targets["stt streamed p50 <= batch p50 / 4"] = (
+        results["stt_end_to_user_msg_streamed"]["p50"],
+        results["stt_end_to_user_msg_batch"]["p50"] / 4,
+    )
     print(f"{'measure':30} {'p50 ms':>9} {'p99 ms':>9} {'p50/floor':>10} {'p99/floor':>10}")
     for name, s in results.items():
         print(
             f"{name:30} {1000 * s['p50']:9.3f} {1000 * s['p99']:9.3f} {s['p50'] / f:10.2f} {s['p99'] / floor['p99']:10.2f}"
         )
+    results["ingest_x_real_time"] = ingest
+    print(f"ingest (parse, base64, checks, 48k -> 16k): {ingest:.0f} x real time")
     failed = 0
-    results["targets"] = {}
+    results["targets"] = {
+        "ingest >= 200 x real time": {"value": ingest, "limit": 200, "met": ingest >= 200}
+    }
+    failed += ingest < 200
+    print(f"{'PASS' if ingest >= 200 else 'FAIL'}  ingest >= 200 x real time: {ingest:.0f} x")
     for name, (value, limit) in targets.items():
         ok = value <= limit
         failed += not ok

@@ -71,3 +71,41 @@ def decode_wav(b64: str) -> tuple[np.ndarray[Any, Any], int]:
 
 def rms(samples: np.ndarray[Any, Any]) -> float:
     return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if len(samples) else 0.0
+
+
+def pcm_b64(samples: np.ndarray[Any, Any]) -> str:
+    return base64.b64encode(samples.astype("<i2").tobytes()).decode("ascii")
+
+
+def voice_frames(
+    samples: np.ndarray[Any, Any], rate: int, stamp: str, chunk_ms: int | None = 100
+) -> list[Frame]:
+    """start_speaking, the audio as `chunk_ms` parts (one part when None), end_speaking."""
+    step = len(samples) if chunk_ms is None else max(1, rate * chunk_ms // 1000)
+    parts = [
+        {"t": "speaking_part", "data": pcm_b64(samples[i : i + step])}
+        for i in range(0, len(samples), step)
+    ]
+    return [
+        {"t": "start_speaking", "stamp": stamp, "sample_rate": rate},
+        *parts,
+        {"t": "end_speaking", "stamp": stamp},
+    ]
+
+
+async def voice_turn(
+    ws: ClientConnection,
+    samples: np.ndarray[Any, Any],
+    rate: int,
+    *,
+    stamp: str = "seg-1",
+    chunk_ms: int | None = 100,
+) -> list[Frame]:
+    """Speak; the turn's frames through `end` (and the metrics after it, when there are any)."""
+    for frame in voice_frames(samples, rate, stamp, chunk_ms):
+        await send(ws, frame)
+    frames = await until(ws, "end")
+    if "user_msg" in types(frames):
+        frames.append(await recv(ws))
+        assert frames[-1]["t"] == "metrics" and "wav_to_tts_total_time" in frames[-1]["data"]
+    return frames

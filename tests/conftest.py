@@ -155,6 +155,8 @@ def llm_stub(stub: StubOpenAI) -> StubOpenAI:
     stub.reply = lambda messages: DEFAULT_REPLY
     stub.chat_requests.clear()
     stub.speech_requests.clear()
+    stub.transcription_requests.clear()
+    stub.transcript = "hello from the stub"
     stub.auth_headers.clear()
     stub.stream_closed.clear()
     return stub

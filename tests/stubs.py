@@ -5,6 +5,8 @@ history, the text to speak), and it can fail on cue:
 - a user message containing FAIL_MIDSTREAM: the stream breaks after a few tokens;
 - FAIL_HTTP: the request is answered with HTTP 500;
 - a speech input containing TTS_FAIL: `/v1/audio/speech` answers HTTP 500.
+`/v1/audio/transcriptions` reads the uploaded WAV with soundfile, records its format, and answers
+with `transcript` (HTTP 400 when the upload is not audio, HTTP 500 when `transcript` is FAIL).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import soundfile
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -64,6 +67,8 @@ class StubOpenAI:
     reply: Callable[[list[dict[str, Any]]], str] = lambda messages: DEFAULT_REPLY
     chat_requests: list[dict[str, Any]] = field(default_factory=list)
     speech_requests: list[dict[str, Any]] = field(default_factory=list)
+    transcription_requests: list[dict[str, Any]] = field(default_factory=list)
+    transcript: str = "hello from the stub"
     auth_headers: list[str] = field(default_factory=list)
     stream_closed: threading.Event = field(default_factory=threading.Event)
     port: int = 0
@@ -77,6 +82,7 @@ class StubOpenAI:
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/audio/speech", self._speech, methods=["POST"]),
+                Route("/v1/audio/transcriptions", self._transcribe, methods=["POST"]),
             ]
         )
 
@@ -129,6 +135,31 @@ class StubOpenAI:
         if "TTS_FAIL" in body.get("input", ""):
             return JSONResponse({"error": {"message": "no voice today"}}, 500)
         return Response(sine_wav(), media_type="audio/wav")
+
+    async def _transcribe(self, request: Request) -> Response:
+        async with request.form() as form:
+            upload = form["file"]
+            assert not isinstance(upload, str)
+            data = await upload.read()
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        try:
+            info = soundfile.info(io.BytesIO(data))
+        except soundfile.LibsndfileError:
+            return JSONResponse({"error": {"message": "not audio"}}, 400)
+        self.transcription_requests.append(
+            {
+                **fields,
+                "filename": upload.filename,
+                "format": info.format,
+                "subtype": info.subtype,
+                "sample_rate": info.samplerate,
+                "channels": info.channels,
+                "seconds": info.frames / info.samplerate,
+            }
+        )
+        if self.transcript == "FAIL":
+            return JSONResponse({"error": {"message": "no ears today"}}, 500)
+        return JSONResponse({"text": self.transcript})
 
 
 class ThreadedServer:

@@ -18,9 +18,9 @@ MALFORMED = [
     ('{"t": "text_input"}', "INVALID_MESSAGE_FORMAT"),
     ('{"t": "text_input", "text": "   "}', "INVALID_MESSAGE_FORMAT"),
     ('{"t": "text_input", "text": 42}', "INVALID_MESSAGE_FORMAT"),
-    ('{"t": "start_speaking", "stamp": "s1"}', "UNSUPPORTED"),
-    ('{"t": "speaking_part", "data": "AAAA"}', "UNSUPPORTED"),
-    ('{"t": "end_speaking", "stamp": "s1"}', "UNSUPPORTED"),
+    ('{"t": "speaking_part"}', "INVALID_MESSAGE_FORMAT"),
+    ('{"t": "start_speaking", "stamp": "s1", "sample_rate": 1}', "INVALID_MESSAGE_FORMAT"),
+    ('{"t": "end_speaking", "stamp": {"a": 1}}', "INVALID_MESSAGE_FORMAT"),
 ]
 
 

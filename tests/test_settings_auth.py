@@ -20,8 +20,21 @@ def settings(**env: str) -> Settings:
 
 def test_defaults_run_offline() -> None:
     s = settings()
-    assert (s.llm, s.tts, s.echo_delay_ms) == ("echo", "espeak", 30)
+    assert (s.llm, s.tts, s.stt, s.echo_delay_ms) == ("echo", "espeak", "pocketsphinx", 30)
     assert s.data_dir == Path("/tmp/x")
+
+
+def test_only_an_stt_key_of_its_own_sends_speech_off_the_machine() -> None:
+    assert settings(OPENAI_API_KEY="sk-1").stt == "pocketsphinx"
+    s = settings(LIVE_STT_API_KEY="sk-3", LIVE_STT_LANGUAGE="de")
+    assert (s.stt, s.stt_language) == ("openai", "de") and "sk-3" not in repr(s)
+    assert settings(LIVE_STT="openai", OPENAI_API_KEY="sk-1").stt_api_key == "sk-1"
+    with pytest.raises(ConfigError, match="LIVE_STT=openai"):
+        settings(LIVE_STT="openai")
+    with pytest.raises(ConfigError, match="LIVE_STT"):
+        settings(LIVE_STT="whisper.cpp")
+    with pytest.raises(ConfigError, match="LIVE_MAX_SEGMENT_S"):
+        settings(LIVE_MAX_SEGMENT_S="0")
 
 
 def test_a_key_switches_the_default_llm_to_openai() -> None:

@@ -1,6 +1,6 @@
 """Engines behind small protocols, built from settings by name.
 
-One module per engine under `llm/` and `tts/`. Engines are imported only when chosen, so an
+One module per engine under `llm/`, `tts/` and `stt/`. Engines are imported only when chosen, so an
 engine's optional dependencies cost nothing when it is not used.
 """
 
@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Literal, Protocol, TypedDict
 
-from live_server.audio import Audio
+from live_server.audio import PCM, Audio
 from live_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,40 @@ class TTS(Protocol):
 
     async def synthesize(self, text: str) -> Audio:
         """Speak `text`. Raises `TTSError`; cancelling it stops the work."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class Recognition(Protocol):
+    """One utterance being recognised. Audio is fed as it arrives; `finish` returns the text."""
+
+    def feed(self, pcm: PCM) -> None:
+        """Hand over samples at the engine's rate. Never blocks: the work happens elsewhere."""
+        ...
+
+    async def finish(self) -> str:
+        """The transcript ("" when nothing was recognised). Raises `STTError`."""
+        ...
+
+    def cancel(self) -> None:
+        """Abandon the utterance and free what it holds. Safe to call more than once."""
+        ...
+
+
+class STT(Protocol):
+    """A speech recogniser that takes 16-bit mono PCM at `sample_rate`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    def start(self) -> Recognition: ...
+
+    async def warm_up(self) -> None:
+        """Load models now, at start-up, rather than on the first utterance."""
         ...
 
     async def aclose(self) -> None: ...
@@ -96,6 +130,29 @@ TTS_FACTORIES: dict[str, Callable[[Settings], TTS]] = {
 }
 
 
+def _pocketsphinx(settings: Settings) -> STT:
+    from live_server.providers.stt.pocketsphinx import PocketsphinxSTT
+
+    return PocketsphinxSTT(workers=settings.stt_workers)
+
+
+def _openai_stt(settings: Settings) -> STT:
+    from live_server.providers.stt.openai import OpenAISTT
+
+    return OpenAISTT(
+        base_url=settings.stt_base_url,
+        api_key=settings.stt_api_key,
+        model=settings.stt_model,
+        language=settings.stt_language,
+    )
+
+
+STT_FACTORIES: dict[str, Callable[[Settings], STT]] = {
+    "pocketsphinx": _pocketsphinx,
+    "openai": _openai_stt,
+}
+
+
 def build_llm(settings: Settings) -> LLM:
     return LLM_FACTORIES[settings.llm](settings)
 
@@ -105,3 +162,10 @@ def build_tts(settings: Settings) -> TTS | None:
     if settings.tts == "none":
         return None
     return TTS_FACTORIES[settings.tts](settings)
+
+
+def build_stt(settings: Settings) -> STT | None:
+    """The configured recogniser, or None for `LIVE_STT=none` (voice frames are refused)."""
+    if settings.stt == "none":
+        return None
+    return STT_FACTORIES[settings.stt](settings)

@@ -1,0 +1,82 @@
+"""Whisper-compatible `/v1/audio/transcriptions` through the `openai` SDK.
+
+Covers OpenAI, Groq and local faster-whisper servers. The segment is kept in memory as it
+arrives and sent as one WAV file (made with soundfile, never written to disk) at `end_speaking`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from live_server.audio import PCM, pcm_to_wav
+from live_server.errors import STTError
+
+SAMPLE_RATE = 16000
+
+
+class OpenAISTT:
+    sample_rate = SAMPLE_RATE
+
+    def __init__(
+        self, *, base_url: str | None, api_key: str | None, model: str, language: str | None
+    ) -> None:
+        from openai import AsyncOpenAI
+
+        self._client = AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "not-needed", timeout=60.0, max_retries=1
+        )
+        self._model = model
+        self._language = language
+
+    @property
+    def name(self) -> str:
+        return self._model
+
+    def start(self) -> _Recognition:
+        return _Recognition(self)
+
+    async def warm_up(self) -> None:
+        pass
+
+    async def transcribe(self, samples: PCM) -> str:
+        wav = await asyncio.to_thread(pcm_to_wav, samples, SAMPLE_RATE)
+        from openai import omit
+
+        try:
+            result = await self._client.audio.transcriptions.create(
+                model=self._model,
+                file=("speech.wav", wav, "audio/wav"),
+                response_format="json",
+                language=self._language or omit,
+            )
+        except Exception as exc:
+            raise STTError(f"the transcription request failed: {exc}") from exc
+        return str(result.text).strip()
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+class _Recognition:
+    def __init__(self, engine: OpenAISTT) -> None:
+        self._engine = engine
+        self._chunks: list[PCM] = []
+        self._over = False
+
+    def feed(self, pcm: PCM) -> None:
+        if not self._over:
+            self._chunks.append(pcm)
+
+    async def finish(self) -> str:
+        if self._over:
+            raise STTError("this utterance is already over")
+        self._over = True
+        samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        self._chunks = []
+        return await self._engine.transcribe(samples)
+
+    def cancel(self) -> None:
+        self._over = True
+        self._chunks = []
