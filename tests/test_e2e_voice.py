@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -245,3 +248,41 @@ async def test_openai_stt_failure_ends_the_turn_with_stt_error(whisper_server, l
         assert types(frames) == ["error", "end"] and frames[0]["code"] == "STT_ERROR"
         frames = await text_turn(ws, "recovered")
     assert "recovered" in deltas(frames)
+
+
+def children_of(pid: int) -> set[int]:
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def wait_gone(pids: set[int], timeout: float = 15.0) -> set[int]:
+    deadline = time.monotonic() + timeout
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = {p for p in alive if Path(f"/proc/{p}").exists() and not _zombie(p)}
+        time.sleep(0.05)
+    return alive
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("how", ["terminate", "kill"])
+def test_decoder_processes_end_with_the_server(server_factory, how):
+    server = server_factory(LIVE_STT_WORKERS="1")
+    workers = children_of(server.proc.pid)
+    assert workers, "the decoder runs in a child process, loaded at start-up"
+    getattr(server.proc, how)()
+    server.proc.wait(timeout=15)
+    assert not wait_gone(workers), "a decoder process outlived its server"

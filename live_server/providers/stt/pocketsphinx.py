@@ -15,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -36,9 +39,22 @@ def _load() -> None:
     global _decoder
     from pocketsphinx import Decoder
 
+    _exit_with_parent()
     # Without the second (flat-lexicon) pass, ending an utterance takes milliseconds instead of
     # a re-decode of all of it, and on synthetic and clear speech it is as accurate.
     _decoder = Decoder(samprate=SAMPLE_RATE, fwdflat=False, loglevel="FATAL")
+
+
+def _exit_with_parent() -> None:
+    """A worker whose server is gone (even killed) exits instead of idling on forever."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _ready() -> None:
@@ -151,10 +167,11 @@ class PocketsphinxSTT:
         job.add_done_callback(done)
 
     async def aclose(self) -> None:
-        for worker in self._workers:
-            worker.pool.shutdown(wait=False, cancel_futures=True)
-        self._workers.clear()
+        workers, self._workers = self._workers, []
         self._idle.clear()
+        for worker in workers:
+            # Waits for the process to exit (off the loop): none outlives the server.
+            await asyncio.to_thread(worker.pool.shutdown, wait=True, cancel_futures=True)
 
 
 class _Recognition:
@@ -191,7 +208,7 @@ class _Recognition:
             self._backlog.append(pcm)
             return
         # Finished jobs are forgotten unless they failed; the pool keeps the order.
-        self._jobs = [job for job in self._jobs if not job.done() or job.exception()]
+        self._jobs = [job for job in self._jobs if not _succeeded(job)]
         self._jobs.append(self._worker.submit(_feed, pcm.tobytes()))
 
     async def finish(self) -> str:
@@ -237,3 +254,7 @@ class _Recognition:
         if worker is not None:
             self._engine._release_when_done(worker, worker.submit(_abort))
         # else: `_on_worker` hands the worker back when it comes
+
+
+def _succeeded(job: Future[Any]) -> bool:
+    return job.done() and not job.cancelled() and job.exception() is None
