@@ -205,6 +205,21 @@ async def test_text_right_after_interrupt_is_not_busy(voice_server):
     assert {f.get("turn_id") for f in first if "turn_id" in f} == {first[-1]["turn_id"]}
 
 
+async def test_leaving_mid_segment_or_mid_recognition_frees_the_decoder(voice_server):
+    # The server has one decoder: if a departed client kept it, the last turn would never come.
+    samples, rate = await speak("how are you")
+    frames = voice_frames(samples, rate, "gone")
+    async with open_socket(voice_server.live_url()) as ws:
+        for frame in frames[:-1]:  # no end_speaking: the client just leaves
+            await send(ws, frame)
+    async with open_socket(voice_server.live_url()) as ws:
+        for frame in frames:  # leaves while its speech is being recognised
+            await send(ws, frame)
+    async with open_socket(voice_server.live_url()) as ws:
+        frames = await voice_turn(ws, samples, rate)
+    check_voice_turn(frames, "how are you")
+
+
 async def test_voice_is_refused_clearly_when_stt_is_off(server_factory):
     server = server_factory(LIVE_STT="none", LIVE_ECHO_DELAY_MS="0")
     async with open_socket(server.live_url()) as ws:
