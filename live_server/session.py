@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Literal
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -31,7 +30,7 @@ from live_server.outbox import Outbox, OutboxOverflow, Outgoing
 from live_server.providers import LLM, STT, TTS, Recognition
 from live_server.segment import Segment
 from live_server.settings import Settings
-from live_server.turn import Turn, TurnRunner
+from live_server.turn import InputType, Turn, TurnRunner
 
 log = logging.getLogger(__name__)
 
@@ -256,11 +255,10 @@ class Session:
             raise AudioError("speaking_part outside a segment: send start_speaking first")
         try:
             pcm = voice.segment.add(data)
-        except AudioError:
-            raise
-        except ProtocolError:  # too long: drop it now, and what follows until its end
-            self._dropped_stamp = voice.segment.stamp
-            self._drop_segment()
+        except ProtocolError as exc:
+            if exc.code is ErrorCode.LIMIT_EXCEEDED:  # drop it now, and what follows until its end
+                self._dropped_stamp = voice.segment.stamp
+                self._drop_segment()
             raise
         voice.recognition.feed(pcm)
 
@@ -298,7 +296,7 @@ class Session:
 
     # --- turns ---------------------------------------------------------------------------
 
-    def _new_turn(self, text: str, input_type: Literal["text", "audio"]) -> Turn:
+    def _new_turn(self, text: str, input_type: InputType) -> Turn:
         current = self.turn
         if current is not None and not current.interrupted:
             raise ProtocolError("Session is busy", code=ErrorCode.PROCESSING_ERROR)

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from live_server.errors import LLMError
 from live_server.providers import ChatMessage
+from live_server.providers.openai_client import openai_client
 
 
 class OpenAILLM:
@@ -14,15 +15,11 @@ class OpenAILLM:
         self, *, base_url: str | None, api_key: str | None, model: str, timeout_s: float
     ) -> None:
         try:
-            from openai import AsyncOpenAI
+            self._client = openai_client(base_url=base_url, api_key=api_key, timeout_s=timeout_s)
         except ImportError as exc:  # pragma: no cover - a declared dependency
             raise LLMError(
                 "LIVE_LLM=openai needs the 'openai' package: pip install openai"
             ) from exc
-        # Local servers (vLLM, Ollama) take any key; the SDK insists on one.
-        self._client = AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=1
-        )
         self._model = model
 
     @property

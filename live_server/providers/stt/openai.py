@@ -12,6 +12,7 @@ import numpy as np
 
 from live_server.audio import PCM, pcm_to_wav
 from live_server.errors import STTError
+from live_server.providers.openai_client import openai_client
 
 SAMPLE_RATE = 16000
 
@@ -22,11 +23,7 @@ class OpenAISTT:
     def __init__(
         self, *, base_url: str | None, api_key: str | None, model: str, language: str | None
     ) -> None:
-        from openai import AsyncOpenAI
-
-        self._client = AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", timeout=60.0, max_retries=1
-        )
+        self._client = openai_client(base_url=base_url, api_key=api_key, timeout_s=60.0)
         self._model = model
         self._language = language
 

@@ -6,6 +6,7 @@ import asyncio
 
 from live_server.audio import Audio, decode
 from live_server.errors import TTSError
+from live_server.providers.openai_client import openai_client
 
 DEFAULT_VOICE = "alloy"
 
@@ -14,11 +15,7 @@ class OpenAITTS:
     def __init__(
         self, *, base_url: str | None, api_key: str | None, model: str, voice: str | None
     ) -> None:
-        from openai import AsyncOpenAI
-
-        self._client = AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", timeout=30.0, max_retries=1
-        )
+        self._client = openai_client(base_url=base_url, api_key=api_key, timeout_s=30.0)
         self._model = model
         self._voice = voice or DEFAULT_VOICE
 

@@ -1,0 +1,18 @@
+"""The one way engines build an `openai` client for an OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+
+def openai_client(*, base_url: str | None, api_key: str | None, timeout_s: float) -> AsyncOpenAI:
+    """A client with one retry. Local servers (Ollama, vLLM, faster-whisper) often take no
+    key, but the SDK insists on one, so a placeholder stands in."""
+    from openai import AsyncOpenAI
+
+    return AsyncOpenAI(
+        base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=1
+    )
