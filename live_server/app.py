@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
-from live_server import endpoints
+from live_server import endpoints, http_api, openai_compat
 from live_server.auth import ApiKeyStore, ensure_data_dir, load_jwt_secret
+from live_server.hub import ChatHub
 from live_server.providers import build_llm, build_stt, build_tts
 from live_server.session import Engines
 from live_server.settings import Settings
+from live_server.storage import build_store
 
 
 def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
@@ -25,11 +27,14 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
         engines=engines,
         jwt_secret=load_jwt_secret(settings.data_dir, settings.jwt_secret),
         keys=ApiKeyStore(settings.data_dir),
+        store=build_store(settings),
+        hub=ChatHub(),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stt = state.engines.stt
+        await state.store.open()
         try:
             if stt is not None:
                 await stt.warm_up()  # load the recogniser's model now, not on the first turn
@@ -40,10 +45,19 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
                 await state.engines.tts.aclose()
             if stt is not None:
                 await stt.aclose()
+            await state.store.aclose()
 
     app = Starlette(
         routes=[
             Route("/healthz", endpoints.healthz),
+            Route("/api/v1/chat", http_api.chat, methods=["POST"]),
+            Route("/api/v1/chat/sessions", http_api.sessions, methods=["GET"]),
+            Route(
+                "/api/v1/chat/sessions/{session_id}/messages",
+                http_api.session_messages,
+                methods=["GET"],
+            ),
+            Route("/v1/chat/completions", openai_compat.chat_completions, methods=["POST"]),
             WebSocketRoute("/api/live_chat/ws", endpoints.live_chat_ws),
             WebSocketRoute("/api/unified_chat/ws", endpoints.unified_chat_ws),
             WebSocketRoute("/api/v1/live/ws", endpoints.open_live_ws),

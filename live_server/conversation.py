@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from live_server.providers import ChatMessage
 from live_server.splitter import is_cjk
+from live_server.storage import StoredMessage
 
 INTERRUPTED_NOTE = "[interrupted by the user]"
 
@@ -29,16 +31,34 @@ class Exchange:
 
 
 class Conversation:
-    def __init__(self, *, system_prompt: str, max_messages: int) -> None:
+    """The exchanges the LLM sees: at most `max_messages` messages (system prompt aside) and at
+    most `max_chars` characters of them with the new user message; the oldest go first."""
+
+    def __init__(
+        self,
+        *,
+        system_prompt: str,
+        max_messages: int,
+        max_chars: int,
+        history: Iterable[Exchange] = (),
+    ) -> None:
         self.system_prompt = system_prompt
+        self.max_chars = max_chars
         # Every exchange is two messages; the new user message takes one more place.
-        self._exchanges: deque[Exchange] = deque(maxlen=max(0, (max_messages - 1) // 2))
+        self._exchanges: deque[Exchange] = deque(history, maxlen=max(0, (max_messages - 1) // 2))
 
     def messages_for(self, user_text: str) -> list[ChatMessage]:
         messages: list[ChatMessage] = []
         if self.system_prompt:
             messages.append({"role": "system", "content": self.system_prompt})
-        for exchange in self._exchanges:
+        budget = self.max_chars - len(user_text)
+        kept: list[Exchange] = []
+        for exchange in reversed(self._exchanges):
+            budget -= len(exchange.user) + len(exchange.assistant)
+            if budget < 0:
+                break
+            kept.append(exchange)
+        for exchange in reversed(kept):
             messages.extend(exchange.messages())
         messages.append({"role": "user", "content": user_text})
         return messages
@@ -48,6 +68,19 @@ class Conversation:
 
     def __len__(self) -> int:
         return len(self._exchanges)
+
+
+def exchanges(messages: Iterable[StoredMessage]) -> list[Exchange]:
+    """Stored messages paired back into exchanges: each user message with the reply after it."""
+    out: list[Exchange] = []
+    user: StoredMessage | None = None
+    for m in messages:
+        if m.role == "user":
+            user = m
+        elif user is not None:
+            out.append(Exchange(user.content, m.content, interrupted=m.interrupted))
+            user = None
+    return out
 
 
 def join_sentences(sentences: list[str]) -> str:

@@ -15,9 +15,12 @@ from starlette.websockets import WebSocket
 
 from live_server import protocol
 from live_server.auth import ApiKeyStore, check_username, verify_token
-from live_server.errors import AuthError, CloseCode, ErrorCode
-from live_server.session import Engines, Session
+from live_server.conversation import Conversation, exchanges
+from live_server.errors import AuthError, CloseCode, ErrorCode, LiveError
+from live_server.hub import ChatHub
+from live_server.session import Engines, LiveConversation, Session
 from live_server.settings import Settings
+from live_server.storage import StorageError, Store, claim
 
 log = logging.getLogger(__name__)
 
@@ -28,28 +31,63 @@ class AppState:
     engines: Engines
     jwt_secret: str
     keys: ApiKeyStore
+    store: Store
+    hub: ChatHub
 
 
-def _state(conn: Request | WebSocket) -> AppState:
+def app_state(conn: Request | WebSocket) -> AppState:
     state: AppState = conn.app.state.live
     return state
 
 
 async def healthz(request: Request) -> JSONResponse:
-    state = _state(request)
+    state = app_state(request)
     tts = state.engines.tts.name if state.engines.tts else None
     return JSONResponse({"status": "ok", "llm": state.engines.llm.name, "tts": tts})
+
+
+async def _live_conversation(ws: WebSocket, state: AppState, username: str) -> LiveConversation:
+    """The conversation named by the `conversation_id` query parameter, or a new one."""
+    settings = state.settings
+    conversation_id, resumed = await claim(
+        state.store, ws.query_params.get("conversation_id") or None, username
+    )
+    history = await state.store.history(conversation_id, settings.history_max_messages)
+    conversation = Conversation(
+        system_prompt=settings.system_prompt,
+        max_messages=settings.history_max_messages,
+        max_chars=settings.history_max_chars,
+        history=exchanges(history),
+    )
+    return LiveConversation(conversation_id, resumed, conversation)
 
 
 async def _run(
     ws: WebSocket, state: AppState, username: str, ct: protocol.ChannelType, force: bool
 ) -> None:
-    log.info("%s connected to %s", username, ws.url.path)
+    live: LiveConversation | None = None
+    if not (force and ct == "chat"):
+        try:
+            live = await _live_conversation(ws, state, username)
+        except LiveError as exc:
+            await ws.send_text(protocol.encode(protocol.error_frame(exc.code, exc.message)))
+            close = CloseCode.INTERNAL_ERROR if isinstance(exc, StorageError) else None
+            await ws.close(close or CloseCode.POLICY_VIOLATION, exc.message[:120])
+            return
+    log.info(
+        "%s connected to %s%s",
+        username,
+        ws.url.path,
+        f" (conversation {live.id})" if live is not None else "",
+    )
     session = Session(
         ws,
         username=username,
         settings=state.settings,
         engines=state.engines,
+        store=state.store,
+        hub=state.hub,
+        live=live,
         channel=ct,
         force_channel=force,
     )
@@ -58,7 +96,7 @@ async def _run(
 
 
 async def _jwt_socket(ws: WebSocket, *, unified: bool) -> None:
-    state = _state(ws)
+    state = app_state(ws)
     await ws.accept()
     try:
         username = verify_token(state.jwt_secret, ws.query_params.get("token"))
@@ -86,7 +124,7 @@ def _api_key(ws: WebSocket) -> str | None:
 
 async def open_live_ws(ws: WebSocket) -> None:
     """The API-key socket: `/api/v1/live/ws` and its alias `/v1/live/ws`."""
-    state = _state(ws)
+    state = app_state(ws)
     await ws.accept()
     try:
         state.keys.verify(_api_key(ws))

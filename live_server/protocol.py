@@ -8,6 +8,7 @@ one `ProtocolError` carrying the error code the client will see.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -23,7 +24,8 @@ class TextInput:
 
 @dataclass(frozen=True, slots=True)
 class Interrupt:
-    pass
+    # Additive: how much of the turn's audio the client played; the saved reply is cut to it.
+    played_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +46,35 @@ class EndSpeaking:
 
 @dataclass(frozen=True, slots=True)
 class ChatFrame:
-    """A `ct: chat` frame; parsed only as far as its type until chat mode exists."""
+    """A `ct: chat` frame, parsed further by `parse_chat_frame` so that its errors can be
+    reported as chat errors."""
 
     t: str
     body: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class ChatBind:
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSend:
+    text: str
+    session_id: str | None
+    message_id: str | None
+    streaming: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChatInterrupt:
+    message_id: str | None
+
+
 LiveFrame: TypeAlias = TextInput | Interrupt | StartSpeaking | SpeakingPart | EndSpeaking
 ClientFrame: TypeAlias = LiveFrame | ChatFrame
+ChatRequest: TypeAlias = ChatBind | ChatSend | ChatInterrupt
+ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 VOICE_FRAME_TYPES = frozenset({"start_speaking", "speaking_part", "end_speaking"})
 LIVE_FRAME_TYPES = frozenset({"text_input", "interrupt"}) | VOICE_FRAME_TYPES
@@ -92,15 +115,14 @@ def parse_client_frame(
         text = obj.get("text", obj.get("message"))
         if not isinstance(text, str) or not text.strip():
             raise ProtocolError('text_input needs a non-empty string field "text"')
-        text = text.strip()
-        if len(text) > max_text_chars:
-            raise ProtocolError(
-                f"text is {len(text)} characters; the limit is {max_text_chars}",
-                code=ErrorCode.LIMIT_EXCEEDED,
-            )
-        return TextInput(text=text)
+        return TextInput(text=_limited(text.strip(), max_text_chars))
     if t == "interrupt":
-        return Interrupt()
+        played = obj.get("played_ms")
+        if played is not None and (
+            isinstance(played, bool) or not isinstance(played, int | float) or played < 0
+        ):
+            raise ProtocolError('"played_ms" must be a number of milliseconds, 0 or more')
+        return Interrupt(played_ms=None if played is None else int(played))
     if t == "start_speaking":
         rate = obj.get("sample_rate", DEFAULT_SAMPLE_RATE)
         if isinstance(rate, bool) or not isinstance(rate, int) or not 8000 <= rate <= 48000:
@@ -114,6 +136,75 @@ def parse_client_frame(
     if t == "end_speaking":
         return EndSpeaking(stamp=_stamp(obj))
     raise ProtocolError(f"unknown frame type {t!r}")
+
+
+def parse_chat_frame(frame: ChatFrame, *, max_text_chars: int) -> ChatRequest:
+    """A `ct: chat` frame's request, or `ProtocolError`."""
+    body = frame.body
+    if frame.t == "bind":
+        session_id = _id(body, "session_id")
+        if session_id is None:
+            raise ProtocolError('bind needs a "session_id"')
+        return ChatBind(session_id)
+    if frame.t == "send":
+        streaming = body.get("enable_streaming", True)
+        if not isinstance(streaming, bool):
+            raise ProtocolError('"enable_streaming" must be true or false')
+        return ChatSend(
+            text=_limited(message_text(body.get("message")), max_text_chars),
+            session_id=_id(body, "session_id"),
+            message_id=_id(body, "message_id"),
+            streaming=streaming,
+        )
+    if frame.t == "interrupt":
+        return ChatInterrupt(_id(body, "message_id"))
+    raise ProtocolError(f"unknown chat frame type {frame.t!r}; expected bind, send or interrupt")
+
+
+def message_text(message: object) -> str:
+    """The text of a chat `message`: a list of parts such as `{"type": "plain", "text": ...}`,
+    or a plain string. Raises `ProtocolError`."""
+    if isinstance(message, str):
+        text = message
+    elif isinstance(message, list) and message:
+        texts = []
+        for part in message:
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                raise ProtocolError('each part of "message" must be an object with a "type"')
+            if part["type"] != "plain":
+                raise ProtocolError(
+                    f"message parts of type {part['type']!r} are not supported; send plain text",
+                    code=ErrorCode.UNSUPPORTED,
+                )
+            if not isinstance(part.get("text"), str):
+                raise ProtocolError('a plain message part needs a string "text"')
+            texts.append(part["text"])
+        text = "\n".join(texts)
+    else:
+        raise ProtocolError(
+            '"message" must be a non-empty list of parts like {"type": "plain", "text": "..."}'
+        )
+    if not text.strip():
+        raise ProtocolError('"message" holds no text')
+    return text.strip()
+
+
+def _limited(text: str, max_chars: int) -> str:
+    if len(text) > max_chars:
+        raise ProtocolError(
+            f"text is {len(text)} characters; the limit is {max_chars}",
+            code=ErrorCode.LIMIT_EXCEEDED,
+        )
+    return text
+
+
+def _id(obj: dict[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not ID_RE.fullmatch(value):
+        raise ProtocolError(f'"{name}" must be 1-128 characters of letters, digits and _.:-')
+    return value
 
 
 def _stamp(obj: dict[str, Any]) -> str | int | float | None:
@@ -182,6 +273,44 @@ def stop_play(*, turn_id: int | None = None) -> Frame:
 
 def end(*, interrupted: bool, turn_id: int | None = None) -> Frame:
     return frame("end", {"interrupted": interrupted}, turn_id=turn_id)
+
+
+def conversation(conversation_id: str, *, resumed: bool, messages: int) -> Frame:
+    """Additive, sent once right after connect: the conversation this socket's turns go to."""
+    return frame("conversation", {"id": conversation_id, "resumed": resumed, "messages": messages})
+
+
+# Chat mode (`ct: chat`) frames carry `type` instead of `t`, so a live client on the unified
+# socket never mistakes a chat `end` for a live one. Errors keep `t: error`.
+
+
+def chat_frame(
+    type_: str,
+    data: Any,
+    *,
+    session_id: str | None,
+    message_id: str | None,
+    streaming: bool = False,
+    **extra: Any,
+) -> Frame:
+    out: Frame = {"ct": "chat", "type": type_, "data": data, "streaming": streaming}
+    if session_id is not None:
+        out["session_id"] = session_id
+    if message_id is not None:
+        out["message_id"] = message_id
+    out.update(extra)
+    return out
+
+
+def chat_error(
+    code: ErrorCode, message: str, *, session_id: str | None = None, message_id: str | None = None
+) -> Frame:
+    out: Frame = {"ct": "chat", "t": "error", "code": code.value, "data": message}
+    if session_id is not None:
+        out["session_id"] = session_id
+    if message_id is not None:
+        out["message_id"] = message_id
+    return out
 
 
 def encode(f: Frame) -> str:

@@ -24,12 +24,15 @@ from enum import Enum
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from live_server import protocol
+from live_server.chat import ChatChannel, ChatContext, ChatRequestError
 from live_server.conversation import Conversation, Exchange
 from live_server.errors import AudioError, CloseCode, ErrorCode, LiveError, ProtocolError, STTError
+from live_server.hub import ChatHub
 from live_server.outbox import Outbox, OutboxOverflow, Outgoing
 from live_server.providers import LLM, STT, TTS, Recognition
 from live_server.segment import Segment
 from live_server.settings import Settings
+from live_server.storage import Store, TurnRecord
 from live_server.turn import InputType, Turn, TurnRunner
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,15 @@ class Engines:
     stt: STT | None = None
 
 
+@dataclass(frozen=True)
+class LiveConversation:
+    """The stored conversation a connection's live turns continue and are saved to."""
+
+    id: str
+    resumed: bool
+    conversation: Conversation
+
+
 @dataclass(eq=False)
 class _Voice:
     """The open segment and its recognition."""
@@ -75,6 +87,9 @@ class Session:
         username: str,
         settings: Settings,
         engines: Engines,
+        store: Store,
+        hub: ChatHub,
+        live: LiveConversation | None,
         channel: protocol.ChannelType = "live",
         force_channel: bool = False,
     ) -> None:
@@ -82,13 +97,29 @@ class Session:
         self.username = username
         self.settings = settings
         self.engines = engines
+        self.store = store
         self.channel = channel
         self.force_channel = force_channel
         self.phase = Phase.IDLE
         self.outbox = Outbox(settings.outbox_frames)
-        self.conversation = Conversation(
-            system_prompt=settings.system_prompt, max_messages=settings.history_max_messages
+        self._overflow: OutboxOverflow | None = None
+        # A socket forced to chat mode has no live conversation.
+        self.live = live
+        self.conversation = (
+            live.conversation
+            if live is not None
+            else Conversation(
+                system_prompt=settings.system_prompt,
+                max_messages=settings.history_max_messages,
+                max_chars=settings.history_max_chars,
+            )
         )
+        self.chat = ChatChannel(
+            ChatContext(settings, engines.llm, store, hub),
+            self,
+            max_replies=settings.chat_max_replies,
+        )
+        self._saves: set[asyncio.Task[None]] = set()
         self.turn: Turn | None = None
         self.voice: _Voice | None = None
         self._dropped_stamp: object = None  # a segment dropped for its length, until its end
@@ -107,6 +138,12 @@ class Session:
 
     async def run(self) -> None:
         """Serve the connection until the client leaves or stops reading."""
+        if self.live is not None:
+            self.send_control(
+                protocol.conversation(
+                    self.live.id, resumed=self.live.resumed, messages=2 * len(self.conversation)
+                )
+            )
         reader = asyncio.create_task(self._read_loop(), name="live-reader")
         writer = asyncio.create_task(self._write_loop(), name="live-writer")
         try:
@@ -124,6 +161,10 @@ class Session:
             self._transition(Phase.CLOSED)
             self._drop_segment()
             await self._cancel_all(reader, writer)
+            await self.chat.aclose()
+            # Turns already over are saved even though the client has gone.
+            if self._saves:
+                await asyncio.shield(asyncio.gather(*self._saves, return_exceptions=True))
 
     async def _close(self, code: CloseCode, reason: str) -> None:
         # A client that does not read may not take the close frame either; don't wait forever.
@@ -174,6 +215,8 @@ class Session:
         limit = self.settings.send_timeout_s
         while True:
             await self.outbox.wait()
+            if self._overflow is not None:
+                raise self._overflow
             # Everything queued goes out in one wake-up. One timer per batch, pushed forward
             # for each further frame: the limit holds per frame without a new timer per frame.
             try:
@@ -201,12 +244,23 @@ class Session:
     def send_error(self, code: ErrorCode, message: str, *, turn_id: int | None = None) -> None:
         self.send_control(protocol.error_frame(code, message, turn_id=turn_id))
 
+    # Chat mode's view of this connection (`hub.Subscriber`).
+
+    async def put(self, frame: protocol.Frame) -> None:
+        await self.outbox.put(Outgoing(protocol.encode(frame)))
+
+    def offer(self, frame: protocol.Frame) -> None:
+        try:
+            self.outbox.put_control(Outgoing(protocol.encode(frame)))
+        except OutboxOverflow as exc:
+            self._overflow = exc  # the writer closes the connection
+
     def _dispatch(self, frame: protocol.ClientFrame) -> None:
         match frame:
             case protocol.TextInput(text=text):
                 self._start_turn(self._new_turn(text, "text"))
-            case protocol.Interrupt():
-                self._interrupt()
+            case protocol.Interrupt(played_ms=played_ms):
+                self._interrupt(played_ms)
             case protocol.StartSpeaking(stamp=stamp, sample_rate=rate):
                 self._start_segment(stamp, rate)
             case protocol.SpeakingPart(data=data):
@@ -214,10 +268,20 @@ class Session:
             case protocol.EndSpeaking(stamp=stamp):
                 self._end_segment(stamp)
             case protocol.ChatFrame():
-                raise ProtocolError(
-                    "chat mode (ct=chat) is not available on this server yet; use ct=live",
-                    code=ErrorCode.UNSUPPORTED,
+                self._dispatch_chat(frame)
+
+    def _dispatch_chat(self, frame: protocol.ChatFrame) -> None:
+        try:
+            request = protocol.parse_chat_frame(frame, max_text_chars=self.settings.max_text_chars)
+            self.chat.handle(request)
+        except ChatRequestError as exc:
+            self.offer(
+                protocol.chat_error(
+                    exc.code, exc.message, session_id=exc.session_id, message_id=exc.message_id
                 )
+            )
+        except LiveError as exc:
+            self.offer(protocol.chat_error(exc.code, exc.message))
 
     # --- voice input -----------------------------------------------------------------------
 
@@ -375,15 +439,17 @@ class Session:
         # A failed reply keeps what reached the client; a complete one, all of it.
         failed = runner.llm_error is not None
         assistant = turn.heard_text() if failed else "".join(runner.reply)
-        self._finish(turn, Exchange(turn.user_text, assistant))
         total = round(time.perf_counter() - turn.started, 4)
+        turn.metrics["wav_to_tts_total_time"] = total
+        self._finish(turn, Exchange(turn.user_text, assistant))
         self.send_control(protocol.metrics({"wav_to_tts_total_time": total}, turn_id=turn.id))
 
-    def _interrupt(self) -> None:
+    def _interrupt(self, played_ms: int | None) -> None:
         turn = self.turn
         if turn is None or turn.interrupted:
             return  # nothing to stop: a harmless no-op
         turn.interrupted = True  # from now on the writer skips this turn's frames
+        turn.played_ms = played_ms
         stop_sent = asyncio.get_running_loop().create_future()
         self.send_control(
             protocol.stop_play(turn_id=turn.id),
@@ -408,12 +474,38 @@ class Session:
         queued the session is idle, and a new turn's frames can only follow it."""
         if exchange.user:  # a voice turn cut off before its transcript has nothing to keep
             self.conversation.record(exchange)
+            self._save(turn, exchange)
         turn.finished.set()
         turn.after = None  # let the finished chain be freed
         if self.turn is turn:
             self.turn = None
             self._transition(Phase.IDLE)
         self.send_control(protocol.end(interrupted=exchange.interrupted, turn_id=turn.id))
+
+    def _save(self, turn: Turn, exchange: Exchange) -> None:
+        if self.live is None:
+            return
+        record = TurnRecord(
+            user_text=exchange.user,
+            assistant_text=exchange.assistant,
+            input_type=turn.input_type,
+            user_at=turn.started_at,
+            assistant_at=time.time(),
+            interrupted=exchange.interrupted,
+            metrics=dict(turn.metrics),
+        )
+        conversation_id = self.live.id
+
+        async def save() -> None:
+            try:
+                await self.store.save_turn(conversation_id, self.username, record)
+            except LiveError as exc:
+                log.error("could not save turn %d of %s: %s", turn.id, self.username, exc.message)
+                self.send_error(exc.code, exc.message, turn_id=turn.id)
+
+        task = asyncio.create_task(save(), name=f"live-save-{turn.id}")
+        self._saves.add(task)
+        task.add_done_callback(self._saves.discard)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

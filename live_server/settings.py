@@ -45,6 +45,8 @@ class Settings:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     echo_delay_ms: int = 30
     history_max_messages: int = 40
+    history_max_chars: int = 32000
+    chat_max_replies: int = 4
 
     tts: TTSEngine = "espeak"
     tts_base_url: str | None = None
@@ -112,6 +114,8 @@ class Settings:
             "system_prompt": "SYSTEM_PROMPT",
             "echo_delay_ms": "ECHO_DELAY_MS",
             "history_max_messages": "HISTORY_MAX_MESSAGES",
+            "history_max_chars": "HISTORY_MAX_CHARS",
+            "chat_max_replies": "CHAT_MAX_REPLIES",
             "tts_model": "TTS_MODEL",
             "stt_model": "STT_MODEL",
             "stt_workers": "STT_WORKERS",
@@ -151,6 +155,8 @@ class Settings:
             "max_frame_bytes",
             "outbox_frames",
             "stt_workers",
+            "history_max_chars",
+            "chat_max_replies",
         )
         for name in names:
             if int(getattr(self, name)) < (0 if name == "echo_delay_ms" else 1):

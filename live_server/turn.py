@@ -35,6 +35,7 @@ class Turn:
     user_text: str
     input_type: InputType
     started: float = field(default_factory=time.perf_counter)
+    started_at: float = field(default_factory=time.time)  # wall clock, for the saved message
     interrupted: bool = False
     task: asyncio.Task[None] | None = None
     # An interrupted turn still finishing: this one starts, and ends, only after it.
@@ -42,13 +43,27 @@ class Turn:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     # Extra fields for the opening `metrics` frame (voice turns: the STT figures).
     opening: dict[str, Any] = field(default_factory=dict)
-    # Text whose frames have reached the socket: sentences whose audio was sent, or deltas
-    # when there is no TTS. This, not the full reply, is what an interrupted turn keeps.
-    delivered: list[str] = field(default_factory=list)
+    # Text whose frames have reached the socket, with its audio's length in ms: sentences whose
+    # audio was sent, or deltas when there is no TTS. This, not the full reply, is what an
+    # interrupted turn keeps.
+    delivered: list[tuple[str, int]] = field(default_factory=list)
     by_sentence: bool = True  # False when there is no TTS: `delivered` then holds deltas
+    # How much of the turn's audio the client says it played before interrupting.
+    played_ms: int | None = None
+    # The figures of the turn's `metrics` frames, kept with the saved reply.
+    metrics: dict[str, Any] = field(default_factory=dict)
 
     def heard_text(self) -> str:
-        return join_sentences(self.delivered) if self.by_sentence else "".join(self.delivered)
+        """What reached the user: with `played_ms`, only the sentences whose audio fits in it."""
+        if not self.by_sentence:
+            return "".join(text for text, _ in self.delivered)
+        heard, elapsed = [], 0
+        for text, duration_ms in self.delivered:
+            elapsed += duration_ms
+            if self.played_ms is not None and elapsed > self.played_ms:
+                break
+            heard.append(text)
+        return join_sentences(heard)
 
 
 class TurnRunner:
@@ -79,6 +94,7 @@ class TurnRunner:
         # The opening frames are queued without waiting and the LLM is started in this same
         # step, so a first delta that is ready at once leaves in the writer's same wake-up.
         opening = {"input_type": turn.input_type, **turn.opening}
+        turn.metrics.update(opening)
         self._emit_now(protocol.metrics(opening, turn_id=turn.id))
         self._emit_now(protocol.user_msg(turn.user_text, _now_ms(), turn_id=turn.id))
         sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
@@ -86,7 +102,9 @@ class TurnRunner:
             if self._tts is not None:
                 group.create_task(self._tts_feeder(self._tts, sentences))
             await self._llm_feeder(sentences)
-        await self._send(protocol.metrics(self.metrics(), turn_id=turn.id))
+        figures = self.metrics()
+        turn.metrics.update(figures)
+        await self._send(protocol.metrics(figures, turn_id=turn.id))
         reply = "".join(self.reply)
         if self.audio_frames == 0 and reply:
             await self._send(protocol.bot_msg(reply, _now_ms(), turn_id=turn.id))
@@ -120,7 +138,7 @@ class TurnRunner:
                 async for delta in deltas:
                     times.setdefault("llm_first", time.perf_counter())
                     self.reply.append(delta)
-                    on_sent = None if speaking else _deliver(turn, delta)
+                    on_sent = None if speaking else _deliver(turn, delta, 0)
                     await self._send(protocol.bot_delta_chunk(delta, turn_id=turn.id), on_sent)
                     if speaking:
                         for sentence in splitter.feed(delta):
@@ -145,7 +163,7 @@ class TurnRunner:
                 audio = await tts.synthesize(sentence)
             except TTSError as exc:
                 await self._send(
-                    protocol.bot_text_chunk(sentence, turn_id=turn.id), _deliver(turn, sentence)
+                    protocol.bot_text_chunk(sentence, turn_id=turn.id), _deliver(turn, sentence, 0)
                 )
                 await self._send(
                     protocol.error_frame(ErrorCode.TTS_ERROR, exc.message, turn_id=turn.id)
@@ -164,14 +182,14 @@ class TurnRunner:
                     duration_ms=audio.duration_ms,
                     turn_id=turn.id,
                 ),
-                _deliver(turn, sentence),
+                _deliver(turn, sentence, audio.duration_ms),
             )
             self.audio_frames += 1
 
 
-def _deliver(turn: Turn, text: str) -> Callable[[], None]:
+def _deliver(turn: Turn, text: str, duration_ms: int) -> Callable[[], None]:
     def on_sent() -> None:
-        turn.delivered.append(text)
+        turn.delivered.append((text, duration_ms))
 
     return on_sent
 

@@ -6,6 +6,8 @@ import asyncio
 import base64
 import io
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,17 @@ TIMEOUT = 30.0
 
 def open_socket(url: str, **kwargs: Any) -> Any:
     return connect(url, max_size=None, open_timeout=10, **kwargs)
+
+
+@asynccontextmanager
+async def open_live(url: str, **kwargs: Any) -> AsyncIterator[ClientConnection]:
+    """A live socket, past its opening `conversation` frame (kept as `ws.conversation`)."""
+    async with open_socket(url, **kwargs) as ws:
+        hello = await recv(ws)
+        assert hello["t"] == "conversation", hello
+        assert isinstance(hello["data"]["id"], str) and hello["data"]["id"]
+        ws.conversation = hello["data"]
+        yield ws
 
 
 async def recv(ws: ClientConnection, timeout: float = TIMEOUT) -> Frame:

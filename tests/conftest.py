@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -42,6 +42,7 @@ class ServerProcess:
     log_path: Path
     env: dict[str, str]
     proc: subprocess.Popen[bytes]
+    _tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def http(self) -> str:
@@ -66,7 +67,10 @@ class ServerProcess:
         return out.stdout.decode().strip()
 
     def token(self, username: str = "alice") -> str:
-        return self.cli("token", username)
+        """A dashboard JWT, made once per user by the real CLI (each call is a process)."""
+        if username not in self._tokens:
+            self._tokens[username] = self.cli("token", username)
+        return self._tokens[username]
 
     def live_url(self, username: str = "alice") -> str:
         return f"{self.ws}/api/live_chat/ws?token={self.token(username)}"

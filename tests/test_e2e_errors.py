@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.client import deltas, of, open_socket, recv, send, text_turn, types, until
+from tests.client import deltas, of, open_live, recv, send, text_turn, types, until
 from tests.conftest import ServerProcess, free_port
 from tests.stubs import StubOpenAI
 
@@ -27,7 +27,7 @@ MALFORMED = [
 async def test_malformed_frames_get_coded_errors_and_the_session_survives(
     echo_server: ServerProcess,
 ):
-    async with open_socket(echo_server.live_url()) as ws:
+    async with open_live(echo_server.live_url()) as ws:
         for raw, code in MALFORMED:
             await send(ws, raw)
             frame = await recv(ws)
@@ -44,7 +44,7 @@ async def test_malformed_frames_get_coded_errors_and_the_session_survives(
 
 async def test_text_over_the_limit_is_refused(server_factory):
     server = server_factory(LIVE_MAX_TEXT_CHARS="50", LIVE_ECHO_DELAY_MS="0")
-    async with open_socket(server.live_url()) as ws:
+    async with open_live(server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "x" * 51})
         frame = await recv(ws)
         assert frame["t"] == "error" and frame["code"] == "LIMIT_EXCEEDED"
@@ -55,12 +55,12 @@ async def test_text_over_the_limit_is_refused(server_factory):
 
 async def test_oversize_frame_closes_with_1009_and_the_server_stays_up(server_factory):
     server = server_factory(LIVE_MAX_FRAME_BYTES="65536", LIVE_ECHO_DELAY_MS="0")
-    async with open_socket(server.live_url()) as ws:
+    async with open_live(server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "z" * 70000})
         with pytest.raises(Exception):  # noqa: B017 - any close is checked below
             await recv(ws)
         assert ws.close_code == 1009
-    async with open_socket(server.live_url()) as ws:
+    async with open_live(server.live_url()) as ws:
         frames = await text_turn(ws, "after the big one")
     assert of(frames, "end")
 
@@ -68,7 +68,7 @@ async def test_oversize_frame_closes_with_1009_and_the_server_stays_up(server_fa
 async def test_llm_failure_mid_stream_ends_the_turn_and_the_session_goes_on(
     stub_server: ServerProcess, llm_stub: StubOpenAI
 ):
-    async with open_socket(stub_server.live_url()) as ws:
+    async with open_live(stub_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "please FAIL_MIDSTREAM now"})
         frames = await until(ws, "end")
         await recv(ws)  # the closing metrics
@@ -88,7 +88,7 @@ async def test_llm_failure_mid_stream_ends_the_turn_and_the_session_goes_on(
 
 
 async def test_llm_http_error_is_reported(stub_server: ServerProcess, llm_stub: StubOpenAI):
-    async with open_socket(stub_server.live_url()) as ws:
+    async with open_live(stub_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "FAIL_HTTP"})
         frames = await until(ws, "end")
     errors = of(frames, "error")
@@ -100,7 +100,7 @@ async def test_llm_http_error_is_reported(stub_server: ServerProcess, llm_stub: 
 async def test_unreachable_llm_is_reported(server_factory):
     dead = f"http://127.0.0.1:{free_port()}/v1"
     server = server_factory(LIVE_LLM="openai", LIVE_LLM_BASE_URL=dead, LIVE_LLM_TIMEOUT_S="5")
-    async with open_socket(server.live_url()) as ws:
+    async with open_live(server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "anyone there?"})
         frames = await until(ws, "end")
         assert of(frames, "error")[0]["code"] == "LLM_ERROR"

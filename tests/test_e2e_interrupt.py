@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.client import Frame, deltas, of, open_socket, recv, send, text_turn, types, until
+from tests.client import Frame, deltas, of, open_live, recv, send, text_turn, types, until
 from tests.conftest import ServerProcess
 from tests.stubs import StubOpenAI
 
@@ -29,7 +29,7 @@ def assert_clean_stop(after: list[Frame]) -> None:
 
 
 async def test_interrupt_stops_the_turn_and_the_next_turn_works(echo_server: ServerProcess):
-    async with open_socket(echo_server.live_url()) as ws:
+    async with open_live(echo_server.live_url()) as ws:
         before, after = await interrupt_after_first_audio(ws, "a long question " * 20)
         assert_clean_stop(after)
         # The reply was cut short: the echo model's last sentence never came.
@@ -42,7 +42,7 @@ async def test_interrupt_stops_the_turn_and_the_next_turn_works(echo_server: Ser
 
 
 async def test_interrupt_without_a_turn_is_a_no_op(echo_server: ServerProcess):
-    async with open_socket(echo_server.live_url()) as ws:
+    async with open_live(echo_server.live_url()) as ws:
         await send(ws, {"t": "interrupt"})
         await send(ws, {"t": "interrupt"})
         frames = await text_turn(ws, "hello")
@@ -55,7 +55,7 @@ async def test_interrupt_without_a_turn_is_a_no_op(echo_server: ServerProcess):
 
 
 async def test_double_interrupt_sends_one_stop_and_one_end(echo_server: ServerProcess):
-    async with open_socket(echo_server.live_url()) as ws:
+    async with open_live(echo_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "tell me a story"})
         await until(ws, "bot_delta_chunk")
         await send(ws, {"t": "interrupt"})
@@ -70,7 +70,7 @@ async def test_interrupted_reply_keeps_only_what_was_heard(
     stub_server: ServerProcess, llm_stub: StubOpenAI
 ):
     llm_stub.delay = 0.03
-    async with open_socket(stub_server.live_url()) as ws:
+    async with open_live(stub_server.live_url()) as ws:
         before, after = await interrupt_after_first_audio(ws, "Tell me eight things.")
         assert_clean_stop(after)
         received = before + after
@@ -100,7 +100,7 @@ async def test_interrupt_before_any_audio_keeps_no_reply_text(
     stub_server: ServerProcess, llm_stub: StubOpenAI
 ):
     llm_stub.delay = 0.05
-    async with open_socket(stub_server.live_url()) as ws:
+    async with open_live(stub_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "Say something."})
         await until(ws, "bot_delta_chunk")
         await send(ws, {"t": "interrupt"})
@@ -112,7 +112,7 @@ async def test_interrupt_before_any_audio_keeps_no_reply_text(
 
 
 async def test_stop_play_comes_before_end_when_client_is_fast(echo_server: ServerProcess):
-    async with open_socket(echo_server.live_url()) as ws:
+    async with open_live(echo_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "quick"})
         await until(ws, "user_msg")
         await send(ws, {"t": "interrupt"})

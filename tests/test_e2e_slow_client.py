@@ -9,7 +9,7 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.client import deltas, open_socket, recv, send, text_turn
+from tests.client import deltas, open_live, recv, send, text_turn
 from tests.conftest import ServerProcess
 
 
@@ -28,13 +28,13 @@ async def test_a_client_that_stops_reading_is_disconnected(server_factory) -> No
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.port))
-    async with open_socket(url, sock=sock, max_queue=1) as stalled:
+    async with open_live(url, sock=sock, max_queue=1) as stalled:
         # A long reply: many sentences of audio, far more than the socket buffers hold.
         await send(stalled, {"t": "text_input", "text": "blah " * 700})
         await wait_for_log(server, "Client is not reading")
 
         # The server and other clients are unaffected.
-        async with open_socket(url) as ws:
+        async with open_live(url) as ws:
             frames = await text_turn(ws, "are you ok?")
         assert "are you ok?" in deltas(frames)
 

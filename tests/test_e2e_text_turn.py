@@ -8,7 +8,7 @@ from tests.client import (
     decode_wav,
     deltas,
     of,
-    open_socket,
+    open_live,
     recv,
     rms,
     send,
@@ -20,7 +20,7 @@ from tests.conftest import ServerProcess
 
 
 async def test_full_text_turn_streams_deltas_sentences_and_speech(echo_server: ServerProcess):
-    async with open_socket(echo_server.live_url()) as ws:
+    async with open_live(echo_server.live_url()) as ws:
         frames = await text_turn(ws, "Tell me about the weather in Paris, please.")
 
     assert types(frames)[:2] == ["metrics", "user_msg"]
@@ -67,7 +67,7 @@ async def test_full_text_turn_streams_deltas_sentences_and_speech(echo_server: S
 
 
 async def test_chinese_text_is_split_and_spoken(echo_server: ServerProcess):
-    async with open_socket(echo_server.live_url()) as ws:
+    async with open_live(echo_server.live_url()) as ws:
         frames = await text_turn(ws, "今天天气怎么样？我想去公园散步。")
     sentences = [f["data"]["text"] for f in of(frames, "bot_text_chunk")]
     assert len(sentences) >= 3
@@ -78,7 +78,7 @@ async def test_chinese_text_is_split_and_spoken(echo_server: ServerProcess):
 
 
 async def test_conversation_continues_across_turns(echo_server: ServerProcess):
-    async with open_socket(echo_server.live_url()) as ws:
+    async with open_live(echo_server.live_url()) as ws:
         first = await text_turn(ws, "one")
         second = await text_turn(ws, "two")
     # The echo model counts the user messages it was given: history reached it.
@@ -88,7 +88,7 @@ async def test_conversation_continues_across_turns(echo_server: ServerProcess):
 
 
 async def test_text_input_while_busy_is_refused_and_the_turn_goes_on(echo_server: ServerProcess):
-    async with open_socket(echo_server.live_url()) as ws:
+    async with open_live(echo_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "first question"})
         await until(ws, "bot_delta_chunk")
         await send(ws, {"t": "text_input", "text": "second question"})
@@ -103,25 +103,30 @@ async def test_text_input_while_busy_is_refused_and_the_turn_goes_on(echo_server
     assert trailing["t"] == "metrics"
 
 
-async def test_unified_socket_runs_live_turns_and_refuses_chat_frames(echo_server: ServerProcess):
+async def test_unified_socket_takes_the_mode_from_each_frame(echo_server: ServerProcess):
     token = echo_server.token("bob")
-    async with open_socket(f"{echo_server.ws}/api/unified_chat/ws?token={token}") as ws:
-        await send(ws, {"ct": "chat", "t": "send", "message": [{"type": "plain", "text": "x"}]})
-        err = await recv(ws)
-        assert err["t"] == "error" and err["code"] == "UNSUPPORTED"
+    async with open_live(f"{echo_server.ws}/api/unified_chat/ws?token={token}") as ws:
         await send(ws, {"ct": "video", "t": "text_input", "text": "hi"})
         err = await recv(ws)
         assert err["t"] == "error" and err["code"] == "INVALID_MESSAGE_FORMAT"
         frames = await text_turn(ws, "hello from the unified socket")
         await send(ws, {"ct": "live", "t": "text_input", "text": "explicitly live"})
         frames2 = await until(ws, "end")
+        assert (await recv(ws))["t"] == "metrics"
+        await send(ws, {"ct": "chat", "t": "send", "message": [{"type": "plain", "text": "x"}]})
+        chat = []
+        while not chat or chat[-1].get("type") != "end":
+            chat.append(await recv(ws))
     assert "hello from the unified socket" in deltas(frames)
     assert "explicitly live" in deltas(frames2)
+    # Chat frames carry `type`, never `t`: a live client cannot mistake them for its own.
+    assert all(f["ct"] == "chat" and "t" not in f for f in chat)
+    assert "x" in "".join(f["data"] for f in chat if f["type"] == "plain")
 
 
 async def test_tts_none_sends_the_reply_as_bot_msg(server_factory):
     server = server_factory(LIVE_TTS="none", LIVE_ECHO_DELAY_MS="0")
-    async with open_socket(server.live_url()) as ws:
+    async with open_live(server.live_url()) as ws:
         frames = await text_turn(ws, "no voice please")
     assert not of(frames, "response") and not of(frames, "bot_text_chunk")
     assert types(frames)[-4:] == ["metrics", "bot_msg", "end", "metrics"]

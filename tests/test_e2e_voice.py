@@ -11,7 +11,7 @@ import pytest
 from tests.client import (
     deltas,
     of,
-    open_socket,
+    open_live,
     pcm_b64,
     recv,
     send,
@@ -54,7 +54,7 @@ def check_voice_turn(frames: list[dict], said: str) -> str:
 @pytest.mark.parametrize("phrase", PHRASES)
 async def test_streamed_speech_is_recognised_and_answered(voice_server: ServerProcess, phrase):
     samples, rate = await speak(phrase)
-    async with open_socket(voice_server.live_url()) as ws:
+    async with open_live(voice_server.live_url()) as ws:
         frames = await voice_turn(ws, samples, rate, chunk_ms=60)
     check_voice_turn(frames, phrase)
 
@@ -62,7 +62,7 @@ async def test_streamed_speech_is_recognised_and_answered(voice_server: ServerPr
 @pytest.mark.parametrize("phrase", PHRASES[:2])
 async def test_one_frame_holding_the_whole_utterance_works_too(voice_server, phrase):
     samples, rate = await speak(phrase)
-    async with open_socket(voice_server.live_url()) as ws:
+    async with open_live(voice_server.live_url()) as ws:
         frames = await voice_turn(ws, samples, rate, chunk_ms=None)
     check_voice_turn(frames, phrase)
 
@@ -71,14 +71,14 @@ async def test_48k_audio_is_resampled_for_the_recogniser(voice_server):
     samples, rate = await speak("one two three four five")
     t_out = np.arange(int(len(samples) * 48000 / rate)) / 48000
     up = np.interp(t_out, np.arange(len(samples)) / rate, samples).astype(np.int16)
-    async with open_socket(voice_server.live_url()) as ws:
+    async with open_live(voice_server.live_url()) as ws:
         frames = await voice_turn(ws, up, 48000, chunk_ms=20)
     check_voice_turn(frames, "one two three four five")
 
 
 async def test_voice_and_text_turns_share_one_conversation(voice_server):
     samples, rate = await speak("good morning")
-    async with open_socket(voice_server.live_url()) as ws:
+    async with open_live(voice_server.live_url()) as ws:
         await voice_turn(ws, samples, rate)
         frames = await text_turn(ws, "and now I type")
     assert "message number 2" in deltas(frames)
@@ -95,7 +95,7 @@ async def expect_error(ws, frame: dict, code: str) -> dict:
 async def test_bad_voice_frames_get_audio_errors_and_the_session_goes_on(voice_server):
     samples, rate = await speak("how are you")
     good = pcm_b64(samples[: rate // 10])
-    async with open_socket(voice_server.live_url()) as ws:
+    async with open_live(voice_server.live_url()) as ws:
         await expect_error(ws, {"t": "speaking_part", "data": good}, "AUDIO_ERROR")
         await expect_error(ws, {"t": "end_speaking", "stamp": "x"}, "AUDIO_ERROR")
         await expect_error(ws, {"t": "start_speaking"}, "AUDIO_ERROR")  # no stamp
@@ -123,7 +123,7 @@ async def test_bad_voice_frames_get_audio_errors_and_the_session_goes_on(voice_s
 
 async def test_silence_gets_empty_transcript_and_an_end(voice_server):
     silence = np.zeros(16000, dtype=np.int16)
-    async with open_socket(voice_server.live_url()) as ws:
+    async with open_live(voice_server.live_url()) as ws:
         frames = await voice_turn(ws, silence, 16000)
         assert types(frames) == ["error", "end"]
         assert frames[0]["code"] == "EMPTY_TRANSCRIPT"
@@ -138,7 +138,7 @@ async def test_a_segment_over_the_limit_is_dropped_and_the_next_one_works(server
     samples, rate = await speak("open the door")
     assert len(samples) < 2 * rate  # the phrase itself fits
     noise = np.random.default_rng(1).integers(-3000, 3000, 3 * 16000, dtype=np.int16)
-    async with open_socket(server.live_url()) as ws:
+    async with open_live(server.live_url()) as ws:
         for frame in voice_frames(noise, 16000, "long", chunk_ms=200):
             await send(ws, frame)
         error = await recv(ws)
@@ -156,7 +156,7 @@ async def test_a_segment_over_the_limit_is_dropped_and_the_next_one_works(server
 
 async def test_end_speaking_during_a_reply_is_busy_and_the_reply_goes_on(voice_server):
     samples, rate = await speak("how are you")
-    async with open_socket(voice_server.live_url()) as ws:
+    async with open_live(voice_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "talk for a while"})
         await until(ws, "bot_delta_chunk")
         # Speaking while the bot speaks is allowed (barge-in); ending it is not, until `end`.
@@ -171,7 +171,7 @@ async def test_end_speaking_during_a_reply_is_busy_and_the_reply_goes_on(voice_s
 
 async def test_barge_in_interrupt_then_speech_makes_the_next_turn(voice_server):
     samples, rate = await speak("good morning")
-    async with open_socket(voice_server.live_url()) as ws:
+    async with open_live(voice_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "tell me a long story"})
         await until(ws, "response")
         frames = voice_frames(samples, rate, "barge")
@@ -191,7 +191,7 @@ async def test_barge_in_interrupt_then_speech_makes_the_next_turn(voice_server):
 
 
 async def test_text_right_after_interrupt_is_not_busy(voice_server):
-    async with open_socket(voice_server.live_url()) as ws:
+    async with open_live(voice_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "first"})
         await until(ws, "bot_delta_chunk")
         await send(ws, {"t": "interrupt"})
@@ -209,20 +209,20 @@ async def test_leaving_mid_segment_or_mid_recognition_frees_the_decoder(voice_se
     # The server has one decoder: if a departed client kept it, the last turn would never come.
     samples, rate = await speak("how are you")
     frames = voice_frames(samples, rate, "gone")
-    async with open_socket(voice_server.live_url()) as ws:
+    async with open_live(voice_server.live_url()) as ws:
         for frame in frames[:-1]:  # no end_speaking: the client just leaves
             await send(ws, frame)
-    async with open_socket(voice_server.live_url()) as ws:
+    async with open_live(voice_server.live_url()) as ws:
         for frame in frames:  # leaves while its speech is being recognised
             await send(ws, frame)
-    async with open_socket(voice_server.live_url()) as ws:
+    async with open_live(voice_server.live_url()) as ws:
         frames = await voice_turn(ws, samples, rate)
     check_voice_turn(frames, "how are you")
 
 
 async def test_voice_is_refused_clearly_when_stt_is_off(server_factory):
     server = server_factory(LIVE_STT="none", LIVE_ECHO_DELAY_MS="0")
-    async with open_socket(server.live_url()) as ws:
+    async with open_live(server.live_url()) as ws:
         error = await expect_error(ws, {"t": "start_speaking", "stamp": 1}, "UNSUPPORTED")
         assert "LIVE_STT" in error["data"]
         await expect_error(ws, {"t": "speaking_part", "data": "AAAA"}, "UNSUPPORTED")
@@ -244,7 +244,7 @@ def whisper_server(server_factory, stub: StubOpenAI) -> ServerProcess:
 async def test_openai_stt_receives_a_valid_16k_wav(whisper_server, llm_stub: StubOpenAI):
     llm_stub.transcript = "hello from the stub"
     noise = np.random.default_rng(2).integers(-2000, 2000, int(1.5 * 48000), dtype=np.int16)
-    async with open_socket(whisper_server.live_url()) as ws:
+    async with open_live(whisper_server.live_url()) as ws:
         frames = await voice_turn(ws, noise, 48000, chunk_ms=50)
     assert frames[0]["data"]["stt"] == "whisper-1"
     assert of(frames, "user_msg")[0]["data"]["text"] == "hello from the stub"
@@ -258,7 +258,7 @@ async def test_openai_stt_receives_a_valid_16k_wav(whisper_server, llm_stub: Stu
 async def test_openai_stt_failure_ends_the_turn_with_stt_error(whisper_server, llm_stub):
     llm_stub.transcript = "FAIL"
     noise = np.random.default_rng(3).integers(-2000, 2000, 16000, dtype=np.int16)
-    async with open_socket(whisper_server.live_url()) as ws:
+    async with open_live(whisper_server.live_url()) as ws:
         frames = await voice_turn(ws, noise, 16000)
         assert types(frames) == ["error", "end"] and frames[0]["code"] == "STT_ERROR"
         frames = await text_turn(ws, "recovered")

@@ -20,7 +20,7 @@ def parse(raw: str | bytes, **kw: object) -> protocol.ClientFrame:
         ('{"t": "text_input", "text": "  hi  "}', protocol.TextInput("hi")),
         ('{"t": "text_input", "message": "legacy field"}', protocol.TextInput("legacy field")),
         ('{"t": "interrupt"}', protocol.Interrupt()),
-        ('{"t": "interrupt", "played_ms": 1200}', protocol.Interrupt()),
+        ('{"t": "interrupt", "played_ms": 1200}', protocol.Interrupt(played_ms=1200)),
         ('{"t": "start_speaking", "stamp": "s1"}', protocol.StartSpeaking("s1", 16000)),
         (
             '{"t": "start_speaking", "stamp": 7, "sample_rate": 48000}',

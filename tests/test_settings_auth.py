@@ -113,7 +113,7 @@ def test_api_keys(tmp_path: Path) -> None:
 
 
 def test_history_is_bounded_and_marks_interruptions() -> None:
-    convo = Conversation(system_prompt="sys", max_messages=5)
+    convo = Conversation(system_prompt="sys", max_messages=5, max_chars=10_000)
     for i in range(5):
         convo.record(Exchange(f"u{i}", f"a{i}"))
     convo.record(Exchange("u5", "heard part", interrupted=True))

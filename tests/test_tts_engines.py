@@ -23,7 +23,7 @@ from live_server.providers.tts.edge import EdgeTTS
 from live_server.providers.tts.espeak import EspeakTTS
 from live_server.session import Engines
 from live_server.settings import Settings
-from tests.client import decode_wav, of, open_socket, rms, text_turn
+from tests.client import decode_wav, of, open_live, rms, text_turn
 from tests.conftest import ServerProcess, free_port
 from tests.stubs import SPEECH_RATE, StubOpenAI, ThreadedServer
 
@@ -79,7 +79,7 @@ async def test_openai_tts_and_a_failing_sentence(server_factory: Any, llm_stub: 
     llm_stub.reply = lambda messages: (
         "The first sentence is fine. This one will TTS_FAIL sadly. The third one is fine too."
     )
-    async with open_socket(f"{server.ws}/api/live_chat/ws?token={server.token()}") as ws:
+    async with open_live(f"{server.ws}/api/live_chat/ws?token={server.token()}") as ws:
         frames = await text_turn(ws, "speak please")
 
     kinds = [f["t"] for f in frames if f["t"] in ("bot_text_chunk", "response", "error")]
@@ -153,7 +153,7 @@ async def edge_turn(tmp_path: Any, communicate: Any, text: str) -> list[dict[str
     token = issue_token(load_jwt_secret(tmp_path, None), "eve", 60)
     port = free_port()
     with ThreadedServer(app, port):
-        async with open_socket(f"ws://127.0.0.1:{port}/api/live_chat/ws?token={token}") as ws:
+        async with open_live(f"ws://127.0.0.1:{port}/api/live_chat/ws?token={token}") as ws:
             return await text_turn(ws, text)
 
 

@@ -44,6 +44,7 @@ async def test_websocat_drives_a_text_turn(echo_server: ServerProcess, tmp_path:
     script = tmp_path / "text.jsonl"
     script.write_text(json.dumps({"t": "text_input", "text": "hello from websocat"}) + "\n")
     frames = await websocat_turn(echo_server.live_url(), script)
+    assert frames.pop(0)["t"] == "conversation"
     assert types(frames)[:2] == ["metrics", "user_msg"]
     assert "response" in types(frames)
     assert frames[1]["data"]["text"] == "hello from websocat"
@@ -64,6 +65,7 @@ async def test_websocat_drives_a_voice_turn(echo_server: ServerProcess, tmp_path
     script.write_text(lines)
     assert len(lines.splitlines()) > 10  # streamed, 100 ms a frame
     frames = await websocat_turn(echo_server.live_url(), script)
+    assert frames.pop(0)["t"] == "conversation"
     assert types(frames)[:2] == ["metrics", "user_msg"]
     assert frames[0]["data"]["input_type"] == "audio"
     assert frames[0]["data"]["stt"] == "pocketsphinx"

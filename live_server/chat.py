@@ -1,0 +1,317 @@
+"""Chat mode: text replies with no speech, several at once, shared by every bound listener.
+
+A `ChatReply` streams one answer into a session: `plain` deltas, `agent_stats`, then the saved
+exchange (`message_saved`) and one `end`, also when it is interrupted or its model fails. The
+WebSocket's chat channel and the HTTP chat endpoint both run their replies through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from live_server import protocol
+from live_server.conversation import Conversation, exchanges
+from live_server.errors import ErrorCode, LiveError, LLMError
+from live_server.hub import ChatHub, Subscriber
+from live_server.providers import LLM
+from live_server.settings import Settings
+from live_server.storage import (
+    InputKind,
+    SavedTurn,
+    Store,
+    TurnRecord,
+    claim,
+    new_conversation_id,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChatContext:
+    """What every reply needs: shared by all connections."""
+
+    settings: Settings
+    llm: LLM
+    store: Store
+    hub: ChatHub
+
+
+def new_message_id() -> str:
+    return f"msg_{secrets.token_hex(8)}"
+
+
+def iso_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ChatReply:
+    def __init__(
+        self,
+        ctx: ChatContext,
+        *,
+        sender: Subscriber,
+        text: str,
+        session_id: str | None = None,
+        message_id: str | None = None,
+        streaming: bool = True,
+        input_type: InputKind = "chat",
+    ) -> None:
+        self.ctx = ctx
+        self.sender = sender
+        self.username = sender.username
+        self.text = text
+        self.session_id = session_id or new_conversation_id()
+        self.message_id = message_id or new_message_id()
+        self.streaming = streaming
+        self.input_type = input_type
+        self.reply: list[str] = []
+        self.interrupted = False
+        self.saved: SavedTurn | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._to_sender = True
+        self._accepted = False  # the session is the user's: frames may go to its listeners
+        self._times: dict[str, float] = {}
+        self._received_at = time.time()
+
+    def start(self) -> asyncio.Task[None]:
+        self.ctx.hub.add_reply(self)
+        self.task = asyncio.create_task(self._run(), name=f"chat-{self.message_id}")
+        return self.task
+
+    def interrupt(self, *, sender_left: bool = False) -> None:
+        """Stop the reply; it still saves what was written and sends its `end`."""
+        if sender_left:
+            self._to_sender = False
+        if self.task is not None and not self.task.done() and not self.interrupted:
+            self.interrupted = True
+            self.task.cancel()
+
+    # --- the reply ----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            try:
+                try:
+                    await claim(self.ctx.store, self.session_id, self.username)
+                except LiveError as exc:
+                    # Not the user's session: only the sender hears of it, and there is no turn.
+                    await self._publish(self._error(exc.code, exc.message))
+                    return
+                self._accepted = True
+                await self._stream()
+            except asyncio.CancelledError:
+                if not self.interrupted:
+                    raise
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+            if self._accepted:
+                await self._conclude()
+            else:  # stopped before it began: nothing to save
+                await self._publish(self._frame("end", "", interrupted=True))
+        finally:
+            self.ctx.hub.remove_reply(self)
+
+    async def _stream(self) -> None:
+        settings = self.ctx.settings
+        stored = await self.ctx.store.history(self.session_id, settings.history_max_messages)
+        conversation = Conversation(
+            system_prompt=settings.system_prompt,
+            max_messages=settings.history_max_messages,
+            max_chars=settings.history_max_chars,
+            history=exchanges(stored),
+        )
+        times = self._times
+        times["start"] = time.perf_counter()
+        try:
+            stream = self.ctx.llm.stream(conversation.messages_for(self.text))
+            async with aclosing(stream) as deltas:
+                async for delta in deltas:
+                    times.setdefault("first", time.perf_counter())
+                    self.reply.append(delta)
+                    if self.streaming:
+                        await self._publish(self._frame("plain", delta, streaming=True))
+        except LLMError as exc:
+            await self._publish(self._error(exc.code, exc.message))
+        finally:
+            times["end"] = time.perf_counter()
+
+    async def _conclude(self) -> None:
+        text = "".join(self.reply)
+        if not self.streaming and text and not self.interrupted:
+            await self._publish(self._frame("plain", text))
+        stats = self.stats()
+        await self._publish(self._frame("agent_stats", stats))
+        record = TurnRecord(
+            user_text=self.text,
+            assistant_text=text,
+            input_type=self.input_type,
+            user_at=self._received_at,
+            assistant_at=time.time(),
+            interrupted=self.interrupted,
+            metrics={"input_type": self.input_type, **stats},
+        )
+        try:
+            self.saved = await self.ctx.store.save_turn(self.session_id, self.username, record)
+        except LiveError as exc:
+            log.error("could not save chat reply %s: %s", self.message_id, exc.message)
+            await self._publish(self._error(exc.code, exc.message))
+        else:
+            saved = {
+                "id": self.saved.assistant_message_id,
+                "user_message_id": self.saved.user_message_id,
+                "created_at": iso_time(self.saved.created_at),
+            }
+            await self._publish(self._frame("message_saved", saved))
+        end_extra: dict[str, Any] = {"interrupted": self.interrupted}
+        if self.saved is not None:
+            end_extra["saved_message_id"] = self.saved.assistant_message_id
+        await self._publish(self._frame("end", "", **end_extra))
+
+    def stats(self) -> dict[str, Any]:
+        t = self._times
+        ttft = t["first"] - t["start"] if "first" in t and "start" in t else None
+        total = t["end"] - t["start"] if "end" in t and "start" in t else None
+        return {
+            "time_to_first_token": None if ttft is None else round(ttft, 4),
+            "total_time": None if total is None else round(total, 4),
+            "chat_model": self.ctx.llm.name,
+            "output_chars": sum(len(d) for d in self.reply),
+        }
+
+    # --- frames -------------------------------------------------------------------------------
+
+    def _frame(self, type_: str, data: Any, **extra: Any) -> protocol.Frame:
+        if type_ == "plain":
+            extra.setdefault("chain_type", None)
+        return protocol.chat_frame(
+            type_, data, session_id=self.session_id, message_id=self.message_id, **extra
+        )
+
+    def _error(self, code: ErrorCode, message: str) -> protocol.Frame:
+        return protocol.chat_error(
+            code, message, session_id=self.session_id, message_id=self.message_id
+        )
+
+    async def _publish(self, frame: protocol.Frame) -> None:
+        sender = self.sender if self._to_sender else None
+        if not self._accepted:
+            if sender is not None:
+                await sender.put(frame)
+            return
+        await self.ctx.hub.publish(self.session_id, frame, sender)
+
+
+class ChatChannel:
+    """One connection's chat mode: its bindings and the replies it asked for."""
+
+    def __init__(self, ctx: ChatContext, subscriber: Subscriber, *, max_replies: int) -> None:
+        self.ctx = ctx
+        self.subscriber = subscriber
+        self.max_replies = max_replies
+        self._replies: dict[str, ChatReply] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def handle(self, request: protocol.ChatRequest) -> None:
+        match request:
+            case protocol.ChatBind(session_id=session_id):
+                self._spawn(self._bind(session_id))
+            case protocol.ChatSend():
+                self._send(request)
+            case protocol.ChatInterrupt(message_id=message_id):
+                self._interrupt(message_id)
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _bind(self, session_id: str) -> None:
+        try:
+            await self.ctx.store.ensure(session_id, self.subscriber.username)
+        except LiveError as exc:
+            self.subscriber.offer(protocol.chat_error(exc.code, exc.message, session_id=session_id))
+            return
+        self.ctx.hub.bind(session_id, self.subscriber)
+        subscription = f"ws_sub_{secrets.token_hex(6)}"
+        self.subscriber.offer(
+            protocol.chat_frame(
+                "session_bound", None, session_id=session_id, message_id=subscription
+            )
+        )
+
+    def _send(self, request: protocol.ChatSend) -> None:
+        message_id = request.message_id
+        if message_id is not None and self.ctx.hub.reply(message_id) is not None:
+            raise _chat_error(
+                f"a reply with message_id {message_id!r} is already running",
+                ErrorCode.PROCESSING_ERROR,
+                request,
+            )
+        if len(self._replies) >= self.max_replies:
+            raise _chat_error(
+                f"{len(self._replies)} replies are running on this connection; the limit is "
+                f"{self.max_replies} (LIVE_CHAT_MAX_REPLIES)",
+                ErrorCode.LIMIT_EXCEEDED,
+                request,
+            )
+        reply = ChatReply(
+            self.ctx,
+            sender=self.subscriber,
+            text=request.text,
+            session_id=request.session_id,
+            message_id=message_id,
+            streaming=request.streaming,
+        )
+        self._replies[reply.message_id] = reply
+        reply.start().add_done_callback(lambda _: self._replies.pop(reply.message_id, None))
+
+    def _interrupt(self, message_id: str | None) -> None:
+        """Without an id: every reply this connection asked for. With one: that reply, if it
+        is this connection's or runs in a session this connection is bound to."""
+        if message_id is None:
+            for reply in list(self._replies.values()):
+                reply.interrupt()
+            return
+        target = self.ctx.hub.reply(message_id)
+        if target is None:
+            return  # already over: a harmless no-op
+        if target.sender is self.subscriber or (
+            target.username == self.subscriber.username
+            and self.ctx.hub.is_bound(target.session_id, self.subscriber)
+        ):
+            target.interrupt()
+
+    async def aclose(self) -> None:
+        """The connection is gone: stop listening, and stop (and save) its replies."""
+        self.ctx.hub.unbind_all(self.subscriber)
+        replies = list(self._replies.values())
+        for reply in replies:
+            reply.interrupt(sender_left=True)
+        for task in self._tasks:
+            task.cancel()
+        pending = [r.task for r in replies if r.task is not None] + list(self._tasks)
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+class ChatRequestError(LiveError):
+    """A chat request refused before it started; reported with its ids."""
+
+    def __init__(
+        self, message: str, code: ErrorCode, session_id: str | None, message_id: str | None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.session_id = session_id
+        self.message_id = message_id
+
+
+def _chat_error(message: str, code: ErrorCode, request: protocol.ChatSend) -> ChatRequestError:
+    return ChatRequestError(message, code, request.session_id, request.message_id)

@@ -1,0 +1,251 @@
+"""The HTTP chat API: a reply streamed as Server-Sent Events, and the stored conversations.
+
+Callers authenticate as on the sockets: an API key (`Authorization: Bearer lsk_...`,
+`X-API-Key` or `?api_key=`) with a `username`, or a dashboard JWT (`Bearer` or `?token=`) whose
+user it is. Errors are JSON `{"error": {"message", "type", "code"}}`, the OpenAI shape, so one
+client handles both this API and `/v1/chat/completions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from live_server import protocol
+from live_server.auth import KEY_PREFIX, check_username, verify_token
+from live_server.chat import ChatContext, ChatReply, iso_time
+from live_server.endpoints import AppState, app_state
+from live_server.errors import AuthError, ErrorCode, LiveError, ProtocolError
+from live_server.storage import ConversationInfo, StoredMessage, claim
+
+SSE_BACKLOG = 64
+_STATUS = {
+    ErrorCode.UNAUTHORIZED: (401, "authentication_error"),
+    ErrorCode.FORBIDDEN: (403, "permission_error"),
+    ErrorCode.NOT_FOUND: (404, "not_found_error"),
+    ErrorCode.LIMIT_EXCEEDED: (413, "invalid_request_error"),
+    ErrorCode.LLM_ERROR: (502, "api_error"),
+    ErrorCode.STORAGE_ERROR: (500, "server_error"),
+    ErrorCode.INTERNAL_ERROR: (500, "server_error"),
+}
+
+
+def error_response(code: ErrorCode, message: str) -> JSONResponse:
+    status, kind = _STATUS.get(code, (400, "invalid_request_error"))
+    body = {"error": {"message": message, "type": kind, "code": code.value}}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def credential(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return (
+        request.headers.get("x-api-key")
+        or request.query_params.get("api_key")
+        or request.query_params.get("token")
+    )
+
+
+def authenticate(
+    request: Request, state: AppState, username: object = None, *, require_user: bool = True
+) -> str | None:
+    """The user a request acts for. An API key acts for the `username` it names (None when
+    not `require_user` and none is named); a JWT for its own user only."""
+    given = username if username is not None else request.query_params.get("username")
+    secret = credential(request)
+    if secret is None:
+        raise AuthError("Missing API key or token")
+    if secret.startswith(KEY_PREFIX):
+        state.keys.verify(secret)
+        if given is None and not require_user:
+            return None
+        return check_username(given if isinstance(given, str) else None)
+    user = verify_token(state.jwt_secret, secret)
+    if given not in (None, "", user):
+        raise LiveError(f"this token is for {user!r}, not {given!r}", code=ErrorCode.FORBIDDEN)
+    return user
+
+
+def _user(username: str | None) -> str:
+    assert username is not None  # `require_user` made sure
+    return username
+
+
+async def json_body(request: Request, state: AppState) -> dict[str, Any]:
+    limit = state.settings.max_frame_bytes
+    size = request.headers.get("content-length")
+    if size is not None and size.isdigit() and int(size) > limit:
+        raise ProtocolError(f"the body is over {limit} bytes", code=ErrorCode.LIMIT_EXCEEDED)
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise ProtocolError(f"the body is over {limit} bytes", code=ErrorCode.LIMIT_EXCEEDED)
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ProtocolError("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ProtocolError("the body must be a JSON object")
+    return body
+
+
+def sse(data: object) -> str:
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return f"data: {text}\n\n"
+
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class _EventStream:
+    """The HTTP caller as the sender of a chat reply: frames wait in a bounded queue."""
+
+    def __init__(self, username: str) -> None:
+        self.username = username
+        self.frames: asyncio.Queue[protocol.Frame | None] = asyncio.Queue(SSE_BACKLOG)
+
+    async def put(self, frame: protocol.Frame) -> None:
+        await self.frames.put(frame)
+
+    def offer(self, frame: protocol.Frame) -> None:  # never bound to a session
+        pass
+
+
+async def chat(request: Request) -> Response:
+    """`POST /api/v1/chat`: one reply as Server-Sent Events, ending with its saved id."""
+    state = app_state(request)
+    try:
+        body = await json_body(request, state)
+        username = _user(authenticate(request, state, body.get("username")))
+        fields = {**body, "ct": "chat"}
+        send = protocol.parse_chat_frame(
+            protocol.ChatFrame("send", fields), max_text_chars=state.settings.max_text_chars
+        )
+        assert isinstance(send, protocol.ChatSend)
+        reply = ChatReply(
+            ChatContext(state.settings, state.engines.llm, state.store, state.hub),
+            sender=_EventStream(username),
+            text=send.text,
+            session_id=send.session_id,
+            message_id=send.message_id,
+            streaming=send.streaming,
+            input_type="http",
+        )
+        await claim(state.store, reply.session_id, username)  # refused before streaming
+    except LiveError as exc:
+        return error_response(exc.code, exc.message)
+    return StreamingResponse(
+        _reply_events(reply), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+async def _reply_events(reply: ChatReply) -> AsyncIterator[str]:
+    stream = reply.sender
+    assert isinstance(stream, _EventStream)
+    yield sse(
+        protocol.chat_frame(
+            "session_id", None, session_id=reply.session_id, message_id=reply.message_id
+        )
+    )
+    task = reply.start()
+
+    async def close_after() -> None:
+        await asyncio.gather(task, return_exceptions=True)
+        await stream.frames.put(None)
+
+    closer = asyncio.create_task(close_after())
+    try:
+        while (frame := await stream.frames.get()) is not None:
+            yield sse(frame)
+    finally:
+        # The caller hung up mid-reply: stop it, and save what was written.
+        reply.interrupt(sender_left=True)
+        closer.cancel()
+        await asyncio.gather(task, closer, return_exceptions=True)
+
+
+def _page(request: Request, default_size: int, max_size: int) -> tuple[int, int]:
+    try:
+        page = int(request.query_params.get("page", "1"))
+        size = int(request.query_params.get("page_size", str(default_size)))
+    except ValueError:
+        raise ProtocolError("page and page_size must be integers") from None
+    if page < 1 or not 1 <= size <= max_size:
+        raise ProtocolError(f"page must be 1 or more and page_size from 1 to {max_size}")
+    return page, size
+
+
+def _conversation_json(info: ConversationInfo) -> dict[str, Any]:
+    return {
+        "session_id": info.id,
+        "title": info.title,
+        "created_at": iso_time(info.created_at),
+        "updated_at": iso_time(info.updated_at),
+        "message_count": info.message_count,
+    }
+
+
+def _message_json(m: StoredMessage) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "role": m.role,
+        "content": m.content,
+        "created_at": iso_time(m.created_at),
+        "input_type": m.input_type,
+        "interrupted": m.interrupted,
+        "metrics": m.metrics,
+    }
+
+
+async def sessions(request: Request) -> Response:
+    """`GET /api/v1/chat/sessions`: the user's conversations, most recent first."""
+    state = app_state(request)
+    try:
+        username = _user(authenticate(request, state))
+        page, size = _page(request, 20, 100)
+        items, total = await state.store.conversations(
+            username, offset=(page - 1) * size, limit=size
+        )
+    except LiveError as exc:
+        return error_response(exc.code, exc.message)
+    return JSONResponse(
+        {
+            "sessions": [_conversation_json(i) for i in items],
+            "page": page,
+            "page_size": size,
+            "total": total,
+        }
+    )
+
+
+async def session_messages(request: Request) -> Response:
+    """`GET /api/v1/chat/sessions/{id}/messages`: one conversation's messages, oldest first."""
+    state = app_state(request)
+    session_id = request.path_params["session_id"]
+    try:
+        username = _user(authenticate(request, state))
+        page, size = _page(request, 100, 500)
+        info = await state.store.get(session_id)
+        if info is None or info.username != username:
+            # Someone else's conversation is reported as missing: ids cannot be probed.
+            raise LiveError(f"no session {session_id!r}", code=ErrorCode.NOT_FOUND)
+        messages = await state.store.messages(session_id, offset=(page - 1) * size, limit=size)
+    except LiveError as exc:
+        return error_response(exc.code, exc.message)
+    return JSONResponse(
+        {
+            **_conversation_json(info),
+            "messages": [_message_json(m) for m in messages],
+            "page": page,
+            "page_size": size,
+            "total": info.message_count,
+        }
+    )

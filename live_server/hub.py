@@ -1,0 +1,73 @@
+"""Who hears what in chat mode: the sockets bound to each session, and the replies running.
+
+A reply's frames go to the connection that asked for it, which may slow the reply down to its
+own pace, and to every other connection bound to the same session, which may not: a bound
+listener that falls too far behind is disconnected instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Protocol
+
+from live_server.protocol import Frame
+
+if TYPE_CHECKING:
+    from live_server.chat import ChatReply
+
+
+class Subscriber(Protocol):
+    @property
+    def username(self) -> str: ...
+
+    async def put(self, frame: Frame) -> None:
+        """Queue a frame, waiting for room: for the connection that asked for the reply."""
+        ...
+
+    def offer(self, frame: Frame) -> None:
+        """Queue a frame without waiting; a listener that cannot keep up is dropped."""
+        ...
+
+
+class ChatHub:
+    def __init__(self) -> None:
+        self._bound: dict[str, set[Subscriber]] = {}
+        self._replies: dict[str, ChatReply] = {}
+
+    # --- bindings -----------------------------------------------------------------------------
+
+    def bind(self, session_id: str, subscriber: Subscriber) -> None:
+        self._bound.setdefault(session_id, set()).add(subscriber)
+
+    def unbind_all(self, subscriber: Subscriber) -> None:
+        for session_id in [s for s, subs in self._bound.items() if subscriber in subs]:
+            subs = self._bound[session_id]
+            subs.discard(subscriber)
+            if not subs:
+                del self._bound[session_id]
+
+    def is_bound(self, session_id: str, subscriber: Subscriber) -> bool:
+        return subscriber in self._bound.get(session_id, ())
+
+    async def publish(self, session_id: str, frame: Frame, sender: Subscriber | None) -> None:
+        """Send `frame` to the sender (waiting for room) and offer it to every other listener."""
+        if sender is not None:
+            await sender.put(frame)
+        for subscriber in list(self._bound.get(session_id, ())):
+            if subscriber is not sender:
+                subscriber.offer(frame)
+
+    # --- replies ------------------------------------------------------------------------------
+
+    def add_reply(self, reply: ChatReply) -> None:
+        self._replies[reply.message_id] = reply
+
+    def remove_reply(self, reply: ChatReply) -> None:
+        if self._replies.get(reply.message_id) is reply:
+            del self._replies[reply.message_id]
+
+    def reply(self, message_id: str) -> ChatReply | None:
+        return self._replies.get(message_id)
+
+    def replies_of(self, sender: Subscriber) -> Iterator[ChatReply]:
+        return (r for r in list(self._replies.values()) if r.sender is sender)

@@ -1,0 +1,132 @@
+"""`POST /v1/chat/completions`: the configured LLM behind the OpenAI chat-completions API.
+
+Any OpenAI client, or an RTC platform's custom-LLM callback, can use the server as its model.
+The caller sends the whole conversation each time, so nothing is stored here. Streaming
+replies are `chat.completion.chunk` events ending with `data: [DONE]`; a model failure in mid
+stream is sent as an `{"error": ...}` event, which OpenAI clients raise as an API error.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any, cast
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from live_server.endpoints import app_state
+from live_server.errors import ErrorCode, LiveError, LLMError, ProtocolError
+from live_server.http_api import SSE_HEADERS, authenticate, error_response, json_body, sse
+from live_server.providers import LLM, ChatMessage
+
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+
+def parse_messages(raw: object, *, max_chars: int) -> list[ChatMessage]:
+    """The request's `messages` as plain-text chat messages, or `ProtocolError`."""
+    if not isinstance(raw, list) or not raw:
+        raise ProtocolError('"messages" must be a non-empty list')
+    messages: list[ChatMessage] = []
+    total = 0
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict) or m.get("role") not in _ROLES:
+            raise ProtocolError(
+                f"messages[{i}] needs a role of system, developer, user or assistant"
+            )
+        content = m.get("content")
+        if isinstance(content, list):
+            texts = []
+            for part in content:
+                if not isinstance(part, dict) or part.get("type") != "text":
+                    raise ProtocolError(
+                        f"messages[{i}]: only text content parts are supported",
+                        code=ErrorCode.UNSUPPORTED,
+                    )
+                texts.append(str(part.get("text", "")))
+            content = "".join(texts)
+        if content is None and m["role"] == "assistant":
+            content = ""
+        if not isinstance(content, str):
+            raise ProtocolError(f"messages[{i}].content must be a string or text parts")
+        total += len(content)
+        role = cast(Any, _ROLES[m["role"]])
+        messages.append({"role": role, "content": content})
+    if total > max_chars:
+        raise ProtocolError(
+            f"the messages hold {total} characters; the limit is {max_chars}",
+            code=ErrorCode.LIMIT_EXCEEDED,
+        )
+    return messages
+
+
+async def chat_completions(request: Request) -> Response:
+    state = app_state(request)
+    settings = state.settings
+    try:
+        body = await json_body(request, state)
+        # Stateless: the caller sends the whole conversation, so no user needs to be named.
+        authenticate(request, state, None, require_user=False)
+        # The history a caller may send is bounded like a conversation's, not like one message.
+        messages = parse_messages(body.get("messages"), max_chars=settings.history_max_chars)
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            raise ProtocolError('"stream" must be true or false')
+    except LiveError as exc:
+        return error_response(exc.code, exc.message)
+    if settings.system_prompt and not any(m["role"] == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": settings.system_prompt})
+    llm = state.engines.llm
+    completion_id = f"chatcmpl-{secrets.token_hex(12)}"
+    created = int(time.time())
+    if stream:
+        events = _chunks(llm, messages, completion_id, created)
+        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    try:
+        async with aclosing(llm.stream(messages)) as deltas:
+            text = "".join([d async for d in deltas])
+    except LLMError as exc:
+        return error_response(exc.code, exc.message)
+    return JSONResponse(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": llm.name,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+        }
+    )
+
+
+async def _chunks(
+    llm: LLM, messages: list[ChatMessage], completion_id: str, created: int
+) -> AsyncIterator[str]:
+    def chunk(delta: dict[str, str], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": llm.name,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
+
+    yield sse(chunk({"role": "assistant", "content": ""}))
+    try:
+        async with aclosing(llm.stream(messages)) as deltas:
+            async for delta in deltas:
+                yield sse(chunk({"content": delta}))
+    except LLMError as exc:
+        error = {"message": exc.message, "type": "api_error", "code": exc.code.value}
+        yield sse({"error": error})
+    else:
+        yield sse(chunk({}, "stop"))
+    yield sse("[DONE]")

@@ -1,0 +1,141 @@
+"""Conversations and their messages, behind a small interface.
+
+SQLite in the data dir is the embedded default; a PostgreSQL backend for several hosts would
+implement the same `Store` protocol. A conversation is one id for both modes: the live socket's
+`conversation_id` and chat mode's `session_id` name the same thing.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from live_server.errors import ErrorCode, LiveError
+from live_server.settings import Settings
+
+Role = Literal["user", "assistant"]
+InputKind = Literal["text", "audio", "chat", "http"]
+CONVERSATION_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+class StorageError(LiveError):
+    code = ErrorCode.STORAGE_ERROR
+
+
+class NotYours(LiveError):
+    """A conversation that belongs to another user. Said the same way as one that is missing
+    when the caller only asked to read, so ids of others' conversations cannot be probed."""
+
+    code = ErrorCode.FORBIDDEN
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationInfo:
+    id: str
+    username: str
+    title: str
+    created_at: float
+    updated_at: float
+    message_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    conversation_id: str
+    role: Role
+    content: str
+    created_at: float
+    input_type: InputKind | None = None
+    interrupted: bool = False
+    metrics: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    """One exchange to save: what the user said and what the assistant said (or was heard)."""
+
+    user_text: str
+    assistant_text: str
+    input_type: InputKind
+    user_at: float
+    assistant_at: float
+    interrupted: bool = False
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedTurn:
+    user_message_id: int
+    assistant_message_id: int
+    created_at: float
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def aclose(self) -> None:
+        """Finish every pending write, then release the database."""
+        ...
+
+    async def get(self, conversation_id: str) -> ConversationInfo | None: ...
+
+    async def ensure(self, conversation_id: str, username: str) -> ConversationInfo:
+        """The conversation, created for `username` if missing. Raises `NotYours`."""
+        ...
+
+    async def save_turn(self, conversation_id: str, username: str, turn: TurnRecord) -> SavedTurn:
+        """Append both messages in one transaction, creating the conversation if missing.
+        Raises `NotYours` or `StorageError`."""
+        ...
+
+    async def history(self, conversation_id: str, limit: int) -> list[StoredMessage]:
+        """The last `limit` messages, oldest first."""
+        ...
+
+    async def messages(
+        self, conversation_id: str, *, offset: int, limit: int
+    ) -> list[StoredMessage]: ...
+
+    async def conversations(
+        self, username: str, *, offset: int, limit: int
+    ) -> tuple[list[ConversationInfo], int]:
+        """A page of the user's conversations, most recently active first, and their total."""
+        ...
+
+
+def new_conversation_id() -> str:
+    return str(uuid.uuid4())
+
+
+def check_conversation_id(value: str) -> str:
+    if not CONVERSATION_ID_RE.fullmatch(value):
+        raise LiveError(
+            "a conversation or session id is 1-128 characters of letters, digits and _.:-",
+            code=ErrorCode.INVALID_MESSAGE_FORMAT,
+        )
+    return value
+
+
+async def claim(store: Store, conversation_id: str | None, username: str) -> tuple[str, bool]:
+    """The id a connection will use and whether it continues an existing conversation.
+
+    Without an id a new one is made (saved with its first turn). A given id must be the user's
+    own; an unknown one is taken as the user's new conversation, as in chat mode."""
+    if conversation_id is None:
+        return new_conversation_id(), False
+    check_conversation_id(conversation_id)
+    info = await store.get(conversation_id)
+    if info is None:
+        return conversation_id, False
+    if info.username != username:
+        raise NotYours(f"conversation {conversation_id!r} belongs to another user")
+    return conversation_id, True
+
+
+def build_store(settings: Settings) -> Store:
+    from live_server.storage.sqlite import SQLiteStore
+
+    return SQLiteStore(settings.data_dir / "conversations.sqlite3")

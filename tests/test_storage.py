@@ -1,0 +1,123 @@
+"""The SQLite store, its migrations, and how stored messages become the model's history."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from live_server.conversation import Conversation, Exchange, exchanges
+from live_server.errors import ErrorCode
+from live_server.storage import NotYours, StorageError, TurnRecord, claim
+from live_server.storage.sqlite import MIGRATIONS, SQLiteStore, migrate
+from live_server.turn import Turn
+
+
+def record(user: str, assistant: str, at: float, **kw: object) -> TurnRecord:
+    return TurnRecord(user, assistant, "text", at, at + 1, **kw)  # type: ignore[arg-type]
+
+
+async def test_turns_are_saved_paged_and_owned(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "c.sqlite3")
+    await store.open()
+    try:
+        saved = await store.save_turn("c1", "ann", record("hello", "hi there", 100.0))
+        assert saved.assistant_message_id == saved.user_message_id + 1
+        await store.save_turn(
+            "c1", "ann", record("go on", "I was", 200.0, interrupted=True, metrics={"x": 1})
+        )
+        await store.save_turn("c2", "ann", record("other", "yes", 300.0))
+        with pytest.raises(NotYours) as caught:
+            await store.save_turn("c1", "bob", record("mine?", "no", 400.0))
+        assert caught.value.code is ErrorCode.FORBIDDEN
+
+        info = await store.get("c1")
+        assert info is not None and info.username == "ann" and info.title == "hello"
+        assert info.message_count == 4 and info.updated_at == 201.0
+
+        last = await store.history("c1", limit=3)
+        assert [m.content for m in last] == ["hi there", "go on", "I was"]
+        assert last[-1].interrupted and last[-1].metrics == {"x": 1}
+        page = await store.messages("c1", offset=1, limit=2)
+        assert [m.content for m in page] == ["hi there", "go on"]
+
+        items, total = await store.conversations("ann", offset=0, limit=1)
+        assert total == 2 and [i.id for i in items] == ["c2"]
+        assert (await store.conversations("bob", offset=0, limit=10)) == ([], 0)
+
+        assert (await store.ensure("c3", "bob")).message_count == 0
+        with pytest.raises(NotYours):
+            await store.ensure("c3", "ann")
+        assert await claim(store, "c1", "ann") == ("c1", True)
+        assert await claim(store, "new-one", "ann") == ("new-one", False)
+        with pytest.raises(NotYours):
+            await claim(store, "c1", "bob")
+    finally:
+        await store.aclose()
+
+    # Reopened: everything is still there and the schema is not migrated twice.
+    store = SQLiteStore(tmp_path / "c.sqlite3")
+    await store.open()
+    try:
+        assert len(await store.messages("c1", offset=0, limit=100)) == 4
+    finally:
+        await store.aclose()
+
+
+def test_migrations_are_versioned(tmp_path: Path):
+    db = sqlite3.connect(tmp_path / "m.sqlite3", isolation_level=None)
+    assert migrate(db) == len(MIGRATIONS)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert migrate(db) == len(MIGRATIONS)  # nothing left to do
+    db.execute("PRAGMA user_version = 99")
+    with pytest.raises(StorageError, match="newer than this server"):
+        migrate(db)
+
+
+async def test_a_closed_store_says_so(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "x.sqlite3")
+    with pytest.raises(StorageError):
+        await store.get("c1")
+
+
+def test_stored_messages_pair_into_exchanges_and_the_budget_drops_the_oldest():
+    from live_server.storage import StoredMessage
+
+    def msg(i: int, role: str, text: str, interrupted: bool = False) -> StoredMessage:
+        return StoredMessage(i, "c", role, text, float(i), "text", interrupted)  # type: ignore[arg-type]
+
+    stored = [
+        msg(1, "assistant", "orphan reply"),  # the page began mid-exchange
+        msg(2, "user", "a"),
+        msg(3, "assistant", "b"),
+        msg(4, "user", "c"),
+        msg(5, "assistant", "d", interrupted=True),
+        msg(6, "user", "unanswered"),
+    ]
+    assert exchanges(stored) == [Exchange("a", "b"), Exchange("c", "d", interrupted=True)]
+
+    history = [Exchange("x" * 50, "y" * 50), Exchange("short", "reply")]
+    convo = Conversation(system_prompt="", max_messages=40, max_chars=30, history=history)
+    assert [m["content"] for m in convo.messages_for("new")] == ["short", "reply", "new"]
+    convo = Conversation(system_prompt="", max_messages=40, max_chars=200, history=history)
+    assert len(convo.messages_for("new")) == 5
+
+
+@pytest.mark.parametrize(
+    ("played_ms", "heard"),
+    [
+        (None, "One. Two. Three."),
+        (0, ""),
+        (999, ""),
+        (1000, "One."),
+        (1500, "One."),
+        (1800, "One. Two."),
+        (10_000, "One. Two. Three."),
+    ],
+)
+def test_played_ms_keeps_the_sentences_whose_audio_fits(played_ms: int | None, heard: str):
+    turn = Turn(id=1, user_text="u", input_type="text")
+    turn.delivered = [("One.", 1000), ("Two.", 800), ("Three.", 700)]
+    turn.played_ms = played_ms
+    assert turn.heard_text() == heard
