@@ -77,6 +77,7 @@ class ChatReply:
         self.saved: SavedTurn | None = None
         self.task: asyncio.Task[None] | None = None
         self._to_sender = True
+        self._concluding = False  # past the stream: an interrupt no longer changes anything
         self._accepted = False  # the session is the user's: frames may go to its listeners
         self._times: dict[str, float] = {}
         self._received_at = time.time()
@@ -90,9 +91,10 @@ class ChatReply:
         """Stop the reply; it still saves what was written and sends its `end`."""
         if sender_left:
             self._to_sender = False
-        if self.task is not None and not self.task.done() and not self.interrupted:
-            self.interrupted = True
-            self.task.cancel()
+        if self.task is None or self.task.done() or self.interrupted or self._concluding:
+            return
+        self.interrupted = True
+        self.task.cancel()
 
     # --- the reply ----------------------------------------------------------------------------
 
@@ -113,6 +115,7 @@ class ChatReply:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
+            self._concluding = True
             if self._accepted:
                 await self._conclude()
             else:  # stopped before it began: nothing to save
@@ -250,7 +253,8 @@ class ChatChannel:
 
     def _send(self, request: protocol.ChatSend) -> None:
         message_id = request.message_id
-        if message_id is not None and self.ctx.hub.reply(message_id) is not None:
+        username = self.subscriber.username
+        if message_id is not None and self.ctx.hub.reply(username, message_id) is not None:
             raise _chat_error(
                 f"a reply with message_id {message_id!r} is already running",
                 ErrorCode.PROCESSING_ERROR,
@@ -281,12 +285,11 @@ class ChatChannel:
             for reply in list(self._replies.values()):
                 reply.interrupt()
             return
-        target = self.ctx.hub.reply(message_id)
+        target = self.ctx.hub.reply(self.subscriber.username, message_id)
         if target is None:
             return  # already over: a harmless no-op
-        if target.sender is self.subscriber or (
-            target.username == self.subscriber.username
-            and self.ctx.hub.is_bound(target.session_id, self.subscriber)
+        if target.sender is self.subscriber or self.ctx.hub.is_bound(
+            target.session_id, self.subscriber
         ):
             target.interrupt()
 

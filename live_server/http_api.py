@@ -111,9 +111,17 @@ class _EventStream:
     def __init__(self, username: str) -> None:
         self.username = username
         self.frames: asyncio.Queue[protocol.Frame | None] = asyncio.Queue(SSE_BACKLOG)
+        self.closed = False
 
     async def put(self, frame: protocol.Frame) -> None:
-        await self.frames.put(frame)
+        if not self.closed:
+            await self.frames.put(frame)
+
+    def close(self) -> None:
+        """The caller has gone: drop what waits, which also frees a blocked `put`."""
+        self.closed = True
+        while not self.frames.empty():
+            self.frames.get_nowait()
 
     def offer(self, frame: protocol.Frame) -> None:  # never bound to a session
         pass
@@ -168,6 +176,7 @@ async def _reply_events(reply: ChatReply) -> AsyncIterator[str]:
     finally:
         # The caller hung up mid-reply: stop it, and save what was written.
         reply.interrupt(sender_left=True)
+        stream.close()
         closer.cancel()
         await asyncio.gather(task, closer, return_exceptions=True)
 

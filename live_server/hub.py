@@ -7,7 +7,6 @@ listener that falls too far behind is disconnected instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from live_server.protocol import Frame
@@ -32,7 +31,8 @@ class Subscriber(Protocol):
 class ChatHub:
     def __init__(self) -> None:
         self._bound: dict[str, set[Subscriber]] = {}
-        self._replies: dict[str, ChatReply] = {}
+        # Keyed by user too: clients choose message ids, and two users may choose the same.
+        self._replies: dict[tuple[str, str], ChatReply] = {}
 
     # --- bindings -----------------------------------------------------------------------------
 
@@ -60,14 +60,13 @@ class ChatHub:
     # --- replies ------------------------------------------------------------------------------
 
     def add_reply(self, reply: ChatReply) -> None:
-        self._replies[reply.message_id] = reply
+        self._replies[reply.username, reply.message_id] = reply
 
     def remove_reply(self, reply: ChatReply) -> None:
-        if self._replies.get(reply.message_id) is reply:
-            del self._replies[reply.message_id]
+        key = (reply.username, reply.message_id)
+        if self._replies.get(key) is reply:
+            del self._replies[key]
 
-    def reply(self, message_id: str) -> ChatReply | None:
-        return self._replies.get(message_id)
-
-    def replies_of(self, sender: Subscriber) -> Iterator[ChatReply]:
-        return (r for r in list(self._replies.values()) if r.sender is sender)
+    def reply(self, username: str, message_id: str) -> ChatReply | None:
+        """The user's running reply with this id."""
+        return self._replies.get((username, message_id))

@@ -38,23 +38,34 @@ class Outbox:
         self._not_empty = asyncio.Event()
         self._not_full = asyncio.Event()
         self._not_full.set()
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._items)
 
     async def put(self, item: Outgoing) -> None:
-        while len(self._items) >= self._maxsize:
+        while len(self._items) >= self._maxsize and not self._closed:
             self._not_full.clear()
             await self._not_full.wait()
         self._append(item)
 
     def put_control(self, item: Outgoing) -> None:
         """Queue without waiting: control frames, and the first frames of a turn."""
+        if self._closed:
+            return
         if len(self._items) >= self._hard_limit:
             raise OutboxOverflow(f"{len(self._items)} frames are waiting for the client")
         self._append(item)
 
+    def close(self) -> None:
+        """The connection is gone: drop what waits, and let producers go on without waiting."""
+        self._closed = True
+        self._items.clear()
+        self._not_full.set()
+
     def _append(self, item: Outgoing) -> None:
+        if self._closed:
+            return
         self._items.append(item)
         self._not_empty.set()
 

@@ -161,6 +161,8 @@ class Session:
             self._transition(Phase.CLOSED)
             self._drop_segment()
             await self._cancel_all(reader, writer)
+            self.outbox.close()  # nothing more will be written; producers must not wait
+            self._save_cut_off()
             await self.chat.aclose()
             # Turns already over are saved even though the client has gone.
             if self._saves:
@@ -481,6 +483,15 @@ class Session:
             self.turn = None
             self._transition(Phase.IDLE)
         self.send_control(protocol.end(interrupted=exchange.interrupted, turn_id=turn.id))
+
+    def _save_cut_off(self) -> None:
+        """Turns the client left in the middle of are saved as interrupted, with what it got."""
+        turn = self.turn
+        while turn is not None:
+            if not turn.finished.is_set() and turn.user_text:
+                turn.interrupted = True
+                self._save(turn, Exchange(turn.user_text, turn.heard_text(), interrupted=True))
+            turn = turn.after
 
     def _save(self, turn: Turn, exchange: Exchange) -> None:
         if self.live is None:

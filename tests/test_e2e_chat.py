@@ -267,3 +267,15 @@ async def test_too_many_replies_at_once_are_refused(server_factory: Any):
     errors = [f for f in frames if f.get("t") == "error"]
     assert len(errors) == 1 and errors[0]["code"] == "LIMIT_EXCEEDED"
     assert errors[0]["message_id"] == "q2"
+
+
+async def test_two_users_may_use_the_same_message_id_at_once(server_factory: Any):
+    server = server_factory(LIVE_ECHO_DELAY_MS="20")
+    async with open_live(unified(server, "ray")) as a, open_live(unified(server, "sue")) as b:
+        for ws, who in ((a, "ray"), (b, "sue")):
+            await send(
+                ws, {"ct": "chat", "t": "send", "message_id": "m1", "message": f"I am {who}"}
+            )
+        got_a, got_b = await asyncio.gather(chat_until_end(a, "m1"), chat_until_end(b, "m1"))
+    assert not [f for f in got_a + got_b if f.get("t") == "error"]
+    assert "I am ray" in text_of(got_a, "m1") and "I am sue" in text_of(got_b, "m1")

@@ -159,6 +159,22 @@ async def test_an_interrupted_turn_saves_only_what_was_sent(
     assert "eighth sentence" not in reply["content"]
 
 
+async def test_a_turn_cut_off_by_a_disconnect_is_saved_as_interrupted(
+    stub_server: ServerProcess, llm_stub: StubOpenAI
+):
+    llm_stub.delay = 0.03
+    async with open_live(stub_server.live_url("ivo")) as ws:
+        conversation_id = ws.conversation["id"]
+        await send(ws, {"t": "text_input", "text": "Tell me everything."})
+        frames = await until(ws, "response")
+    body = await wait_stored(stub_server, conversation_id, 2, "ivo")
+    user, reply = body["messages"]
+    assert user["content"] == "Tell me everything."
+    assert reply["interrupted"] is True
+    assert reply["content"].startswith(heard_sentences(frames, [])[0][0])
+    assert "eighth sentence" not in reply["content"]
+
+
 async def test_played_ms_cuts_the_saved_reply_to_what_was_played(
     stub_server: ServerProcess, llm_stub: StubOpenAI
 ):

@@ -121,3 +121,29 @@ def test_played_ms_keeps_the_sentences_whose_audio_fits(played_ms: int | None, h
     turn.delivered = [("One.", 1000), ("Two.", 800), ("Three.", 700)]
     turn.played_ms = played_ms
     assert turn.heard_text() == heard
+
+
+def test_servers_starting_together_migrate_once(tmp_path: Path):
+    """Several servers on one data dir: each step runs once, nobody fails."""
+    import threading
+
+    start = threading.Barrier(4)
+    results: list[object] = []
+
+    def open_and_migrate() -> None:
+        db = sqlite3.connect(tmp_path / "shared.sqlite3", isolation_level=None)
+        db.execute("PRAGMA busy_timeout = 5000")
+        start.wait()
+        try:
+            results.append(migrate(db))
+        except Exception as exc:  # collected, so the assertion shows it
+            results.append(exc)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=open_and_migrate) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == [len(MIGRATIONS)] * 4

@@ -25,8 +25,8 @@ class StorageError(LiveError):
 
 
 class NotYours(LiveError):
-    """A conversation that belongs to another user. Said the same way as one that is missing
-    when the caller only asked to read, so ids of others' conversations cannot be probed."""
+    """A conversation that belongs to another user. (Read-only lookups report such a
+    conversation as missing instead, so that others' ids cannot be probed.)"""
 
     code = ErrorCode.FORBIDDEN
 

@@ -82,10 +82,10 @@ class SQLiteStore:
         def connect() -> None:
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             db.row_factory = sqlite3.Row
+            db.execute("PRAGMA busy_timeout = 5000")  # first: other servers may share the file
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             db.execute("PRAGMA foreign_keys = ON")
-            db.execute("PRAGMA busy_timeout = 5000")
             migrate(db)
             self._db = db
 
@@ -205,20 +205,24 @@ class SQLiteStore:
 
 
 def migrate(db: sqlite3.Connection) -> int:
-    """Bring the schema up to the newest version; the version it is at now."""
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    if version > len(MIGRATIONS):
-        raise StorageError(
-            f"{version=} of the conversation store is newer than this server "
-            f"({len(MIGRATIONS)}); upgrade live-server"
-        )
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+    """Bring the schema up to the newest version; the version it is at now.
+
+    The version is read inside each migration's write transaction, so servers starting at once
+    on the same data dir apply every step exactly once between them."""
+    while True:
         with _transaction(db):
-            for statement in script.split(";"):
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                raise StorageError(
+                    f"{version=} of the conversation store is newer than this server "
+                    f"({len(MIGRATIONS)}); upgrade live-server"
+                )
+            if version == len(MIGRATIONS):
+                return version
+            for statement in MIGRATIONS[version].split(";"):
                 if statement.strip():
                     db.execute(statement)
-            db.execute(f"PRAGMA user_version = {number}")
-    return len(MIGRATIONS)
+            db.execute(f"PRAGMA user_version = {version + 1}")
 
 
 class _transaction:
