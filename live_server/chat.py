@@ -126,12 +126,7 @@ class ChatReply:
     async def _stream(self) -> None:
         settings = self.ctx.settings
         stored = await self.ctx.store.history(self.session_id, settings.history_max_messages)
-        conversation = Conversation(
-            system_prompt=settings.system_prompt,
-            max_messages=settings.history_max_messages,
-            max_chars=settings.history_max_chars,
-            history=exchanges(stored),
-        )
+        conversation = Conversation.configured(settings, exchanges(stored))
         times = self._times
         times["start"] = time.perf_counter()
         try:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from live_server.providers import ChatMessage
+from live_server.settings import Settings
 from live_server.splitter import is_cjk
 from live_server.storage import StoredMessage
 
@@ -46,6 +47,16 @@ class Conversation:
         self.max_chars = max_chars
         # Every exchange is two messages; the new user message takes one more place.
         self._exchanges: deque[Exchange] = deque(history, maxlen=max(0, (max_messages - 1) // 2))
+
+    @classmethod
+    def configured(cls, settings: Settings, history: Iterable[Exchange] = ()) -> Conversation:
+        """With the system prompt and the bounds from settings."""
+        return cls(
+            system_prompt=settings.system_prompt,
+            max_messages=settings.history_max_messages,
+            max_chars=settings.history_max_chars,
+            history=history,
+        )
 
     def messages_for(self, user_text: str) -> list[ChatMessage]:
         messages: list[ChatMessage] = []

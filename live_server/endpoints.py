@@ -53,12 +53,7 @@ async def _live_conversation(ws: WebSocket, state: AppState, username: str) -> L
         state.store, ws.query_params.get("conversation_id") or None, username
     )
     history = await state.store.history(conversation_id, settings.history_max_messages)
-    conversation = Conversation(
-        system_prompt=settings.system_prompt,
-        max_messages=settings.history_max_messages,
-        max_chars=settings.history_max_chars,
-        history=exchanges(history),
-    )
+    conversation = Conversation.configured(settings, exchanges(history))
     return LiveConversation(conversation_id, resumed, conversation)
 
 

@@ -192,6 +192,10 @@ def _page(request: Request, default_size: int, max_size: int) -> tuple[int, int]
     return page, size
 
 
+def _paging(page: int, size: int, total: int) -> dict[str, int]:
+    return {"page": page, "page_size": size, "total": total}
+
+
 def _conversation_json(info: ConversationInfo) -> dict[str, Any]:
     return {
         "session_id": info.id,
@@ -225,14 +229,8 @@ async def sessions(request: Request) -> Response:
         )
     except LiveError as exc:
         return error_response(exc.code, exc.message)
-    return JSONResponse(
-        {
-            "sessions": [_conversation_json(i) for i in items],
-            "page": page,
-            "page_size": size,
-            "total": total,
-        }
-    )
+    sessions = [_conversation_json(i) for i in items]
+    return JSONResponse({"sessions": sessions, **_paging(page, size, total)})
 
 
 async def session_messages(request: Request) -> Response:
@@ -249,12 +247,6 @@ async def session_messages(request: Request) -> Response:
         messages = await state.store.messages(session_id, offset=(page - 1) * size, limit=size)
     except LiveError as exc:
         return error_response(exc.code, exc.message)
-    return JSONResponse(
-        {
-            **_conversation_json(info),
-            "messages": [_message_json(m) for m in messages],
-            "page": page,
-            "page_size": size,
-            "total": info.message_count,
-        }
-    )
+    listed = [_message_json(m) for m in messages]
+    paging = _paging(page, size, info.message_count)
+    return JSONResponse({**_conversation_json(info), "messages": listed, **paging})

@@ -294,18 +294,17 @@ def chat_frame(
     **extra: Any,
 ) -> Frame:
     out: Frame = {"ct": "chat", "type": type_, "data": data, "streaming": streaming}
-    if session_id is not None:
-        out["session_id"] = session_id
-    if message_id is not None:
-        out["message_id"] = message_id
-    out.update(extra)
-    return out
+    return {**_ids(out, session_id, message_id), **extra}
 
 
 def chat_error(
     code: ErrorCode, message: str, *, session_id: str | None = None, message_id: str | None = None
 ) -> Frame:
     out: Frame = {"ct": "chat", "t": "error", "code": code.value, "data": message}
+    return _ids(out, session_id, message_id)
+
+
+def _ids(out: Frame, session_id: str | None, message_id: str | None) -> Frame:
     if session_id is not None:
         out["session_id"] = session_id
     if message_id is not None:

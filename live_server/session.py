@@ -106,13 +106,7 @@ class Session:
         # A socket forced to chat mode has no live conversation.
         self.live = live
         self.conversation = (
-            live.conversation
-            if live is not None
-            else Conversation(
-                system_prompt=settings.system_prompt,
-                max_messages=settings.history_max_messages,
-                max_chars=settings.history_max_chars,
-            )
+            live.conversation if live is not None else Conversation.configured(settings)
         )
         self.chat = ChatChannel(
             ChatContext(settings, engines.llm, store, hub),
