@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
-from live_server import endpoints, http_api, openai_compat
+from live_server import endpoints, http_api, openai_compat, web
 from live_server.auth import ApiKeyStore, ensure_data_dir, load_jwt_secret
 from live_server.hub import ChatHub
 from live_server.providers import build_llm, build_stt, build_tts
 from live_server.session import Engines
 from live_server.settings import Settings
 from live_server.storage import build_store
+from live_server.users import UserStore
 
 
 def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
@@ -29,6 +30,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
         keys=ApiKeyStore(settings.data_dir),
         store=build_store(settings),
         hub=ChatHub(),
+        users=UserStore(settings.data_dir),
     )
 
     @contextlib.asynccontextmanager
@@ -62,6 +64,8 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
             WebSocketRoute("/api/unified_chat/ws", endpoints.unified_chat_ws),
             WebSocketRoute("/api/v1/live/ws", endpoints.open_live_ws),
             WebSocketRoute("/v1/live/ws", endpoints.open_live_ws),
+            # Last: the page is mounted at "/".
+            *web.routes(settings.web_dir or web.DEFAULT_WEB_DIR),
         ],
         lifespan=lifespan,
     )

@@ -27,7 +27,7 @@ def ensure_data_dir(data_dir: Path) -> Path:
     return data_dir
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write a file readable by its owner only, atomically."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -122,7 +122,7 @@ class ApiKeyStore:
 
     def _save(self, records: list[ApiKeyRecord]) -> None:
         ensure_data_dir(self.path.parent)
-        _write_private(self.path, json.dumps({"keys": [asdict(r) for r in records]}, indent=2))
+        write_private(self.path, json.dumps({"keys": [asdict(r) for r in records]}, indent=2))
         self._cache = None
 
     def create(self, name: str, scopes: list[str] | None = None) -> tuple[str, ApiKeyRecord]:

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 from live_server import logs
 from live_server.auth import ApiKeyStore, check_username, issue_token, load_jwt_secret
-from live_server.errors import AuthError, ConfigError
+from live_server.errors import ConfigError, LiveError
 from live_server.settings import Settings
+from live_server.users import UserStore
 
 log = logging.getLogger("live_server")
 
@@ -37,6 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_parser("list", help="list keys (never the keys themselves)")
     revoke = keys.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
+
+    user = sub.add_parser("user", help="manage accounts for the browser page")
+    users = user.add_subparsers(dest="action", required=True)
+    for action, text in (("add", "create an account"), ("passwd", "change a password")):
+        p = users.add_parser(action, help=text)
+        p.add_argument("username")
+        p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    users.add_parser("list", help="list accounts")
+    remove = users.add_parser("remove", help="delete an account")
+    remove.add_argument("username")
     return parser
 
 
@@ -51,8 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             secret = load_jwt_secret(settings.data_dir, settings.jwt_secret)
             print(issue_token(secret, username, args.ttl or settings.jwt_ttl_s))
             return 0
+        if args.command == "user":
+            return _user(settings, args)
         return _apikey(settings, args)
-    except (ConfigError, AuthError) as exc:
+    except (ConfigError, LiveError) as exc:
         print(f"live-server: {exc}", file=sys.stderr)
         return 2
 
@@ -77,9 +90,44 @@ def _apikey(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
+def _user(settings: Settings, args: argparse.Namespace) -> int:
+    store = UserStore(settings.data_dir)
+    if args.action in ("add", "passwd"):
+        password = _read_password(args.password_stdin)
+        if args.action == "add":
+            store.add(args.username, password)
+            print(f"created user {args.username}", file=sys.stderr)
+        else:
+            store.set_password(args.username, password)
+            print(f"changed the password of {args.username}", file=sys.stderr)
+        return 0
+    if args.action == "list":
+        for u in store.list():
+            created = time.strftime("%Y-%m-%d %H:%M", time.localtime(u.created_at))
+            print(f"{u.username}\t{created}")
+        return 0
+    if store.remove(args.username):
+        print(f"removed user {args.username}", file=sys.stderr)
+        return 0
+    print(f"live-server: no user {args.username!r}", file=sys.stderr)
+    return 1
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != password:
+        raise ConfigError("the passwords differ")
+    return password
+
+
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     import uvicorn
 
+    from live_server import web
     from live_server.app import create_app
 
     logs.configure(settings.log_level)
@@ -89,11 +137,27 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     port = port if port is not None else settings.port
     _log_engines(settings, state.engines.llm.name, state.engines.tts)
     log.info("data dir: %s", settings.data_dir)
+    web_dir = settings.web_dir or web.DEFAULT_WEB_DIR
+    if missing := web.vendor_missing(web_dir):
+        log.warning(
+            "the page's voice detection needs %s: run `npm ci` in %s (typing works without)",
+            ", ".join(missing),
+            web_dir,
+        )
     log.info(
         "sockets: ws://%s:%d/api/live_chat/ws (a JWT from `live-server token NAME`) and "
         "ws://%s:%d/api/v1/live/ws (a key from `live-server apikey create`)",
         host, port, host, port,
     )  # fmt: skip
+    # Printed, not logged: the log redacts tokens, and this one is meant to be seen (and only
+    # by whoever started the server, like Jupyter's).
+    token = issue_token(state.jwt_secret, settings.local_user, settings.jwt_ttl_s)
+    print(
+        f"\n    Open the Live page, signed in as {settings.local_user}:\n"
+        f"    {web.local_url(host, port, token)}\n",
+        file=sys.stderr,
+        flush=True,
+    )
     uvicorn.run(
         app,
         host=host,

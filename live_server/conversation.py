@@ -77,6 +77,11 @@ class Conversation:
     def record(self, exchange: Exchange) -> None:
         self._exchanges.append(exchange)
 
+    def amend_last(self, exchange: Exchange) -> None:
+        """Replace the newest exchange (the same user message, less of the reply)."""
+        if self._exchanges and self._exchanges[-1].user == exchange.user:
+            self._exchanges[-1] = exchange
+
     def __len__(self) -> int:
         return len(self._exchanges)
 

@@ -21,6 +21,7 @@ from live_server.hub import ChatHub
 from live_server.session import Engines, LiveConversation, Session
 from live_server.settings import Settings
 from live_server.storage import StorageError, Store, claim
+from live_server.users import UserStore
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class AppState:
     keys: ApiKeyStore
     store: Store
     hub: ChatHub
+    users: UserStore
 
 
 def app_state(conn: Request | WebSocket) -> AppState:

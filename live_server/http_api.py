@@ -35,8 +35,9 @@ _STATUS = {
 }
 
 
-def error_response(code: ErrorCode, message: str) -> JSONResponse:
-    status, kind = _STATUS.get(code, (400, "invalid_request_error"))
+def error_response(code: ErrorCode, message: str, *, status: int | None = None) -> JSONResponse:
+    default, kind = _STATUS.get(code, (400, "invalid_request_error"))
+    status = status or default
     body = {"error": {"message": message, "type": kind, "code": code.value}}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)

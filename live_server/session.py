@@ -32,7 +32,7 @@ from live_server.outbox import Outbox, OutboxOverflow, Outgoing
 from live_server.providers import LLM, STT, TTS, Recognition
 from live_server.segment import Segment
 from live_server.settings import Settings
-from live_server.storage import Store, TurnRecord
+from live_server.storage import SavedTurn, Store, TurnRecord
 from live_server.turn import InputType, Turn, TurnRunner
 
 log = logging.getLogger(__name__)
@@ -113,8 +113,10 @@ class Session:
             self,
             max_replies=settings.chat_max_replies,
         )
-        self._saves: set[asyncio.Task[None]] = set()
+        self._saves: set[asyncio.Task[SavedTurn | None]] = set()
         self.turn: Turn | None = None
+        # The last turn that ended normally with audio: the client may still be playing it.
+        self._last_spoken: Turn | None = None
         self.voice: _Voice | None = None
         self._dropped_stamp: object = None  # a segment dropped for its length, until its end
         self._turn_ids = 0
@@ -361,6 +363,7 @@ class Session:
         if current is not None and not current.interrupted:
             raise ProtocolError("Session is busy", code=ErrorCode.PROCESSING_ERROR)
         self._turn_ids += 1
+        self._last_spoken = None
         return Turn(
             id=self._turn_ids,
             user_text=text,
@@ -442,8 +445,12 @@ class Session:
 
     def _interrupt(self, played_ms: int | None) -> None:
         turn = self.turn
-        if turn is None or turn.interrupted:
+        if turn is None:
+            if played_ms is not None:
+                self._cut_last(played_ms)
             return  # nothing to stop: a harmless no-op
+        if turn.interrupted:
+            return
         turn.interrupted = True  # from now on the writer skips this turn's frames
         turn.played_ms = played_ms
         stop_sent = asyncio.get_running_loop().create_future()
@@ -476,6 +483,8 @@ class Session:
         if self.turn is turn:
             self.turn = None
             self._transition(Phase.IDLE)
+            if not exchange.interrupted and any(ms for _, ms in turn.delivered):
+                self._last_spoken = turn
         self.send_control(protocol.end(interrupted=exchange.interrupted, turn_id=turn.id))
 
     def _save_cut_off(self) -> None:
@@ -486,6 +495,42 @@ class Session:
                 turn.interrupted = True
                 self._save(turn, Exchange(turn.user_text, turn.heard_text(), interrupted=True))
             turn = turn.after
+
+    def _cut_last(self, played_ms: int) -> None:
+        """An `interrupt` after the last turn's `end`: the reply had all been sent, but the
+        client was still playing it. What is kept of it is cut to what was played."""
+        last, self._last_spoken = self._last_spoken, None
+        if last is None:
+            return
+        whole = last.heard_text()
+        last.played_ms = played_ms
+        heard = last.heard_text()
+        if heard == whole:
+            return  # all of it was played
+        self.conversation.amend_last(Exchange(last.user_text, heard, interrupted=True))
+        last.metrics["played_ms"] = played_ms
+        save, metrics = last.save_task, dict(last.metrics)
+        if save is None:
+            return
+
+        async def amend() -> None:
+            saved = await save
+            if saved is None:
+                return
+            try:
+                await self.store.amend_reply(
+                    saved.assistant_message_id, heard, interrupted=True, metrics=metrics
+                )
+            except LiveError as exc:
+                log.error("could not amend turn %d of %s: %s", last.id, self.username, exc.message)
+                self.send_error(exc.code, exc.message, turn_id=last.id)
+            return None
+
+        self._keep_saving(asyncio.create_task(amend(), name=f"live-amend-{last.id}"))
+
+    def _keep_saving(self, task: asyncio.Task[SavedTurn | None]) -> None:
+        self._saves.add(task)
+        task.add_done_callback(self._saves.discard)
 
     def _save(self, turn: Turn, exchange: Exchange) -> None:
         if self.live is None:
@@ -501,16 +546,16 @@ class Session:
         )
         conversation_id = self.live.id
 
-        async def save() -> None:
+        async def save() -> SavedTurn | None:
             try:
-                await self.store.save_turn(conversation_id, self.username, record)
+                return await self.store.save_turn(conversation_id, self.username, record)
             except LiveError as exc:
                 log.error("could not save turn %d of %s: %s", turn.id, self.username, exc.message)
                 self.send_error(exc.code, exc.message, turn_id=turn.id)
+                return None
 
-        task = asyncio.create_task(save(), name=f"live-save-{turn.id}")
-        self._saves.add(task)
-        task.add_done_callback(self._saves.discard)
+        turn.save_task = asyncio.create_task(save(), name=f"live-save-{turn.id}")
+        self._keep_saving(turn.save_task)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

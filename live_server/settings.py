@@ -69,6 +69,10 @@ class Settings:
     # Compressing base64 audio costs milliseconds per sentence and saves a quarter of its size.
     ws_deflate: bool = False
     log_level: str = "info"
+    # The browser page: where `web/` is (default: beside the package), and who the sign-in
+    # URL printed by `serve` is for.
+    web_dir: Path | None = None
+    local_user: str = "local"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +100,7 @@ class Settings:
             "llm_api_key": llm_api_key,
             "llm_base_url": get("LLM_BASE_URL"),
             "jwt_secret": get("JWT_SECRET"),
+            "web_dir": Path(w).expanduser() if (w := get("WEB_DIR")) else None,
             "tts": tts,
             "tts_base_url": get("TTS_BASE_URL") or get("LLM_BASE_URL"),
             "tts_api_key": get("TTS_API_KEY") or llm_api_key,
@@ -126,6 +131,7 @@ class Settings:
             "send_timeout_s": "SEND_TIMEOUT_S",
             "ws_deflate": "WS_DEFLATE",
             "log_level": "LOG_LEVEL",
+            "local_user": "LOCAL_USER",
         }
         types = {f.name: f.type for f in fields(cls)}
         for attr, name in simple.items():
@@ -163,6 +169,10 @@ class Settings:
                 raise ConfigError(f"LIVE_{name.upper()} is out of range: {getattr(self, name)}")
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
             raise ConfigError("LIVE_JWT_SECRET must be at least 32 bytes (HS256 needs 256 bits)")
+        from live_server.auth import USERNAME_RE
+
+        if not USERNAME_RE.fullmatch(self.local_user):
+            raise ConfigError("LIVE_LOCAL_USER must be 1-64 characters of letters, digits and _-.@")
         if self.history_max_messages < 2:
             raise ConfigError("LIVE_HISTORY_MAX_MESSAGES must be at least 2")
 

@@ -22,6 +22,7 @@ from live_server.conversation import join_sentences
 from live_server.errors import ErrorCode, LLMError, TTSError
 from live_server.providers import LLM, TTS, ChatMessage
 from live_server.splitter import SentenceSplitter
+from live_server.storage import SavedTurn
 
 InputType = Literal["text", "audio"]
 Emit = Callable[[protocol.Frame, "Callable[[], None] | None"], Awaitable[None]]
@@ -52,6 +53,7 @@ class Turn:
     played_ms: int | None = None
     # The figures of the turn's `metrics` frames, kept with the saved reply.
     metrics: dict[str, Any] = field(default_factory=dict)
+    save_task: asyncio.Task[SavedTurn | None] | None = None
 
     def heard_text(self) -> str:
         """What reached the user: with `played_ms`, only the sentences whose audio fits in it."""

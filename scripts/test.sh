@@ -3,6 +3,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The page's tests run in Debian's Chromium, and the page needs its npm packages (VAD, ONNX).
+need_apt=()
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v npm >/dev/null || need_apt+=(nodejs npm)
+if ((${#need_apt[@]})); then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    apt=(env DEBIAN_FRONTEND=noninteractive apt-get -y -qq)
+    $sudo "${apt[@]}" install "${need_apt[@]}" >/dev/null ||
+        { $sudo "${apt[@]}" update && $sudo "${apt[@]}" install "${need_apt[@]}" >/dev/null; }
+fi
+(cd web && npm ci --no-audit --no-fund --loglevel=error)
+
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'

@@ -198,6 +198,28 @@ async def test_played_ms_cuts_the_saved_reply_to_what_was_played(
     assert body["messages"][5]["interrupted"] is True
 
 
+async def test_played_ms_after_end_cuts_the_reply_still_playing(
+    stub_server: ServerProcess, llm_stub: StubOpenAI
+):
+    """The reply was all sent, but the client was still playing it when the user cut in."""
+    async with open_live(stub_server.live_url("jay")) as ws:
+        frames = await text_turn(ws, "Tell me the eight sentences.")
+        sent = heard_sentences(frames, [])
+        played = sent[0][1] + sent[1][1] + 10
+        await send(ws, {"t": "interrupt", "played_ms": played})
+        await text_turn(ws, "What did you say?")
+        conversation_id = ws.conversation["id"]
+    kept = f"{sent[0][0]} {sent[1][0]}"
+    # The model's history holds only what was played, marked as cut off.
+    history = llm_stub.chat_requests[-1]["messages"]
+    assert history[-2] == {"role": "assistant", "content": f"{kept} [interrupted by the user]"}
+    body = await wait_stored(stub_server, conversation_id, 4, "jay")
+    reply = body["messages"][1]
+    assert reply["content"] == kept and reply["interrupted"] is True
+    assert reply["metrics"]["played_ms"] == played
+    assert body["messages"][3]["interrupted"] is False
+
+
 async def interrupt_after_sent(ws: Any, audio_frames: int, played_ms: int) -> list[Frame]:
     """For a turn already asked for: wait for its audio, then interrupt with `played_ms`."""
     frames: list[Frame] = []

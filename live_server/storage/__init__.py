@@ -91,6 +91,12 @@ class Store(Protocol):
         Raises `NotYours` or `StorageError`."""
         ...
 
+    async def amend_reply(
+        self, message_id: int, content: str, *, interrupted: bool, metrics: dict[str, Any]
+    ) -> None:
+        """Replace a saved assistant message's text (cut to what the user heard)."""
+        ...
+
     async def history(self, conversation_id: str, limit: int) -> list[StoredMessage]:
         """The last `limit` messages, oldest first."""
         ...

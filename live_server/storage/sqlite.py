@@ -181,6 +181,18 @@ class SQLiteStore:
 
         return await self._run(save)
 
+    async def amend_reply(
+        self, message_id: int, content: str, *, interrupted: bool, metrics: dict[str, Any]
+    ) -> None:
+        def amend(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE messages SET content = ?, interrupted = ?, metrics = ? "
+                "WHERE id = ? AND role = 'assistant'",
+                (content, int(interrupted), json.dumps(metrics), message_id),
+            )
+
+        await self._run(amend)
+
     async def history(self, conversation_id: str, limit: int) -> list[StoredMessage]:
         def last(db: sqlite3.Connection) -> list[StoredMessage]:
             rows = db.execute(

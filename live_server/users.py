@@ -1,0 +1,149 @@
+"""Accounts for the browser page: usernames with slow, salted password hashes (scrypt).
+
+Kept in `<data_dir>/users.json`, readable by its owner only, and re-read when it changes, so a
+user added with the CLI can log in to a running server. Only hashes are stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from live_server.auth import check_username, ensure_data_dir, write_private
+from live_server.errors import AuthError, ErrorCode, LiveError
+
+# scrypt with N=2^15, r=8: about 32 MiB and tens of milliseconds per guess.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+MIN_PASSWORD = 8
+LOGIN_FAILURES = 5  # per user and window, then logins wait
+LOGIN_WINDOW_S = 60.0
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        got = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p))
+    except ValueError:
+        return False
+    return hmac.compare_digest(got, base64.b64decode(digest))
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * 1024 * 1024, dklen=32
+    )
+
+
+# Checked against when the user does not exist, so that the time taken does not tell.
+_DUMMY_HASH = hash_password("not a password", salt=b"\0" * 16)
+
+
+@dataclass
+class UserRecord:
+    username: str
+    password_hash: str
+    created_at: float
+
+
+class UserStore:
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "users.json"
+        self._cache: tuple[int, dict[str, UserRecord]] | None = None
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()  # logins run on worker threads
+
+    def _load(self) -> dict[str, UserRecord]:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if self._cache is None or self._cache[0] != mtime:
+            raw = json.loads(self.path.read_text())
+            users = {r["username"]: UserRecord(**r) for r in raw["users"]}
+            self._cache = (mtime, users)
+        return self._cache[1]
+
+    def _save(self, users: dict[str, UserRecord]) -> None:
+        ensure_data_dir(self.path.parent)
+        body = {"users": [asdict(u) for u in users.values()]}
+        write_private(self.path, json.dumps(body, indent=2))
+        self._cache = None
+
+    def add(self, username: str, password: str) -> UserRecord:
+        check_username(username)
+        _check_password_rules(password)
+        users = dict(self._load())
+        if username in users:
+            raise LiveError(f"user {username!r} exists; use `live-server user passwd {username}`")
+        users[username] = UserRecord(username, hash_password(password), time.time())
+        self._save(users)
+        return users[username]
+
+    def set_password(self, username: str, password: str) -> None:
+        _check_password_rules(password)
+        users = dict(self._load())
+        if username not in users:
+            raise LiveError(f"no user {username!r}", code=ErrorCode.NOT_FOUND)
+        users[username].password_hash = hash_password(password)
+        self._save(users)
+
+    def remove(self, username: str) -> bool:
+        users = dict(self._load())
+        if users.pop(username, None) is None:
+            return False
+        self._save(users)
+        return True
+
+    def list(self) -> list[UserRecord]:
+        return list(self._load().values())
+
+    def login(self, username: str, password: str) -> str:
+        """The username, if the password is right; `AuthError` if not. Blocking (scrypt):
+        call it off the event loop. After `LOGIN_FAILURES` failures in a minute a user's
+        logins are refused with `LIMIT_EXCEEDED` until the minute is over."""
+        with self._lock:
+            now = time.monotonic()
+            self._forget_failures_before(now - LOGIN_WINDOW_S)
+            if len(self._failures.get(username, ())) >= LOGIN_FAILURES:
+                raise AuthError(
+                    "too many failed logins; try again in a minute",
+                    code=ErrorCode.LIMIT_EXCEEDED,
+                )
+            record = self._load().get(username)
+        ok = check_password(password, record.password_hash if record else _DUMMY_HASH)
+        with self._lock:
+            if not (ok and record):
+                self._failures.setdefault(username, deque()).append(now)
+                raise AuthError("Invalid username or password")
+            self._failures.pop(username, None)
+        return username
+
+    def _forget_failures_before(self, horizon: float) -> None:
+        for name in list(self._failures):
+            failures = self._failures[name]
+            while failures and failures[0] < horizon:
+                failures.popleft()
+            if not failures:
+                del self._failures[name]
+
+
+def _check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise LiveError(f"a password needs at least {MIN_PASSWORD} characters")

@@ -1,0 +1,214 @@
+"""The Live page in a real browser: Debian's Chromium, headless, with a fake microphone that
+plays synthesized speech. The page's own VAD (Silero through vad-web, served by our server)
+decides when the user speaks; nothing in the page is stubbed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import soundfile
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.conftest import ServerProcess
+from tests.speech import calibrate, speak
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# As the CI machine needs them: no sandbox as root, and no calls home on a closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def page_server(server_factory: Callable[..., ServerProcess]) -> ServerProcess:
+    server = server_factory(LIVE_ECHO_DELAY_MS="20", LIVE_STT_WORKERS="1")
+    calibrate(server.live_url())
+    return server
+
+
+def sign_in_url(server: ServerProcess) -> str:
+    """The tokenised URL `live-server serve` printed at start."""
+    match = re.search(r"(http://\S+/#token=\S+)", server.logs())
+    assert match, "serve printed no sign-in URL"
+    return match.group(1)
+
+
+async def microphone(tmp: Path, *parts: str | float) -> Path:
+    """A WAV for the fake microphone: spoken phrases and seconds of silence, in order, then
+    a long silence (Chromium loops the file)."""
+    rate = 22050
+    chunks = []
+    for part in (*parts, 30.0):
+        if isinstance(part, str):
+            samples, rate = await speak(part)
+            chunks.append(samples)
+        else:
+            chunks.append(np.zeros(int(part * rate), dtype=np.int16))
+    path = tmp / "microphone.wav"
+    soundfile.write(path, np.concatenate(chunks), rate, subtype="PCM_16")
+    return path
+
+
+async def browser_with(mic: Path) -> AsyncIterator[Browser]:
+    assert CHROMIUM, "Chromium is missing: scripts/test.sh installs Debian's chromium"
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={mic}"],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def debug(page: Page) -> Any:
+    return await page.evaluate(
+        "() => JSON.parse(JSON.stringify({...window.live.debug,"
+        " player: window.live.player.stats,"
+        " clipTurns: window.live.player.clips.map(c => c.turn)}))"
+    )
+
+
+async def wait_for(page: Page, condition: str) -> None:
+    await page.wait_for_function(condition, timeout=WAIT_MS)
+
+
+async def open_page(browser: Browser, url: str, errors: list[str]) -> Page:
+    page = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on(
+        "response",
+        lambda r: errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None,
+    )
+    await page.goto(url)
+    await wait_for(page, "document.getElementById('state').dataset.state === 'ready'")
+    assert "#token" not in page.url, "the token is taken out of the address bar"
+    return page
+
+
+async def test_speaking_to_the_page_gets_a_spoken_answer(page_server: ServerProcess, tmp_path):
+    mic = await microphone(tmp_path, 1.0, "open the door")
+    errors: list[str] = []
+    async for browser in browser_with(mic):
+        page = await open_page(browser, sign_in_url(page_server), errors)
+        await page.click("#mic")
+        # The page's VAD heard speech and streamed it while it lasted, then closed the segment.
+        await wait_for(page, "window.live.debug.sent.end_speaking >= 1")
+        state = await debug(page)
+        assert state["sent"]["start_speaking"] == 1
+        assert state["sent"]["speaking_part"] >= 5, "streamed in parts, not sent at the end"
+        # The recognised text and the bot's reply are shown, and the answer is played.
+        await wait_for(page, "document.querySelector('#messages .user')")
+        await wait_for(page, "window.live.player.stats.scheduled >= 1")
+        heard = await page.inner_text("#messages .user")
+        await wait_for(page, "(document.querySelector('#messages .bot')||{}).textContent"
+                       "?.includes('message number')")  # fmt: skip
+        reply = await page.inner_text("#messages .bot")
+        assert heard.strip() and heard.strip() in reply, (heard, reply)
+        await wait_for(page, "['speaking', 'listening'].includes(window.live.debug.state)")
+        assert "ms" in (await page.text_content("#metrics") or "")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=ARTIFACTS / "live-page.png", full_page=True)
+    assert not errors, errors
+
+
+async def test_talking_over_the_bot_stops_it_and_ignores_the_rest(
+    page_server: ServerProcess, tmp_path
+):
+    # The second phrase comes while the answer to the first is still playing.
+    mic = await microphone(tmp_path, 1.0, "open the door", 2.5, "how are you")
+    errors: list[str] = []
+    async for browser in browser_with(mic):
+        page = await open_page(browser, sign_in_url(page_server), errors)
+        await page.click("#mic")
+        await wait_for(page, "window.live.player.stats.scheduled >= 1")
+        await wait_for(page, "window.live.debug.interrupted.length >= 1")
+        state = await debug(page)
+        cut = state["interrupted"][0]
+        assert state["sent"]["interrupt"] == 1
+        assert state["player"]["stopped"] >= 1, "playback was stopped"
+        assert cut not in state["clipTurns"]
+        bubble = f"#messages .bot[data-turn='{cut}']"
+        text_at_cut = await page.inner_text(bubble)
+
+        # The next turn (the words spoken over the bot) is answered; the cut one never resumes.
+        await wait_for(page, "document.querySelectorAll('#messages .user').length >= 2")
+        await wait_for(page, "window.live.player.stats.scheduled > "
+                       f"{state['player']['scheduled']}")  # fmt: skip
+        state = await debug(page)
+        assert cut not in state["clipTurns"]
+        assert await page.inner_text(bubble) == text_at_cut
+        conversation = await page.evaluate("localStorage.getItem('live.conversation')")
+    assert not errors, errors
+
+    # The server kept, for the cut turn, only what the page says it played.
+    url = f"{page_server.http}/api/v1/chat/sessions/{conversation}/messages"
+    async with httpx.AsyncClient() as http:
+        body = (await http.get(url, params={"token": page_server.token("local")})).json()
+    replies = [m for m in body["messages"] if m["role"] == "assistant"]
+    assert replies[0]["interrupted"] is True
+    assert "message number" not in replies[0]["content"]
+
+
+async def test_logging_in_with_an_account_and_expiry(page_server: ServerProcess, tmp_path):
+    added = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "live_server", "user", "add", "pat", "--password-stdin"],
+        input=b"correct horse battery\n",
+        env=page_server.env,
+        timeout=60,
+    )
+    assert added.returncode == 0
+    mic = await microphone(tmp_path)
+    errors: list[str] = []
+    async for browser in browser_with(mic):
+        page = await browser.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(page_server.http + "/")
+        await page.wait_for_selector("#login:not([hidden])")
+        await page.fill("#username", "pat")
+        await page.fill("#password", "wrong password")
+        await page.press("#password", "Enter")
+        await wait_for(page, "document.getElementById('login-error').textContent !== ''")
+        assert "Invalid" in await page.inner_text("#login-error")
+        await page.fill("#password", "correct horse battery")
+        await page.press("#password", "Enter")
+        await wait_for(page, "window.live.debug.state === 'ready'")
+        # Typing works too.
+        await page.fill("#text", "hello from the keyboard")
+        await page.press("#text", "Enter")
+        await wait_for(page, "(document.querySelector('#messages .bot')||{}).textContent"
+                       "?.includes('hello from the keyboard')")  # fmt: skip
+
+        # An expired token sends the user back to the login form, with a message.
+        expired = page_server.cli("token", "pat", "--ttl", "-10")
+        await page.evaluate(f"localStorage.setItem('live.token', {json.dumps(expired)})")
+        await page.reload()
+        await page.wait_for_selector("#login:not([hidden])")
+        assert "expired" in await page.inner_text("#login-error")
+    assert not errors, errors

@@ -1,0 +1,113 @@
+"""Accounts: the CLI, password hashing, `POST /api/auth/login`, and the sign-in URL."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from live_server.errors import AuthError, ErrorCode, LiveError
+from live_server.users import LOGIN_FAILURES, UserStore, check_password, hash_password
+from tests.client import open_live, text_turn
+from tests.conftest import ServerProcess
+
+
+def test_password_hashes_are_salted_scrypt():
+    a, b = hash_password("s3cret pass"), hash_password("s3cret pass")
+    assert a != b and a.startswith("scrypt$")
+    assert check_password("s3cret pass", a) and not check_password("s3cret pasS", a)
+    assert not check_password("s3cret pass", "md5$whatever")
+
+
+def test_user_store_rules_and_throttle(tmp_path: Path):
+    users = UserStore(tmp_path)
+    users.add("ann", "long enough")
+    assert "long enough" not in (tmp_path / "users.json").read_text()
+    assert (tmp_path / "users.json").stat().st_mode & 0o077 == 0
+    with pytest.raises(LiveError, match="exists"):
+        users.add("ann", "another one")
+    with pytest.raises(LiveError, match="at least 8"):
+        users.add("bob", "short")
+    with pytest.raises(AuthError):
+        users.add("bad name", "long enough")
+    assert users.login("ann", "long enough") == "ann"
+    for _ in range(LOGIN_FAILURES):
+        with pytest.raises(AuthError) as caught:
+            users.login("ann", "wrong guess")
+        assert caught.value.code is ErrorCode.UNAUTHORIZED
+    # Now even the right password waits: guessing is throttled per user.
+    with pytest.raises(AuthError) as caught:
+        users.login("ann", "long enough")
+    assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
+    with pytest.raises(AuthError):
+        users.login("nobody", "long enough")
+    users.set_password("ann", "a new password")
+    assert users.remove("ann") and not users.remove("ann")
+
+
+def cli(server: ServerProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "live_server", *args],
+        input=stdin,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_login_gives_a_token_that_opens_the_sockets(echo_server: ServerProcess):
+    added = cli(echo_server, "user", "add", "quinn", "--password-stdin", stdin="open sesame 1\n")
+    assert added.returncode == 0, added.stderr
+    assert "quinn" in cli(echo_server, "user", "list").stdout
+    url = f"{echo_server.http}/api/auth/login"
+    async with httpx.AsyncClient(timeout=30) as http:
+        bad = await http.post(url, json={"username": "quinn", "password": "nope"})
+        missing = await http.post(url, json={"username": "quinn"})
+        good = await http.post(url, json={"username": "quinn", "password": "open sesame 1"})
+    assert bad.status_code == 401 and bad.json()["error"]["code"] == "UNAUTHORIZED"
+    assert missing.status_code == 400
+    assert good.status_code == 200
+    body = good.json()
+    assert body["username"] == "quinn" and body["expires_at"].endswith("Z")
+    async with open_live(f"{echo_server.ws}/api/live_chat/ws?token={body['token']}") as ws:
+        frames = await text_turn(ws, "logged in")
+    assert any(f["t"] == "response" for f in frames)
+    assert "open sesame" not in echo_server.logs()
+
+    changed = cli(
+        echo_server, "user", "passwd", "quinn", "--password-stdin", stdin="another one 2\n"
+    )
+    assert changed.returncode == 0
+    assert cli(echo_server, "user", "remove", "quinn").returncode == 0
+    assert cli(echo_server, "user", "remove", "quinn").returncode == 1
+
+
+async def test_repeated_failures_are_throttled_with_429(echo_server: ServerProcess):
+    cli(echo_server, "user", "add", "rob", "--password-stdin", stdin="right password\n")
+    url = f"{echo_server.http}/api/auth/login"
+    async with httpx.AsyncClient(timeout=30) as http:
+        codes = [
+            (await http.post(url, json={"username": "rob", "password": "guess"})).status_code
+            for _ in range(LOGIN_FAILURES + 1)
+        ]
+    assert codes == [401] * LOGIN_FAILURES + [429]
+
+
+def test_serve_prints_a_sign_in_url_that_works(echo_server: ServerProcess):
+    match = re.search(r"http://127\.0\.0\.1:(\d+)/#token=(\S+)", echo_server.logs())
+    assert match and int(match.group(1)) == echo_server.port
+    token = match.group(2)
+    # The page is served, and the token is a dashboard token for the local user.
+    page = httpx.get(f"{echo_server.http}/")
+    assert page.status_code == 200 and "<title>Live</title>" in page.text
+    for asset in ("/vendor/vad/bundle.min.js", "/vendor/vad/silero_vad_v5.onnx",
+                  "/vendor/ort/ort.wasm.min.js"):  # fmt: skip
+        assert httpx.head(f"{echo_server.http}{asset}").status_code == 200, asset
+    claims = json.loads(__import__("base64").urlsafe_b64decode(token.split(".")[1] + "==").decode())
+    assert claims["username"] == "local"

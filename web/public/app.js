@@ -1,0 +1,424 @@
+// The Live page: sign in, talk (VAD in the browser), hear the answer, talk over it to stop it.
+
+import { Player } from "./player.js";
+import { pcmBase64 } from "./wav.js";
+
+const $ = (id) => document.getElementById(id);
+const store = window.localStorage;
+const VAD_RATE = 16000; // vad-web hands over 16 kHz frames
+const PART_MS = 100; // speaking_part size while streaming
+
+// Voice detection settings, tunable on the page (kept in localStorage).
+const VAD_DEFAULTS = {
+  positiveSpeechThreshold: 0.5,
+  negativeSpeechThreshold: 0.35,
+  minSpeechMs: 250,
+  redemptionMs: 600,
+  preSpeechPadMs: 300,
+};
+
+// What the tests (and the curious) can read: window.live.
+const debug = {
+  sent: { start_speaking: 0, speaking_part: 0, end_speaking: 0, text_input: 0, interrupt: 0 },
+  ignored: 0, // frames of an interrupted turn that arrived after it was cut off
+  interrupted: [],
+  state: "",
+};
+
+const player = new Player();
+let socket = null;
+let retry = { delay: 1000, timer: null };
+let turn = null; // the turn frames are arriving for
+const cutOff = new Set(); // turns the user talked over: their late frames are ignored
+let awaitingReply = false;
+let vad = null;
+let speech = null; // {stamp, pending: [frames], sentUpTo} while the user speaks
+let recent = []; // the last frames heard, for the padding before speech
+let frameIndex = 0;
+
+window.live = { debug, player };
+
+// --- state ---------------------------------------------------------------------------------
+
+function setState(state) {
+  debug.state = state;
+  const labels = {
+    offline: "offline",
+    ready: "ready",
+    listening: "listening",
+    hearing: "hearing you",
+    thinking: "thinking",
+    speaking: "speaking",
+  };
+  $("state").textContent = labels[state];
+  $("state").dataset.state = state;
+}
+
+function idleState() {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return setState("offline");
+  if (speech) return setState("hearing");
+  if (player.playing) return setState("speaking");
+  if (awaitingReply) return setState("thinking");
+  setState(vad ? "listening" : "ready");
+}
+
+player.onIdle = () => idleState();
+
+// --- messages on the page ----------------------------------------------------------------------
+
+function addMessage(kind, text, turnId) {
+  const li = document.createElement("li");
+  li.className = `msg ${kind}`;
+  if (turnId !== undefined) li.dataset.turn = String(turnId);
+  li.textContent = text;
+  $("messages").append(li);
+  li.scrollIntoView({ block: "end" });
+  return li;
+}
+
+function botBubble(turnId) {
+  const found = document.querySelector(`#messages .bot[data-turn="${turnId}"]`);
+  return found || addMessage("bot", "", turnId);
+}
+
+function showError(text) {
+  addMessage("error", text);
+}
+
+function showMetrics(data) {
+  const names = {
+    stt_time: "speech recognition",
+    llm_ttft: "model, first token",
+    tts_first_frame_time: "speech, first sentence",
+    speak_to_first_frame: "to first audio",
+    wav_to_tts_total_time: "whole turn",
+  };
+  for (const [key, label] of Object.entries(names)) {
+    if (typeof data[key] !== "number") continue;
+    let row = document.querySelector(`#metrics [data-key="${key}"]`);
+    if (!row) {
+      row = document.createElement("div");
+      row.dataset.key = key;
+      row.innerHTML = "<dt></dt><dd></dd>";
+      row.querySelector("dt").textContent = label;
+      $("metrics").append(row);
+    }
+    row.querySelector("dd").textContent = `${Math.round(data[key] * 1000)} ms`;
+  }
+}
+
+// --- signing in --------------------------------------------------------------------------------
+
+function tokenExpired(token) {
+  try {
+    const claims = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return typeof claims.exp === "number" && claims.exp * 1000 <= Date.now();
+  } catch {
+    return true;
+  }
+}
+
+function showLogin(message) {
+  disconnect();
+  store.removeItem("live.token");
+  $("login").hidden = false;
+  $("chat").hidden = true;
+  $("login-error").textContent = message || "";
+  $("username").focus();
+}
+
+async function login(event) {
+  event.preventDefault();
+  $("login-error").textContent = "";
+  const body = { username: $("username").value.trim(), password: $("password").value };
+  try {
+    const r = await fetch("/api/auth/login", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const data = await r.json();
+    if (!r.ok) throw new Error(data.error ? data.error.message : `HTTP ${r.status}`);
+    $("password").value = "";
+    start(data.token);
+  } catch (err) {
+    $("login-error").textContent = err.message;
+  }
+}
+
+function start(token) {
+  store.setItem("live.token", token);
+  $("login").hidden = true;
+  $("chat").hidden = false;
+  connect();
+}
+
+// --- the socket --------------------------------------------------------------------------------
+
+function connect() {
+  const token = store.getItem("live.token");
+  if (!token || tokenExpired(token)) return showLogin("Your session has expired: log in again.");
+  clearTimeout(retry.timer);
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  const params = new URLSearchParams({ token });
+  const conversation = store.getItem("live.conversation");
+  if (conversation) params.set("conversation_id", conversation);
+  const ws = new WebSocket(`${proto}://${location.host}/api/live_chat/ws?${params}`);
+  socket = ws;
+  ws.onopen = () => {
+    retry.delay = 1000;
+    $("banner").hidden = true;
+    idleState();
+  };
+  ws.onmessage = (event) => onFrame(JSON.parse(event.data));
+  ws.onclose = (event) => {
+    if (socket !== ws) return;
+    socket = null;
+    stopSpeech();
+    idleState();
+    if (event.code === 1008 && /token/i.test(event.reason)) {
+      return showLogin(`${event.reason}: log in again.`);
+    }
+    if (event.code === 1008) store.removeItem("live.conversation");
+    $("banner-text").textContent = `Connection lost${event.reason ? `: ${event.reason}` : ""}.`;
+    $("banner").hidden = false;
+    retry.timer = setTimeout(connect, retry.delay);
+    retry.delay = Math.min(retry.delay * 2, 15000);
+  };
+}
+
+function disconnect() {
+  clearTimeout(retry.timer);
+  if (socket) {
+    const ws = socket;
+    socket = null;
+    ws.close();
+  }
+}
+
+function send(frame) {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+  socket.send(JSON.stringify(frame));
+  if (frame.t in debug.sent) debug.sent[frame.t]++;
+  return true;
+}
+
+function onFrame(frame) {
+  const id = frame.turn_id;
+  if (id !== undefined && cutOff.has(id)) {
+    // The turn guard: nothing of a turn the user talked over is shown or played.
+    debug.ignored++;
+    return;
+  }
+  switch (frame.t) {
+    case "conversation":
+      store.setItem("live.conversation", frame.data.id);
+      $("conversation").textContent = frame.data.resumed
+        ? `Continuing a conversation (${frame.data.messages} messages)`
+        : "New conversation";
+      break;
+    case "metrics":
+      if (frame.data.input_type) turn = id;
+      showMetrics(frame.data);
+      break;
+    case "user_msg":
+      addMessage("user", frame.data.text, id);
+      break;
+    case "bot_delta_chunk":
+      botBubble(id).textContent += frame.data.text;
+      break;
+    case "bot_msg":
+      botBubble(id).textContent = frame.data.text;
+      break;
+    case "response":
+      awaitingReply = false;
+      try {
+        player.enqueue(id, frame.data);
+      } catch (err) {
+        showError(`Could not play the answer: ${err.message}`);
+      }
+      idleState();
+      break;
+    case "stop_play":
+      player.stop(id);
+      break;
+    case "end":
+      awaitingReply = false;
+      idleState();
+      break;
+    case "error":
+      awaitingReply = false;
+      showError(`${frame.code}: ${frame.data}`);
+      idleState();
+      break;
+  }
+}
+
+// --- talking over the bot --------------------------------------------------------------------
+
+function bargeIn() {
+  if (turn === null || cutOff.has(turn) || !(player.playing || awaitingReply)) return;
+  const id = turn;
+  cutOff.add(id);
+  debug.interrupted.push(id);
+  const played = player.stop(id);
+  awaitingReply = false;
+  send({ t: "interrupt", played_ms: played });
+}
+
+// --- the microphone ----------------------------------------------------------------------------
+
+function vadOptions() {
+  const saved = JSON.parse(store.getItem("live.vad") || "{}");
+  return { ...VAD_DEFAULTS, ...saved };
+}
+
+async function toggleMic() {
+  player.unlock();
+  if (vad) {
+    await vad.pause();
+    vad.destroy();
+    vad = null;
+    stopSpeech();
+    $("mic").setAttribute("aria-pressed", "false");
+    $("mic").textContent = "Start talking";
+    return idleState();
+  }
+  if (!window.vad) {
+    return showError("Voice detection is not installed on this server (npm ci in web/).");
+  }
+  $("mic").disabled = true;
+  try {
+    vad = await window.vad.MicVAD.new({
+      ...vadOptions(),
+      model: "v5",
+      baseAssetPath: "/vendor/vad/",
+      onnxWASMBasePath: "/vendor/ort/",
+      getStream: () =>
+        navigator.mediaDevices.getUserMedia({
+          audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+        }),
+      onFrameProcessed: (_probs, frame) => onVadFrame(frame),
+      onSpeechRealStart: () => startSpeech(),
+      onSpeechEnd: () => endSpeech(),
+      onVADMisfire: () => stopSpeech(),
+    });
+    vad.start();
+    $("mic").setAttribute("aria-pressed", "true");
+    $("mic").textContent = "Stop talking";
+  } catch (err) {
+    vad = null;
+    showError(`The microphone could not start: ${err.message || err}`);
+  } finally {
+    $("mic").disabled = false;
+    idleState();
+  }
+}
+
+function onVadFrame(frame) {
+  frameIndex++;
+  recent.push({ i: frameIndex, frame: frame.slice() });
+  // Keep what the padding and a not-yet-confirmed start of speech need.
+  const keepMs = vadOptions().preSpeechPadMs + vadOptions().minSpeechMs + 200;
+  const keep = Math.ceil((keepMs * VAD_RATE) / 1000 / frame.length);
+  if (recent.length > keep) recent.splice(0, recent.length - keep);
+  if (speech) flushSpeech(false);
+}
+
+// Valid speech (not a misfire): open the segment with the padding and the speech so far, then
+// stream the rest while the user talks, so the server recognises it as it comes.
+function startSpeech() {
+  bargeIn();
+  const stamp = `seg-${Date.now()}`;
+  if (!send({ t: "start_speaking", stamp, sample_rate: VAD_RATE })) return;
+  const frameSamples = recent.length ? recent[recent.length - 1].frame.length : 512;
+  const padMs = vadOptions().preSpeechPadMs + vadOptions().minSpeechMs;
+  const padFrames = Math.ceil((padMs * VAD_RATE) / 1000 / frameSamples);
+  speech = { stamp, sentUpTo: Math.max(0, frameIndex - padFrames) };
+  flushSpeech(true);
+  idleState();
+}
+
+function flushSpeech(force) {
+  const pending = recent.filter((r) => r.i > speech.sentUpTo);
+  const samples = pending.reduce((n, r) => n + r.frame.length, 0);
+  if (!pending.length || (!force && samples < (PART_MS * VAD_RATE) / 1000)) return;
+  send({ t: "speaking_part", data: pcmBase64(pending.map((r) => r.frame)) });
+  speech.sentUpTo = pending[pending.length - 1].i;
+}
+
+function endSpeech() {
+  if (!speech) return;
+  flushSpeech(true);
+  send({ t: "end_speaking", stamp: speech.stamp });
+  speech = null;
+  awaitingReply = true;
+  idleState();
+}
+
+function stopSpeech() {
+  speech = null;
+}
+
+// --- typing ------------------------------------------------------------------------------------
+
+function sendText(event) {
+  event.preventDefault();
+  player.unlock();
+  const text = $("text").value.trim();
+  if (!text) return;
+  bargeIn();
+  if (send({ t: "text_input", text })) {
+    $("text").value = "";
+    awaitingReply = true;
+    idleState();
+  } else {
+    showError("Not connected: the message was not sent.");
+  }
+}
+
+// --- voice settings ---------------------------------------------------------------------------
+
+function setUpVadSettings() {
+  const options = vadOptions();
+  for (const [key, value] of Object.entries(options)) {
+    const input = document.querySelector(`#vad-settings [name="${key}"]`);
+    if (!input) continue;
+    input.value = String(value);
+    input.addEventListener("change", () => {
+      const saved = JSON.parse(store.getItem("live.vad") || "{}");
+      saved[key] = Number(input.value);
+      store.setItem("live.vad", JSON.stringify(saved));
+      if (vad) vad.setOptions({ [key]: Number(input.value) });
+    });
+  }
+}
+
+// --- start -------------------------------------------------------------------------------------
+
+function main() {
+  $("login-form").addEventListener("submit", login);
+  $("composer").addEventListener("submit", sendText);
+  $("mic").addEventListener("click", toggleMic);
+  $("reconnect").addEventListener("click", connect);
+  $("logout").addEventListener("click", () => showLogin("Logged out."));
+  $("new-conversation").addEventListener("click", () => {
+    store.removeItem("live.conversation");
+    $("messages").replaceChildren();
+    disconnect();
+    connect();
+  });
+  setUpVadSettings();
+
+  // A sign-in link (`#token=...`, printed by `live-server serve`): keep the token, clean the URL.
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromLink) {
+    history.replaceState(null, "", location.pathname + location.search);
+    return start(fromLink);
+  }
+  const token = store.getItem("live.token");
+  if (token && !tokenExpired(token)) return start(token);
+  showLogin(token ? "Your session has expired: log in again." : "");
+}
+
+main();
