@@ -212,3 +212,17 @@ async def test_logging_in_with_an_account_and_expiry(page_server: ServerProcess,
         await page.wait_for_selector("#login:not([hidden])")
         assert "expired" in await page.inner_text("#login-error")
     assert not errors, errors
+
+
+async def test_a_lost_connection_is_shown_with_a_reconnect(
+    server_factory: Callable[..., ServerProcess], tmp_path
+):
+    server = server_factory(LIVE_STT="none")
+    mic = await microphone(tmp_path)
+    async for browser in browser_with(mic):
+        page = await open_page(browser, sign_in_url(server), [])
+        server.stop()
+        await page.wait_for_selector("#banner:not([hidden])", timeout=WAIT_MS)
+        assert "Connection lost" in await page.inner_text("#banner")
+        assert await page.is_visible("#reconnect")
+        assert await page.get_attribute("#state", "data-state") == "offline"

@@ -175,6 +175,7 @@ function connect() {
     if (socket !== ws) return;
     socket = null;
     stopSpeech();
+    awaitingReply = false;
     idleState();
     if (event.code === 1008 && /token/i.test(event.reason)) {
       return showLogin(`${event.reason}: log in again.`);
@@ -268,9 +269,11 @@ function bargeIn() {
 
 // --- the microphone ----------------------------------------------------------------------------
 
+let vadSettings = null; // read from localStorage once, updated by the settings form
+
 function vadOptions() {
-  const saved = JSON.parse(store.getItem("live.vad") || "{}");
-  return { ...VAD_DEFAULTS, ...saved };
+  if (!vadSettings) vadSettings = { ...VAD_DEFAULTS, ...JSON.parse(store.getItem("live.vad") || "{}") };
+  return vadSettings;
 }
 
 async function toggleMic() {
@@ -389,6 +392,7 @@ function setUpVadSettings() {
       const saved = JSON.parse(store.getItem("live.vad") || "{}");
       saved[key] = Number(input.value);
       store.setItem("live.vad", JSON.stringify(saved));
+      vadSettings = null;
       if (vad) vad.setOptions({ [key]: Number(input.value) });
     });
   }
@@ -401,7 +405,11 @@ function main() {
   $("composer").addEventListener("submit", sendText);
   $("mic").addEventListener("click", toggleMic);
   $("reconnect").addEventListener("click", connect);
-  $("logout").addEventListener("click", () => showLogin("Logged out."));
+  $("logout").addEventListener("click", () => {
+    store.removeItem("live.conversation"); // the next user starts their own
+    $("messages").replaceChildren();
+    showLogin("Logged out.");
+  });
   $("new-conversation").addEventListener("click", () => {
     store.removeItem("live.conversation");
     $("messages").replaceChildren();
