@@ -24,6 +24,7 @@ from live_server.providers import LLM
 from live_server.settings import Settings
 from live_server.storage import (
     InputKind,
+    NotYours,
     SavedTurn,
     Store,
     TurnRecord,
@@ -234,7 +235,11 @@ class ChatChannel:
 
     async def _bind(self, session_id: str) -> None:
         try:
-            await self.ctx.store.ensure(session_id, self.subscriber.username)
+            info = await self.ctx.store.get(session_id)
+            if info is None:
+                raise LiveError(f"no session {session_id!r}", code=ErrorCode.NOT_FOUND)
+            if info.username != self.subscriber.username:
+                raise NotYours(f"session {session_id!r} belongs to another user")
         except LiveError as exc:
             self.subscriber.offer(protocol.chat_error(exc.code, exc.message, session_id=session_id))
             return

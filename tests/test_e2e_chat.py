@@ -43,6 +43,12 @@ async def test_two_sockets_bound_to_one_session_both_receive_the_reply(
     echo_server: ServerProcess,
 ):
     async with open_live(unified(echo_server)) as a, open_live(unified(echo_server)) as b:
+        # A session that does not exist cannot be bound to; a send may name a new one.
+        await send(a, {"ct": "chat", "t": "bind", "session_id": "shared-1"})
+        missing = await recv(a)
+        assert missing["t"] == "error" and missing["code"] == "NOT_FOUND"
+        await send(a, {"ct": "chat", "t": "send", "session_id": "shared-1", "message": "start"})
+        await chat_until_end(a)
         for ws in (a, b):
             await send(ws, {"ct": "chat", "t": "bind", "session_id": "shared-1"})
             bound = await recv(ws)
@@ -78,7 +84,7 @@ async def test_two_sockets_bound_to_one_session_both_receive_the_reply(
     async with open_live(unified(echo_server)) as c:
         await send(c, {"ct": "chat", "t": "send", "session_id": "shared-1", "message": "again"})
         frames = await chat_until_end(c)
-    assert "message number 2" in "".join(f["data"] for f in frames if f["type"] == "plain")
+    assert "message number 3" in "".join(f["data"] for f in frames if f["type"] == "plain")
 
 
 async def test_concurrent_replies_on_one_socket_are_multiplexed(echo_server: ServerProcess):
@@ -167,6 +173,8 @@ async def test_interrupt_without_id_stops_all_of_the_sockets_replies(echo_server
 
 async def test_foreign_sessions_are_refused(echo_server: ServerProcess):
     async with open_live(unified(echo_server, "lea")) as lea:
+        await send(lea, {"ct": "chat", "t": "send", "session_id": "lea-private", "message": "hi"})
+        await chat_until_end(lea)
         await send(lea, {"ct": "chat", "t": "bind", "session_id": "lea-private"})
         assert (await recv(lea))["type"] == "session_bound"
         async with open_live(unified(echo_server, "max")) as mallory:

@@ -167,6 +167,10 @@ async def test_http_reply_reaches_sockets_bound_to_its_session(
     echo_server: ServerProcess, key: str
 ):
     token = echo_server.token("wes")
+    status, _ = await post_chat(
+        echo_server, {"session_id": "wes-desk", "message": "hello"}, authorization=f"Bearer {token}"
+    )
+    assert status == 200
     async with open_live(f"{echo_server.ws}/api/unified_chat/ws?token={token}") as ws:
         await send(ws, {"ct": "chat", "t": "bind", "session_id": "wes-desk"})
         assert (await recv(ws))["type"] == "session_bound"

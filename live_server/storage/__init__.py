@@ -82,10 +82,6 @@ class Store(Protocol):
 
     async def get(self, conversation_id: str) -> ConversationInfo | None: ...
 
-    async def ensure(self, conversation_id: str, username: str) -> ConversationInfo:
-        """The conversation, created for `username` if missing. Raises `NotYours`."""
-        ...
-
     async def save_turn(self, conversation_id: str, username: str, turn: TurnRecord) -> SavedTurn:
         """Append both messages in one transaction, creating the conversation if missing.
         Raises `NotYours` or `StorageError`."""

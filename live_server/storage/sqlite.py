@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -104,16 +103,6 @@ class SQLiteStore:
 
     async def get(self, conversation_id: str) -> ConversationInfo | None:
         return await self._run(lambda db: _get(db, conversation_id))
-
-    async def ensure(self, conversation_id: str, username: str) -> ConversationInfo:
-        def ensure(db: sqlite3.Connection) -> ConversationInfo:
-            with _transaction(db):
-                _claim(db, conversation_id, username, title="", now=time.time())
-            info = _get(db, conversation_id)
-            assert info is not None
-            return info
-
-        return await self._run(ensure)
 
     async def conversations(
         self, username: str, *, offset: int, limit: int
