@@ -10,13 +10,16 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import jwt
 
 from live_server.errors import AuthError, ErrorCode
 
+R = TypeVar("R")
 KEY_PREFIX = "lsk_"
 SCOPE_CHAT = "chat"
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
@@ -102,28 +105,39 @@ class ApiKeyRecord:
     revoked: bool = False
 
 
-class ApiKeyStore:
-    """API keys in `<data_dir>/api_keys.json`; re-read when the file changes, so keys created
-    with the CLI work on a running server."""
+class RecordFile(Generic[R]):
+    """Dataclass records kept as JSON (`{name: [...]}`) in a file only its owner can read.
+    Re-read when the file changes, so what the CLI writes reaches a running server."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / "api_keys.json"
-        self._cache: tuple[float, list[ApiKeyRecord]] | None = None
+    def __init__(self, path: Path, name: str, record: Callable[..., R]) -> None:
+        self.path = path
+        self._name = name
+        self._record = record
+        self._cache: tuple[int, list[R]] | None = None
 
-    def _load(self) -> list[ApiKeyRecord]:
+    def load(self) -> list[R]:
         try:
             mtime = self.path.stat().st_mtime_ns
         except FileNotFoundError:
             return []
         if self._cache is None or self._cache[0] != mtime:
             raw = json.loads(self.path.read_text())
-            self._cache = (mtime, [ApiKeyRecord(**r) for r in raw["keys"]])
+            self._cache = (mtime, [self._record(**r) for r in raw[self._name]])
         return self._cache[1]
 
-    def _save(self, records: list[ApiKeyRecord]) -> None:
+    def save(self, records: Iterable[R]) -> None:
         ensure_data_dir(self.path.parent)
-        write_private(self.path, json.dumps({"keys": [asdict(r) for r in records]}, indent=2))
+        body = {self._name: [asdict(r) for r in records]}  # type: ignore[call-overload]
+        write_private(self.path, json.dumps(body, indent=2))
         self._cache = None
+
+
+class ApiKeyStore:
+    """API keys in `<data_dir>/api_keys.json`, which keys made with the CLI reach at once."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._file = RecordFile(data_dir / "api_keys.json", "keys", ApiKeyRecord)
+        self._load, self._save = self._file.load, self._file.save
 
     def create(self, name: str, scopes: list[str] | None = None) -> tuple[str, ApiKeyRecord]:
         """Make a key; the key itself is returned here once and never stored."""

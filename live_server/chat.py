@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from live_server import protocol
-from live_server.conversation import Conversation, exchanges
+from live_server.conversation import Conversation
 from live_server.errors import ErrorCode, LiveError, LLMError
 from live_server.hub import ChatHub, Subscriber
 from live_server.providers import LLM
@@ -64,6 +64,7 @@ class ChatReply:
         message_id: str | None = None,
         streaming: bool = True,
         input_type: InputKind = "chat",
+        claimed: bool = False,
     ) -> None:
         self.ctx = ctx
         self.sender = sender
@@ -79,7 +80,9 @@ class ChatReply:
         self.task: asyncio.Task[None] | None = None
         self._to_sender = True
         self._concluding = False  # past the stream: an interrupt no longer changes anything
-        self._accepted = False  # the session is the user's: frames may go to its listeners
+        # The session is the user's, so frames may go to its listeners (the caller may have
+        # checked already).
+        self._accepted = claimed
         self._times: dict[str, float] = {}
         self._received_at = time.time()
 
@@ -102,13 +105,14 @@ class ChatReply:
     async def _run(self) -> None:
         try:
             try:
-                try:
-                    await claim(self.ctx.store, self.session_id, self.username)
-                except LiveError as exc:
-                    # Not the user's session: only the sender hears of it, and there is no turn.
-                    await self._publish(self._error(exc.code, exc.message))
-                    return
-                self._accepted = True
+                if not self._accepted:
+                    try:
+                        await claim(self.ctx.store, self.session_id, self.username)
+                    except LiveError as exc:
+                        # Not the user's session: only the sender hears of it; no turn ran.
+                        await self._publish(self._error(exc.code, exc.message))
+                        return
+                    self._accepted = True
                 await self._stream()
             except asyncio.CancelledError:
                 if not self.interrupted:
@@ -125,9 +129,7 @@ class ChatReply:
             self.ctx.hub.remove_reply(self)
 
     async def _stream(self) -> None:
-        settings = self.ctx.settings
-        stored = await self.ctx.store.history(self.session_id, settings.history_max_messages)
-        conversation = Conversation.configured(settings, exchanges(stored))
+        conversation = await Conversation.load(self.ctx.store, self.ctx.settings, self.session_id)
         times = self._times
         times["start"] = time.perf_counter()
         try:

@@ -79,9 +79,8 @@ def _apikey(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if args.action == "list":
         for r in store.list():
-            created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))
             status = "revoked" if r.revoked else "active"
-            print(f"{r.id}\t{r.name}\t{','.join(r.scopes)}\t{created}\t{status}")
+            print(f"{r.id}\t{r.name}\t{','.join(r.scopes)}\t{_when(r.created_at)}\t{status}")
         return 0
     if store.revoke(args.key_id):
         print(f"revoked {args.key_id}", file=sys.stderr)
@@ -103,14 +102,17 @@ def _user(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if args.action == "list":
         for u in store.list():
-            created = time.strftime("%Y-%m-%d %H:%M", time.localtime(u.created_at))
-            print(f"{u.username}\t{created}")
+            print(f"{u.username}\t{_when(u.created_at)}")
         return 0
     if store.remove(args.username):
         print(f"removed user {args.username}", file=sys.stderr)
         return 0
     print(f"live-server: no user {args.username!r}", file=sys.stderr)
     return 1
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
 def _read_password(from_stdin: bool) -> str:

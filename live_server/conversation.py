@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from live_server.providers import ChatMessage
 from live_server.settings import Settings
 from live_server.splitter import is_cjk
-from live_server.storage import StoredMessage
+from live_server.storage import Store, StoredMessage
 
 INTERRUPTED_NOTE = "[interrupted by the user]"
 
@@ -57,6 +57,12 @@ class Conversation:
             max_chars=settings.history_max_chars,
             history=history,
         )
+
+    @classmethod
+    async def load(cls, store: Store, settings: Settings, conversation_id: str) -> Conversation:
+        """The stored conversation's latest exchanges, bounded as settings say."""
+        stored = await store.history(conversation_id, settings.history_max_messages)
+        return cls.configured(settings, exchanges(stored))
 
     def messages_for(self, user_text: str) -> list[ChatMessage]:
         messages: list[ChatMessage] = []

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from live_server import protocol
 from live_server.auth import ApiKeyStore, check_username, verify_token
-from live_server.conversation import Conversation, exchanges
+from live_server.conversation import Conversation
 from live_server.errors import AuthError, CloseCode, ErrorCode, LiveError
 from live_server.hub import ChatHub
 from live_server.session import Engines, LiveConversation, Session
@@ -50,12 +50,10 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def _live_conversation(ws: WebSocket, state: AppState, username: str) -> LiveConversation:
     """The conversation named by the `conversation_id` query parameter, or a new one."""
-    settings = state.settings
     conversation_id, resumed = await claim(
         state.store, ws.query_params.get("conversation_id") or None, username
     )
-    history = await state.store.history(conversation_id, settings.history_max_messages)
-    conversation = Conversation.configured(settings, exchanges(history))
+    conversation = await Conversation.load(state.store, state.settings, conversation_id)
     return LiveConversation(conversation_id, resumed, conversation)
 
 
@@ -68,8 +66,9 @@ async def _run(
             live = await _live_conversation(ws, state, username)
         except LiveError as exc:
             await ws.send_text(protocol.encode(protocol.error_frame(exc.code, exc.message)))
-            close = CloseCode.INTERNAL_ERROR if isinstance(exc, StorageError) else None
-            await ws.close(close or CloseCode.POLICY_VIOLATION, exc.message[:120])
+            failed = isinstance(exc, StorageError)
+            code = CloseCode.INTERNAL_ERROR if failed else CloseCode.POLICY_VIOLATION
+            await ws.close(code, exc.message[:120])
             return
     log.info(
         "%s connected to %s%s",
@@ -112,11 +111,12 @@ async def unified_chat_ws(ws: WebSocket) -> None:
     await _jwt_socket(ws, unified=True)
 
 
-def _api_key(ws: WebSocket) -> str | None:
-    auth = ws.headers.get("authorization", "")
+def api_key(conn: HTTPConnection) -> str | None:
+    """The key from `Authorization: Bearer`, `X-API-Key` or the `api_key` query parameter."""
+    auth = conn.headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return ws.headers.get("x-api-key") or ws.query_params.get("api_key")
+        return auth[7:].strip() or None
+    return conn.headers.get("x-api-key") or conn.query_params.get("api_key")
 
 
 async def open_live_ws(ws: WebSocket) -> None:
@@ -124,7 +124,7 @@ async def open_live_ws(ws: WebSocket) -> None:
     state = app_state(ws)
     await ws.accept()
     try:
-        state.keys.verify(_api_key(ws))
+        state.keys.verify(api_key(ws))
         username = check_username(ws.query_params.get("username"))
         ct = ws.query_params.get("ct") or "live"
         if ct not in ("live", "chat"):

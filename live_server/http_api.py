@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from live_server import protocol
 from live_server.auth import KEY_PREFIX, check_username, verify_token
 from live_server.chat import ChatContext, ChatReply, iso_time
-from live_server.endpoints import AppState, app_state
+from live_server.endpoints import AppState, api_key, app_state
 from live_server.errors import AuthError, ErrorCode, LiveError, ProtocolError
 from live_server.storage import ConversationInfo, StoredMessage, claim
 
@@ -43,40 +43,28 @@ def error_response(code: ErrorCode, message: str, *, status: int | None = None) 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def credential(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip() or None
-    return (
-        request.headers.get("x-api-key")
-        or request.query_params.get("api_key")
-        or request.query_params.get("token")
-    )
-
-
-def authenticate(
-    request: Request, state: AppState, username: object = None, *, require_user: bool = True
-) -> str | None:
-    """The user a request acts for. An API key acts for the `username` it names (None when
-    not `require_user` and none is named); a JWT for its own user only."""
-    given = username if username is not None else request.query_params.get("username")
-    secret = credential(request)
+def check_credential(request: Request, state: AppState) -> str | None:
+    """Verify the caller's API key or dashboard JWT (also `?token=`): the JWT's user, or None
+    for an API key, which may act for any user."""
+    secret = api_key(request) or request.query_params.get("token")
     if secret is None:
         raise AuthError("Missing API key or token")
     if secret.startswith(KEY_PREFIX):
         state.keys.verify(secret)
-        if given is None and not require_user:
-            return None
+        return None
+    return verify_token(state.jwt_secret, secret)
+
+
+def authenticate(request: Request, state: AppState, username: object = None) -> str:
+    """The user a request acts for: the `username` an API key names (from the body, else the
+    query), or a JWT's own user (naming another is refused)."""
+    given = username if username is not None else request.query_params.get("username")
+    user = check_credential(request, state)
+    if user is None:
         return check_username(given if isinstance(given, str) else None)
-    user = verify_token(state.jwt_secret, secret)
     if given not in (None, "", user):
         raise LiveError(f"this token is for {user!r}, not {given!r}", code=ErrorCode.FORBIDDEN)
     return user
-
-
-def _user(username: str | None) -> str:
-    assert username is not None  # `require_user` made sure
-    return username
 
 
 async def json_body(request: Request, state: AppState) -> dict[str, Any]:
@@ -133,7 +121,7 @@ async def chat(request: Request) -> Response:
     state = app_state(request)
     try:
         body = await json_body(request, state)
-        username = _user(authenticate(request, state, body.get("username")))
+        username = authenticate(request, state, body.get("username"))
         fields = {**body, "ct": "chat"}
         send = protocol.parse_chat_frame(
             protocol.ChatFrame("send", fields), max_text_chars=state.settings.max_text_chars
@@ -147,6 +135,7 @@ async def chat(request: Request) -> Response:
             message_id=send.message_id,
             streaming=send.streaming,
             input_type="http",
+            claimed=True,
         )
         await claim(state.store, reply.session_id, username)  # refused before streaming
     except LiveError as exc:
@@ -223,7 +212,7 @@ async def sessions(request: Request) -> Response:
     """`GET /api/v1/chat/sessions`: the user's conversations, most recent first."""
     state = app_state(request)
     try:
-        username = _user(authenticate(request, state))
+        username = authenticate(request, state)
         page, size = _page(request, 20, 100)
         items, total = await state.store.conversations(
             username, offset=(page - 1) * size, limit=size
@@ -239,7 +228,7 @@ async def session_messages(request: Request) -> Response:
     state = app_state(request)
     session_id = request.path_params["session_id"]
     try:
-        username = _user(authenticate(request, state))
+        username = authenticate(request, state)
         page, size = _page(request, 100, 500)
         info = await state.store.get(session_id)
         if info is None or info.username != username:

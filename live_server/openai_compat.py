@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from live_server.endpoints import app_state
 from live_server.errors import ErrorCode, LiveError, LLMError, ProtocolError
-from live_server.http_api import SSE_HEADERS, authenticate, error_response, json_body, sse
+from live_server.http_api import SSE_HEADERS, check_credential, error_response, json_body, sse
 from live_server.providers import LLM, ChatMessage
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -68,7 +68,7 @@ async def chat_completions(request: Request) -> Response:
     try:
         body = await json_body(request, state)
         # Stateless: the caller sends the whole conversation, so no user needs to be named.
-        authenticate(request, state, None, require_user=False)
+        check_credential(request, state)
         # The history a caller may send is bounded like a conversation's, not like one message.
         messages = parse_messages(body.get("messages"), max_chars=settings.history_max_chars)
         stream = body.get("stream", False)

@@ -524,7 +524,6 @@ class Session:
             except LiveError as exc:
                 log.error("could not amend turn %d of %s: %s", last.id, self.username, exc.message)
                 self.send_error(exc.code, exc.message, turn_id=last.id)
-            return None
 
         self._keep_saving(asyncio.create_task(amend(), name=f"live-amend-{last.id}"))
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import secrets
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from live_server.auth import check_username, ensure_data_dir, write_private
+from live_server.auth import RecordFile, check_username
 from live_server.errors import AuthError, ErrorCode, LiveError
 
 # scrypt with N=2^15, r=8: about 32 MiB and tens of milliseconds per guess.
@@ -64,27 +63,15 @@ class UserRecord:
 
 class UserStore:
     def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / "users.json"
-        self._cache: tuple[int, dict[str, UserRecord]] | None = None
+        self._file = RecordFile(data_dir / "users.json", "users", UserRecord)
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()  # logins run on worker threads
 
     def _load(self) -> dict[str, UserRecord]:
-        try:
-            mtime = self.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            return {}
-        if self._cache is None or self._cache[0] != mtime:
-            raw = json.loads(self.path.read_text())
-            users = {r["username"]: UserRecord(**r) for r in raw["users"]}
-            self._cache = (mtime, users)
-        return self._cache[1]
+        return {u.username: u for u in self._file.load()}
 
     def _save(self, users: dict[str, UserRecord]) -> None:
-        ensure_data_dir(self.path.parent)
-        body = {"users": [asdict(u) for u in users.values()]}
-        write_private(self.path, json.dumps(body, indent=2))
-        self._cache = None
+        self._file.save(users.values())
 
     def add(self, username: str, password: str) -> UserRecord:
         check_username(username)

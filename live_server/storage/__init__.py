@@ -7,17 +7,16 @@ implement the same `Store` protocol. A conversation is one id for both modes: th
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from live_server.errors import ErrorCode, LiveError
+from live_server.protocol import ID_RE
 from live_server.settings import Settings
 
 Role = Literal["user", "assistant"]
 InputKind = Literal["text", "audio", "chat", "http"]
-CONVERSATION_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 class StorageError(LiveError):
@@ -113,7 +112,7 @@ def new_conversation_id() -> str:
 
 
 def check_conversation_id(value: str) -> str:
-    if not CONVERSATION_ID_RE.fullmatch(value):
+    if not ID_RE.fullmatch(value):  # the same ids as the wire format's session ids
         raise LiveError(
             "a conversation or session id is 1-128 characters of letters, digits and _.:-",
             code=ErrorCode.INVALID_MESSAGE_FORMAT,
