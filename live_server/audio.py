@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,10 +29,16 @@ class Audio:
 
 
 def pcm_to_wav(samples: PCM, sample_rate: int) -> bytes:
-    """A complete, self-contained WAV file (RIFF, PCM 16-bit, mono), built in memory."""
-    buf = io.BytesIO()
-    soundfile.write(buf, samples, sample_rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
+    """A complete, self-contained WAV file (RIFF, PCM 16-bit, mono), built in memory: the
+    canonical 44-byte header, then the little-endian samples."""
+    data = samples.astype("<i2", copy=False).tobytes()
+    header = struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF", 36 + len(data), b"WAVE",
+        b"fmt ", 16, 1, 1, sample_rate, 2 * sample_rate, 2, 16,  # PCM, mono, 16-bit
+        b"data", len(data),
+    )  # fmt: skip
+    return header + data
 
 
 def decode(data: bytes) -> Audio:

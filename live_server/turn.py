@@ -10,7 +10,6 @@ streams; `end` is not sent here but by the session, which owns the turn's life c
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
@@ -26,7 +25,6 @@ from live_server.storage import SavedTurn
 
 InputType = Literal["text", "audio"]
 Emit = Callable[[protocol.Frame, "Callable[[], None] | None"], Awaitable[None]]
-EmitNow = Callable[[protocol.Frame], None]
 SENTENCE_QUEUE = 16
 
 
@@ -68,6 +66,16 @@ class Turn:
         return join_sentences(heard)
 
 
+def opening_frames(turn: Turn) -> list[protocol.Frame]:
+    """`metrics` with the input type, then `user_msg`: what a turn sends before its reply."""
+    opening = {"input_type": turn.input_type, **turn.opening}
+    turn.metrics.update(opening)
+    return [
+        protocol.metrics(opening, turn_id=turn.id),
+        protocol.user_msg(turn.user_text, _now_ms(), turn_id=turn.id),
+    ]
+
+
 class TurnRunner:
     def __init__(
         self,
@@ -77,28 +85,21 @@ class TurnRunner:
         tts: TTS | None,
         messages: list[ChatMessage],
         emit: Emit,
-        emit_now: EmitNow,
     ) -> None:
         self.turn = turn
         self._llm = llm
         self._tts = tts
         self._messages = messages
         self._emit = emit
-        self._emit_now = emit_now
         self.reply: list[str] = []
         self.llm_error: LLMError | None = None
         self.audio_frames = 0
         self._times: dict[str, float] = {}
 
     async def run(self) -> None:
-        """Stream the reply and its audio; ends with the turn's `metrics` and maybe `bot_msg`."""
+        """Stream the reply and its audio; ends with the turn's `metrics` and maybe `bot_msg`.
+        The turn's opening frames (`opening_frames`) must already be queued."""
         turn = self.turn
-        # The opening frames are queued without waiting and the LLM is started in this same
-        # step, so a first delta that is ready at once leaves in the writer's same wake-up.
-        opening = {"input_type": turn.input_type, **turn.opening}
-        turn.metrics.update(opening)
-        self._emit_now(protocol.metrics(opening, turn_id=turn.id))
-        self._emit_now(protocol.user_msg(turn.user_text, _now_ms(), turn_id=turn.id))
         sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
         async with asyncio.TaskGroup() as group:
             if self._tts is not None:
@@ -174,12 +175,11 @@ class TurnRunner:
             finally:
                 times["tts_end"] = time.perf_counter()
             times.setdefault("tts_first", times["tts_end"])
-            payload = base64.b64encode(audio.to_wav()).decode("ascii")
             await self._send(protocol.bot_text_chunk(sentence, turn_id=turn.id))
             times.setdefault("first_frame", time.perf_counter())
             await self._send(
                 protocol.response(
-                    payload,
+                    audio.to_wav(),
                     sample_rate=audio.sample_rate,
                     duration_ms=audio.duration_ms,
                     turn_id=turn.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -94,8 +95,24 @@ def test_server_frames_keep_the_astrbot_shape() -> None:
     assert protocol.end(interrupted=False) == {"t": "end", "data": {"interrupted": False}}
     err = protocol.error_frame(ErrorCode.LLM_ERROR, "boom", turn_id=3)
     assert err == {"t": "error", "data": "boom", "code": "LLM_ERROR", "turn_id": 3}
-    resp = protocol.response("UklGRg==", sample_rate=22050, duration_ms=10, turn_id=1)
+    resp = protocol.response(b"RIFF", sample_rate=22050, duration_ms=10, turn_id=1)
     assert resp["data"] == "UklGRg==" and resp["format"] == "wav" and resp["sample_rate"] == 22050
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4000, 60001])
+def test_response_encoding_splices_the_payload_into_valid_json(size: int) -> None:
+    wav = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    frame = protocol.response(wav, sample_rate=16000, duration_ms=7, turn_id=2)
+    decoded = json.loads(protocol.encode(frame))
+    assert decoded == {
+        "t": "response",
+        "data": base64.b64encode(wav).decode(),
+        "turn_id": 2,
+        "format": "wav",
+        "sample_rate": 16000,
+        "duration_ms": 7,
+    }
+    assert base64.b64decode(decoded["data"]) == wav
 
 
 def test_encode_is_compact_json_with_unicode() -> None:

@@ -66,3 +66,22 @@ def test_segment_refuses_audio_past_its_limit():
     with pytest.raises(ProtocolError) as caught:
         seg.add(b64(np.zeros(2, np.int16)))
     assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
+
+
+@pytest.mark.parametrize(("rate", "n"), [(16000, 0), (22050, 1), (24000, 12345), (48000, 48000)])
+def test_wav_writer_matches_libsndfile(rate: int, n: int) -> None:
+    """Our 44-byte header is byte for byte what libsndfile writes, and reads back intact."""
+    import io
+
+    import soundfile
+
+    from live_server.audio import decode, pcm_to_wav
+
+    samples = np.random.default_rng(n).integers(-32768, 32767, n, dtype=np.int16)
+    ours = pcm_to_wav(samples, rate)
+    theirs = io.BytesIO()
+    soundfile.write(theirs, samples, rate, format="WAV", subtype="PCM_16")
+    assert ours == theirs.getvalue()
+    if n:
+        back = decode(ours)
+        assert back.sample_rate == rate and np.array_equal(back.samples, samples)

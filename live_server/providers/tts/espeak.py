@@ -23,6 +23,9 @@ from live_server.splitter import is_cjk
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _ESPEAK_CHARS_UTF8 = 1
+# Audio handed to the callback at a time. A long buffer means few callbacks, each of which
+# must take the GIL from the event loop; cancellation is still checked every few ms of CPU.
+_BUFFER_MS = 5000
 _SynthCallback = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
 )
@@ -66,7 +69,7 @@ class _Engine:
         ]  # fmt: skip
         # The path is the folder that holds `espeak-ng-data`.
         data_parent = str(Path(espeakng_loader.get_data_path()).parent)
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent.encode(), 0)
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, data_parent.encode(), 0)
         if rate <= 0:
             raise TTSError(f"libespeak-ng failed to initialise (code {rate})")
         lib.espeak_SetSynthCallback(self._callback)
