@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -231,6 +232,7 @@ class Session:
                             item.on_sent()
             except TimeoutError:
                 raise SlowClient(f"a frame waited over {limit:g} s to be sent") from None
+            _yield_cpu()
 
     # --- frames --------------------------------------------------------------------------
 
@@ -562,6 +564,19 @@ class Session:
 
         turn.save_task = asyncio.create_task(save(), name=f"live-save-{turn.id}")
         self._keep_saving(turn.save_task)
+
+
+def _yield_cpu() -> None:
+    """Let whoever the frames just woke run now. Linux wakes a reader on the writer's own CPU
+    when they share a host (a local client, an integrator's backend on loopback): without
+    this, that reader waits until our turn's next step is done, so an interrupt's `stop_play`
+    reached a local client only after the cancelled turn had been torn down. One call per
+    batch of frames, not per frame."""
+    if _sched_yield is not None:
+        _sched_yield()
+
+
+_sched_yield = getattr(os, "sched_yield", None)  # not on Windows
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
