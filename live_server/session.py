@@ -34,7 +34,7 @@ from live_server.providers import LLM, STT, TTS, Recognition
 from live_server.segment import Segment
 from live_server.settings import Settings
 from live_server.storage import SavedTurn, Store, TurnRecord
-from live_server.turn import InputType, Turn, TurnRunner, opening_frames
+from live_server.turn import InputType, Turn, TurnRunner
 
 log = logging.getLogger(__name__)
 
@@ -378,23 +378,17 @@ class Session:
         self.turn = turn
         if self.phase is Phase.IDLE:
             self._transition(Phase.RESPONDING)
-        # A text turn with no turn before it opens now: its first frames are on their way to
-        # the client while its task starts and the model is asked.
-        opened = recognition is None and turn.after is None
-        if opened:
-            self._open(turn)
         turn.task = asyncio.create_task(
-            self._run_turn(turn, recognition, opened=opened), name=f"live-turn-{turn.id}"
+            self._run_turn(turn, recognition), name=f"live-turn-{turn.id}"
         )
-
-    def _open(self, turn: Turn) -> None:
-        for frame in opening_frames(turn):
-            self.outbox.put_control(Outgoing(protocol.encode(frame), turn=turn))
 
     async def _emit(
         self, turn: Turn, frame: protocol.Frame, on_sent: Callable[[], None] | None
     ) -> None:
         await self.outbox.put(Outgoing(protocol.encode(frame), turn=turn, on_sent=on_sent))
+
+    def _emit_now(self, turn: Turn, frame: protocol.Frame) -> None:
+        self.outbox.put_control(Outgoing(protocol.encode(frame), turn=turn))
 
     async def _recognize(self, turn: Turn, recognition: Recognition) -> bool:
         """The voice turn's first step: its transcript becomes the user's text."""
@@ -416,21 +410,20 @@ class Session:
         turn.user_text = text
         return True
 
-    async def _run_turn(self, turn: Turn, recognition: Recognition | None, *, opened: bool) -> None:
+    async def _run_turn(self, turn: Turn, recognition: Recognition | None) -> None:
         try:
             if turn.after is not None:
                 await turn.after.finished.wait()
             if recognition is not None and not await self._recognize(turn, recognition):
                 self._finish(turn, Exchange("", ""))
                 return
-            if not opened:
-                self._open(turn)
             runner = TurnRunner(
                 turn,
                 llm=self.engines.llm,
                 tts=self.engines.tts,
                 messages=self.conversation.messages_for(turn.user_text),
                 emit=lambda frame, on_sent: self._emit(turn, frame, on_sent),
+                emit_now=lambda frame: self._emit_now(turn, frame),
             )
             await runner.run()
         except asyncio.CancelledError:

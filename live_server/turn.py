@@ -25,6 +25,7 @@ from live_server.storage import SavedTurn
 
 InputType = Literal["text", "audio"]
 Emit = Callable[[protocol.Frame, "Callable[[], None] | None"], Awaitable[None]]
+EmitNow = Callable[[protocol.Frame], None]
 SENTENCE_QUEUE = 16
 
 
@@ -66,16 +67,6 @@ class Turn:
         return join_sentences(heard)
 
 
-def opening_frames(turn: Turn) -> list[protocol.Frame]:
-    """`metrics` with the input type, then `user_msg`: what a turn sends before its reply."""
-    opening = {"input_type": turn.input_type, **turn.opening}
-    turn.metrics.update(opening)
-    return [
-        protocol.metrics(opening, turn_id=turn.id),
-        protocol.user_msg(turn.user_text, _now_ms(), turn_id=turn.id),
-    ]
-
-
 class TurnRunner:
     def __init__(
         self,
@@ -85,21 +76,28 @@ class TurnRunner:
         tts: TTS | None,
         messages: list[ChatMessage],
         emit: Emit,
+        emit_now: EmitNow,
     ) -> None:
         self.turn = turn
         self._llm = llm
         self._tts = tts
         self._messages = messages
         self._emit = emit
+        self._emit_now = emit_now
         self.reply: list[str] = []
         self.llm_error: LLMError | None = None
         self.audio_frames = 0
         self._times: dict[str, float] = {}
 
     async def run(self) -> None:
-        """Stream the reply and its audio; ends with the turn's `metrics` and maybe `bot_msg`.
-        The turn's opening frames (`opening_frames`) must already be queued."""
+        """Stream the reply and its audio; ends with the turn's `metrics` and maybe `bot_msg`."""
         turn = self.turn
+        # The opening frames are queued without waiting and the LLM is started in this same
+        # step, so a first delta that is ready at once leaves in the writer's same wake-up.
+        opening = {"input_type": turn.input_type, **turn.opening}
+        turn.metrics.update(opening)
+        self._emit_now(protocol.metrics(opening, turn_id=turn.id))
+        self._emit_now(protocol.user_msg(turn.user_text, _now_ms(), turn_id=turn.id))
         sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
         async with asyncio.TaskGroup() as group:
             if self._tts is not None:
