@@ -22,7 +22,9 @@ from live_server.errors import AuthError, ErrorCode, LiveError
 # scrypt with N=2^15, r=8: about 32 MiB and tens of milliseconds per guess.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 MIN_PASSWORD = 8
-LOGIN_FAILURES = 5  # per user and window, then logins wait
+LOGIN_FAILURES = 5  # per user and window, then that user's logins wait
+# Per client address and window, whatever the usernames: one source guessing many accounts.
+LOGIN_FAILURES_PER_CLIENT = 20
 LOGIN_WINDOW_S = 60.0
 
 
@@ -64,7 +66,8 @@ class UserRecord:
 class UserStore:
     def __init__(self, data_dir: Path) -> None:
         self._file = RecordFile(data_dir / "users.json", "users", UserRecord)
-        self._failures: dict[str, deque[float]] = {}
+        # ("user", name) or ("client", address) -> times of recent failed logins
+        self._failures: dict[tuple[str, str], deque[float]] = {}
         self._lock = threading.Lock()  # logins run on worker threads
 
     def _load(self) -> dict[str, UserRecord]:
@@ -101,14 +104,18 @@ class UserStore:
     def list(self) -> list[UserRecord]:
         return list(self._load().values())
 
-    def login(self, username: str, password: str) -> str:
+    def login(self, username: str, password: str, client: str | None = None) -> str:
         """The username, if the password is right; `AuthError` if not. Blocking (scrypt):
-        call it off the event loop. After `LOGIN_FAILURES` failures in a minute a user's
-        logins are refused with `LIMIT_EXCEEDED` until the minute is over."""
+        call it off the event loop. Logins are refused with `LIMIT_EXCEEDED`, without a
+        password check, for the rest of the minute after `LOGIN_FAILURES` failures for one
+        user, or `LOGIN_FAILURES_PER_CLIENT` from one client address (`client`)."""
+        keys = [(("user", username), LOGIN_FAILURES)]
+        if client:
+            keys.append((("client", client), LOGIN_FAILURES_PER_CLIENT))
         with self._lock:
             now = time.monotonic()
             self._forget_failures_before(now - LOGIN_WINDOW_S)
-            if len(self._failures.get(username, ())) >= LOGIN_FAILURES:
+            if any(len(self._failures.get(key, ())) >= limit for key, limit in keys):
                 raise AuthError(
                     "too many failed logins; try again in a minute",
                     code=ErrorCode.LIMIT_EXCEEDED,
@@ -117,9 +124,12 @@ class UserStore:
         ok = check_password(password, record.password_hash if record else _DUMMY_HASH)
         with self._lock:
             if not (ok and record):
-                self._failures.setdefault(username, deque()).append(now)
+                for key, _ in keys:
+                    self._failures.setdefault(key, deque()).append(now)
                 raise AuthError("Invalid username or password")
-            self._failures.pop(username, None)
+            # A success clears the user's count, not the client's: one known password does
+            # not buy another round of guesses at other accounts.
+            self._failures.pop(("user", username), None)
         return username
 
     def _forget_failures_before(self, horizon: float) -> None:

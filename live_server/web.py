@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from live_server.auth import issue_token
 from live_server.chat import iso_time
 from live_server.endpoints import app_state
-from live_server.errors import ErrorCode, LiveError, ProtocolError
+from live_server.errors import AuthError, ErrorCode, LiveError, ProtocolError
 from live_server.http_api import error_response, json_body
 
 log = logging.getLogger(__name__)
@@ -67,16 +67,21 @@ async def _no_page(request: Request) -> Response:
 async def login(request: Request) -> Response:
     """`POST /api/auth/login` `{username, password}` -> `{token, username, expires_at}`."""
     state = app_state(request)
+    client = request.client.host if request.client else None
     try:
         body = await json_body(request, state)
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
             raise ProtocolError('the body needs string fields "username" and "password"')
         # scrypt takes tens of milliseconds of CPU: never on the event loop.
-        user = await asyncio.to_thread(state.users.login, username, password)
+        user = await asyncio.to_thread(state.users.login, username, password, client)
+    except AuthError as exc:
+        if exc.code is not ErrorCode.LIMIT_EXCEEDED:
+            return error_response(exc.code, exc.message)
+        log.warning("login from %s refused: too many failed logins", client)
+        return error_response(exc.code, exc.message, status=429)
     except LiveError as exc:
-        status = 429 if exc.code is ErrorCode.LIMIT_EXCEEDED else None
-        return error_response(exc.code, exc.message, status=status)
+        return error_response(exc.code, exc.message)
     ttl = state.settings.jwt_ttl_s
     token = issue_token(state.jwt_secret, user, ttl)
     log.info("%s logged in", user)

@@ -6,13 +6,20 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from live_server.errors import AuthError, ErrorCode, LiveError
-from live_server.users import LOGIN_FAILURES, UserStore, check_password, hash_password
+from live_server.users import (
+    LOGIN_FAILURES,
+    LOGIN_FAILURES_PER_CLIENT,
+    UserStore,
+    check_password,
+    hash_password,
+)
 from tests.client import open_live, text_turn
 from tests.conftest import ServerProcess
 
@@ -48,6 +55,24 @@ def test_user_store_rules_and_throttle(tmp_path: Path):
         users.login("nobody", "long enough")
     users.set_password("ann", "a new password")
     assert users.remove("ann") and not users.remove("ann")
+
+
+def test_one_client_guessing_many_accounts_is_throttled(tmp_path: Path):
+    users = UserStore(tmp_path)
+    users.add("ann", "long enough")
+    assert users.login("ann", "long enough", client="10.0.0.9") == "ann"
+    # Fewer failures per user than the per-user limit, spread over many usernames.
+    per_user = LOGIN_FAILURES - 1
+    for i in range(LOGIN_FAILURES_PER_CLIENT):
+        with pytest.raises(AuthError) as caught:
+            users.login(f"user{i // per_user}", "guess", client="10.0.0.9")
+        assert caught.value.code is ErrorCode.UNAUTHORIZED
+    # The right password of another account no longer helps from that address...
+    with pytest.raises(AuthError) as caught:
+        users.login("ann", "long enough", client="10.0.0.9")
+    assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
+    # ...while the account itself is not locked for everyone else.
+    assert users.login("ann", "long enough", client="10.0.0.10") == "ann"
 
 
 def cli(server: ServerProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -111,3 +136,24 @@ def test_serve_prints_a_sign_in_url_that_works(echo_server: ServerProcess):
         assert httpx.head(f"{echo_server.http}{asset}").status_code == 200, asset
     claims = json.loads(__import__("base64").urlsafe_b64decode(token.split(".")[1] + "==").decode())
     assert claims["username"] == "local"
+
+
+async def test_login_throttles_a_client_address_and_refuses_oversize_bodies(
+    server_factory: Callable[..., ServerProcess],
+):
+    # A server of its own: this test leaves its client address throttled for a minute.
+    server = server_factory(LIVE_ECHO_DELAY_MS="0", LIVE_MAX_FRAME_BYTES="65536")
+    cli(server, "user", "add", "sam", "--password-stdin", stdin="right password\n")
+    url = f"{server.http}/api/auth/login"
+    async with httpx.AsyncClient(timeout=30) as http:
+        huge = await http.post(url, content=b"{" + b" " * 100_000 + b"}")
+        assert huge.status_code == 413  # a size limit, not the login throttle
+        codes = [
+            (await http.post(url, json={"username": f"x{i}", "password": "guess"})).status_code
+            for i in range(LOGIN_FAILURES_PER_CLIENT)
+        ]
+        refused = await http.post(url, json={"username": "sam", "password": "right password"})
+    assert codes == [401] * LOGIN_FAILURES_PER_CLIENT
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "LIMIT_EXCEEDED"
+    assert "too many failed logins" in server.logs()
