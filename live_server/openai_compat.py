@@ -1,7 +1,8 @@
 """`POST /v1/chat/completions`: the configured LLM behind the OpenAI chat-completions API.
 
 Any OpenAI client, or an RTC platform's custom-LLM callback, can use the server as its model.
-The caller sends the whole conversation each time, so nothing is stored here. Streaming
+The caller sends the whole conversation each time, so nothing is stored here. Sampling fields
+(`temperature`, `max_tokens`, ...) are checked and passed to the model. Streaming
 replies are `chat.completion.chunk` events ending with `data: [DONE]`; a model failure in mid
 stream is sent as an `{"error": ...}` event, which OpenAI clients raise as an API error.
 """
@@ -20,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from live_server.endpoints import app_state
 from live_server.errors import ErrorCode, LiveError, LLMError, ProtocolError
 from live_server.http_api import SSE_HEADERS, check_credential, error_response, json_body, sse
-from live_server.providers import LLM, ChatMessage
+from live_server.providers import LLM, ChatMessage, Sampling
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
@@ -62,6 +63,57 @@ def parse_messages(raw: object, *, max_chars: int) -> list[ChatMessage]:
     return messages
 
 
+def parse_sampling(body: dict[str, Any]) -> Sampling:
+    """The request's generation settings, checked; what we cannot honour is `UNSUPPORTED`
+    rather than silently ignored."""
+    n = body.get("n")
+    if n not in (None, 1):
+        raise ProtocolError('"n" must be 1: one reply per request', code=ErrorCode.UNSUPPORTED)
+    for name in ("tools", "functions"):
+        if body.get(name):
+            raise ProtocolError(
+                f'"{name}" is not supported: the model answers in text only',
+                code=ErrorCode.UNSUPPORTED,
+            )
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 1):
+        raise ProtocolError('"max_tokens" must be a positive integer')
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        stop = [stop]
+    if stop is not None and (
+        not isinstance(stop, list)
+        or len(stop) > 4
+        or not all(isinstance(s, str) and s for s in stop)
+    ):
+        raise ProtocolError('"stop" must be a string or a list of up to 4 strings')
+    seed = body.get("seed")
+    if seed is not None and not _is_int(seed):
+        raise ProtocolError('"seed" must be an integer')
+    return Sampling(
+        temperature=_number(body, "temperature", 0, 2),
+        top_p=_number(body, "top_p", 0, 1),
+        max_tokens=max_tokens,
+        stop=tuple(stop) if stop else None,
+        presence_penalty=_number(body, "presence_penalty", -2, 2),
+        frequency_penalty=_number(body, "frequency_penalty", -2, 2),
+        seed=seed,
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ProtocolError(f'"{name}" must be a number from {low} to {high}')
+    return float(value)
+
+
 async def chat_completions(request: Request) -> Response:
     state = app_state(request)
     settings = state.settings
@@ -74,6 +126,7 @@ async def chat_completions(request: Request) -> Response:
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise ProtocolError('"stream" must be true or false')
+        sampling = parse_sampling(body)
     except LiveError as exc:
         return error_response(exc.code, exc.message)
     if settings.system_prompt and not any(m["role"] == "system" for m in messages):
@@ -82,10 +135,10 @@ async def chat_completions(request: Request) -> Response:
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
     created = int(time.time())
     if stream:
-        events = _chunks(llm, messages, completion_id, created)
+        events = _chunks(llm, messages, sampling, completion_id, created)
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
     try:
-        async with aclosing(llm.stream(messages)) as deltas:
+        async with aclosing(llm.stream(messages, sampling)) as deltas:
             text = "".join([d async for d in deltas])
     except LLMError as exc:
         return error_response(exc.code, exc.message)
@@ -108,7 +161,7 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def _chunks(
-    llm: LLM, messages: list[ChatMessage], completion_id: str, created: int
+    llm: LLM, messages: list[ChatMessage], sampling: Sampling, completion_id: str, created: int
 ) -> AsyncIterator[str]:
     def chunk(delta: dict[str, str], finish: str | None = None) -> dict[str, Any]:
         return {
@@ -121,7 +174,7 @@ async def _chunks(
 
     yield sse(chunk({"role": "assistant", "content": ""}))
     try:
-        async with aclosing(llm.stream(messages)) as deltas:
+        async with aclosing(llm.stream(messages, sampling)) as deltas:
             async for delta in deltas:
                 yield sse(chunk({"content": delta}))
     except LLMError as exc:

@@ -275,3 +275,73 @@ async def test_openai_client_sees_a_model_failure_mid_stream(
                 model="m", messages=[{"role": "user", "content": "FAIL_HTTP"}]
             )
     assert caught.value.status_code == 502
+
+
+async def test_sampling_settings_reach_the_model(stub_server: ServerProcess, llm_stub: Any):
+    key = stub_server.cli("apikey", "create")
+    client = openai.AsyncOpenAI(base_url=f"{stub_server.http}/v1", api_key=key, max_retries=0)
+    async with client:
+        await client.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "hi"}],
+            temperature=0.2,
+            top_p=0.9,
+            max_tokens=50,
+            stop="\n\n",
+            presence_penalty=0.5,
+            frequency_penalty=-0.5,
+            seed=7,
+        )
+        stream = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "again"}], stream=True
+        )
+        _ = [chunk async for chunk in stream]
+    tuned, plain = llm_stub.chat_requests[-2:]
+    assert {k: tuned[k] for k in ("temperature", "top_p", "max_tokens", "stop", "seed")} == {
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "max_tokens": 50,
+        "stop": ["\n\n"],
+        "seed": 7,
+    }
+    assert tuned["presence_penalty"] == 0.5 and tuned["frequency_penalty"] == -0.5
+    # Nothing the caller did not set is sent: the model's own defaults stay.
+    assert not {"temperature", "top_p", "max_tokens", "stop", "seed"} & set(plain)
+
+
+async def test_echo_honours_max_tokens(echo_server: ServerProcess, key: str):
+    client = openai.AsyncOpenAI(base_url=f"{echo_server.http}/v1", api_key=key, max_retries=0)
+    messages: Any = [{"role": "user", "content": "count my words please"}]
+    async with client:
+        whole = await client.chat.completions.create(model="m", messages=messages)
+        short = await client.chat.completions.create(
+            model="m", messages=messages, max_completion_tokens=3
+        )
+    full, cut = whole.choices[0].message.content or "", short.choices[0].message.content or ""
+    assert full.startswith(cut) and len(cut.split()) == 3 < len(full.split())
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "fragment"),
+    [
+        ({"temperature": 5}, 400, "temperature"),
+        ({"top_p": "high"}, 400, "top_p"),
+        ({"max_tokens": 0}, 400, "max_tokens"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, 400, "stop"),
+        ({"seed": 1.5}, 400, "seed"),
+        ({"n": 2}, 400, "UNSUPPORTED"),
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, 400, "UNSUPPORTED"),
+    ],
+)
+async def test_sampling_settings_are_checked(
+    echo_server: ServerProcess, key: str, extra: dict[str, Any], status: int, fragment: str
+):
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.post(
+            f"{echo_server.http}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    assert r.status_code == status
+    assert fragment in json.dumps(r.json()["error"])

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import Literal, Protocol, TypedDict
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Protocol, TypedDict
 
 from live_server.audio import PCM, Audio
 from live_server.settings import Settings
@@ -21,13 +22,35 @@ class ChatMessage(TypedDict):
     content: str
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """A caller's generation settings (`/v1/chat/completions`); None leaves the model's own."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    seed: int | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The settings that are set, as chat-completions request fields."""
+        out = {k: v for k, v in asdict(self).items() if v is not None}
+        if "stop" in out:
+            out["stop"] = list(out["stop"])
+        return out
+
+
 class LLM(Protocol):
     """A streaming chat model."""
 
     @property
     def name(self) -> str: ...
 
-    def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
+    def stream(
+        self, messages: Sequence[ChatMessage], sampling: Sampling | None = None
+    ) -> AsyncGenerator[str, None]:
         """Yield the reply's text deltas. Raises `LLMError`; closing the iterator stops it."""
         ...
 

@@ -7,10 +7,11 @@ part of the protocol (deltas, sentence chunks, audio, interruption) can be seen 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections.abc import AsyncGenerator, Iterator, Sequence
 
-from live_server.providers import ChatMessage
+from live_server.providers import ChatMessage, Sampling
 from live_server.splitter import is_cjk
 
 # A token is one CJK character or a run of other non-space characters, with the white space
@@ -42,8 +43,13 @@ class EchoLLM:
     def __init__(self, *, delay_ms: int) -> None:
         self._delay = delay_ms / 1000
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
-        for i, token in enumerate(tokenize(echo_reply(messages))):
+    async def stream(
+        self, messages: Sequence[ChatMessage], sampling: Sampling | None = None
+    ) -> AsyncGenerator[str, None]:
+        # Of a caller's settings only `max_tokens` means anything to a model that repeats.
+        limit = sampling.max_tokens if sampling is not None else None
+        tokens = itertools.islice(tokenize(echo_reply(messages)), limit)
+        for i, token in enumerate(tokens):
             # Between tokens, never before the first (a model that has its answer ready sends
             # it at once). sleep(0) still yields, so an interrupt is read between tokens.
             if i:

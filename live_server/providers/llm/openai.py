@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Any, cast
 
 from live_server.errors import LLMError
-from live_server.providers import ChatMessage
+from live_server.providers import ChatMessage, Sampling
 from live_server.providers.openai_client import openai_client
 
 
@@ -26,10 +26,13 @@ class OpenAILLM:
     def name(self) -> str:
         return self._model
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
+    async def stream(
+        self, messages: Sequence[ChatMessage], sampling: Sampling | None = None
+    ) -> AsyncGenerator[str, None]:
+        extra = sampling.params() if sampling is not None else {}
         try:
             stream: Any = await self._client.chat.completions.create(
-                model=self._model, messages=cast(Any, list(messages)), stream=True
+                model=self._model, messages=cast(Any, list(messages)), stream=True, **extra
             )
         except Exception as exc:
             raise LLMError(f"the model request failed: {exc}") from exc
