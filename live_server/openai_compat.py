@@ -75,9 +75,12 @@ def parse_sampling(body: dict[str, Any]) -> Sampling:
                 f'"{name}" is not supported: the model answers in text only',
                 code=ErrorCode.UNSUPPORTED,
             )
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 1):
-        raise ProtocolError('"max_tokens" must be a positive integer')
+    limits = {name: body.get(name) for name in ("max_tokens", "max_completion_tokens")}
+    for name, limit in limits.items():
+        if limit is not None and (not _is_int(limit) or limit < 1):
+            raise ProtocolError(f'"{name}" must be a positive integer')
+    if limits["max_completion_tokens"] is not None:
+        limits["max_tokens"] = None  # the newer name wins
     stop = body.get("stop")
     if isinstance(stop, str):
         stop = [stop]
@@ -93,7 +96,8 @@ def parse_sampling(body: dict[str, Any]) -> Sampling:
     return Sampling(
         temperature=_number(body, "temperature", 0, 2),
         top_p=_number(body, "top_p", 0, 1),
-        max_tokens=max_tokens,
+        max_tokens=limits["max_tokens"],
+        max_completion_tokens=limits["max_completion_tokens"],
         stop=tuple(stop) if stop else None,
         presence_penalty=_number(body, "presence_penalty", -2, 2),
         frequency_penalty=_number(body, "frequency_penalty", -2, 2),

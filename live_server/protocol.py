@@ -325,7 +325,7 @@ def encode(f: Frame) -> str:
     if isinstance(data, Base64):
         rest = {k: v for k, v in f.items() if k != "data"}
         head = _dumps(rest)
-        # `{...}` becomes `{..., "data":"<base64>"}`: the payload is never scanned or copied twice.
+        # `{...}` becomes `{...,"data":"<base64>"}`: the payload is not scanned for escapes.
         return f'{head[:-1]}{"," if rest else ""}"data":"{data}"}}'
     return _dumps(f)
 

@@ -296,7 +296,11 @@ async def test_sampling_settings_reach_the_model(stub_server: ServerProcess, llm
             model="m", messages=[{"role": "user", "content": "again"}], stream=True
         )
         _ = [chunk async for chunk in stream]
-    tuned, plain = llm_stub.chat_requests[-2:]
+        await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "new"}], max_completion_tokens=9
+        )
+    tuned, plain, newer = llm_stub.chat_requests[-3:]
+    assert newer["max_completion_tokens"] == 9 and "max_tokens" not in newer
     assert {k: tuned[k] for k in ("temperature", "top_p", "max_tokens", "stop", "seed")} == {
         "temperature": 0.2,
         "top_p": 0.9,

@@ -28,11 +28,18 @@ class Sampling:
 
     temperature: float | None = None
     top_p: float | None = None
+    # Older servers know `max_tokens`, OpenAI's newer models only `max_completion_tokens`:
+    # the one the caller used is passed on.
     max_tokens: int | None = None
+    max_completion_tokens: int | None = None
     stop: tuple[str, ...] | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     seed: int | None = None
+
+    @property
+    def token_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
 
     def params(self) -> dict[str, Any]:
         """The settings that are set, as chat-completions request fields."""

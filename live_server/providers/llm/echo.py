@@ -47,7 +47,7 @@ class EchoLLM:
         self, messages: Sequence[ChatMessage], sampling: Sampling | None = None
     ) -> AsyncGenerator[str, None]:
         # Of a caller's settings only `max_tokens` means anything to a model that repeats.
-        limit = sampling.max_tokens if sampling is not None else None
+        limit = sampling.token_limit if sampling is not None else None
         tokens = itertools.islice(tokenize(echo_reply(messages)), limit)
         for i, token in enumerate(tokens):
             # Between tokens, never before the first (a model that has its answer ready sends
