@@ -359,7 +359,12 @@ async def main() -> int:
     )
     parser.add_argument("--turns", type=int, default=300)
     parser.add_argument("--round-trips", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (see below)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="interleaved rounds the socket measures are split into",
+    )
     parser.add_argument("--utterances", type=int, default=12)
     parser.add_argument("--json", default="bench-results.json")
     args = parser.parse_args()
