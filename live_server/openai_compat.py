@@ -5,13 +5,16 @@ The caller sends the whole conversation each time, so nothing is stored here. Sa
 (`temperature`, `max_tokens`, ...) are checked and passed to the model. Streaming
 replies are `chat.completion.chunk` events ending with `data: [DONE]`; a model failure in mid
 stream is sent as an `{"error": ...}` event, which OpenAI clients raise as an API error.
+`finish_reason` is the model's own ("length" when `max_tokens` cut the reply), and `usage` is
+the model's token count, where it gives one: always in a whole reply, and in a stream's last
+chunk when the caller asks with `stream_options: {"include_usage": true}`, as OpenAI does.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any, cast
 
@@ -21,7 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from live_server.endpoints import app_state
 from live_server.errors import ErrorCode, LiveError, LLMError, ProtocolError
 from live_server.http_api import SSE_HEADERS, check_credential, error_response, json_body, sse
-from live_server.providers import LLM, ChatMessage, Sampling
+from live_server.providers import ChatMessage, Outcome, Sampling
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
@@ -130,6 +133,7 @@ async def chat_completions(request: Request) -> Response:
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise ProtocolError('"stream" must be true or false')
+        include_usage = parse_stream_options(body.get("stream_options"), stream=stream)
         sampling = parse_sampling(body)
     except LiveError as exc:
         return error_response(exc.code, exc.message)
@@ -138,52 +142,83 @@ async def chat_completions(request: Request) -> Response:
     llm = state.engines.llm
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
     created = int(time.time())
+    outcome = Outcome()
     if stream:
-        events = _chunks(llm, messages, sampling, completion_id, created)
+        reply = Reply(llm.name, completion_id, created, include_usage)
+        events = reply.events(llm.stream(messages, sampling, outcome), outcome)
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
     try:
-        async with aclosing(llm.stream(messages, sampling)) as deltas:
+        async with aclosing(llm.stream(messages, sampling, outcome)) as deltas:
             text = "".join([d async for d in deltas])
     except LLMError as exc:
         return error_response(exc.code, exc.message)
-    return JSONResponse(
-        {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": llm.name,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                    "logprobs": None,
-                }
-            ],
-        }
-    )
+    completion: dict[str, Any] = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": llm.name,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": outcome.finish_reason,
+                "logprobs": None,
+            }
+        ],
+    }
+    if outcome.usage is not None:
+        completion["usage"] = outcome.usage.as_dict()
+    return JSONResponse(completion)
 
 
-async def _chunks(
-    llm: LLM, messages: list[ChatMessage], sampling: Sampling, completion_id: str, created: int
-) -> AsyncIterator[str]:
-    def chunk(delta: dict[str, str], finish: str | None = None) -> dict[str, Any]:
-        return {
+def parse_stream_options(raw: object, *, stream: bool) -> bool:
+    """Whether a stream's last chunk is to carry the token count."""
+    if raw is None:
+        return False
+    if not stream:
+        raise ProtocolError('"stream_options" is only allowed when "stream" is true')
+    if not isinstance(raw, dict):
+        raise ProtocolError('"stream_options" must be an object')
+    include = raw.get("include_usage", False)
+    if not isinstance(include, bool):
+        raise ProtocolError('"stream_options.include_usage" must be true or false')
+    return include
+
+
+class Reply:
+    """One streamed completion as `chat.completion.chunk` events."""
+
+    def __init__(self, model: str, completion_id: str, created: int, include_usage: bool) -> None:
+        self._head = {
             "id": completion_id,
             "object": "chat.completion.chunk",
             "created": created,
-            "model": llm.name,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+            "model": model,
         }
+        self._include_usage = include_usage
 
-    yield sse(chunk({"role": "assistant", "content": ""}))
-    try:
-        async with aclosing(llm.stream(messages, sampling)) as deltas:
-            async for delta in deltas:
-                yield sse(chunk({"content": delta}))
-    except LLMError as exc:
-        error = {"message": exc.message, "type": "api_error", "code": exc.code.value}
-        yield sse({"error": error})
-    else:
-        yield sse(chunk({}, "stop"))
-    yield sse("[DONE]")
+    def chunk(self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
+        # Asked for usage, OpenAI puts `"usage": null` in every chunk but the last.
+        extra = {"usage": usage} if self._include_usage else {}
+        return sse({**self._head, "choices": choices, **extra})
+
+    def delta(self, delta: dict[str, str], finish: str | None = None) -> str:
+        return self.chunk([{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}])
+
+    async def events(
+        self, deltas: AsyncGenerator[str, None], outcome: Outcome
+    ) -> AsyncIterator[str]:
+        yield self.delta({"role": "assistant", "content": ""})
+        try:
+            async with aclosing(deltas):
+                async for delta in deltas:
+                    yield self.delta({"content": delta})
+        except LLMError as exc:
+            error = {"message": exc.message, "type": "api_error", "code": exc.code.value}
+            yield sse({"error": error})
+        else:
+            yield self.delta({}, outcome.finish_reason)
+            if self._include_usage:
+                usage = outcome.usage.as_dict() if outcome.usage is not None else None
+                yield self.chunk([], usage=usage)
+        yield sse("[DONE]")

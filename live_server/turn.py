@@ -19,7 +19,7 @@ from typing import Any, Literal
 from live_server import protocol
 from live_server.conversation import join_sentences
 from live_server.errors import ErrorCode, LLMError, TTSError
-from live_server.providers import LLM, TTS, ChatMessage
+from live_server.providers import LLM, TTS, ChatMessage, Outcome
 from live_server.splitter import SentenceSplitter
 from live_server.storage import SavedTurn
 
@@ -86,6 +86,7 @@ class TurnRunner:
         self._emit_now = emit_now
         self.reply: list[str] = []
         self.llm_error: LLMError | None = None
+        self.outcome = Outcome()  # how the model says the reply ended, and its token count
         self.audio_frames = 0
         self._times: dict[str, float] = {}
 
@@ -119,6 +120,10 @@ class TurnRunner:
         if "llm_start" in t:
             out["llm_ttft"] = _span(t, "llm_start", "llm_first")
             out["llm_total_time"] = _span(t, "llm_start", "llm_end")
+        if self.llm_error is None:
+            out["llm_finish_reason"] = self.outcome.finish_reason
+        if self.outcome.usage is not None:
+            out["llm_usage"] = self.outcome.usage.as_dict()
         if "tts_start" in t:
             out["tts_first_frame_time"] = _span(t, "tts_start", "tts_first")
             out["tts_total_time"] = _span(t, "tts_start", "tts_end")
@@ -135,7 +140,7 @@ class TurnRunner:
         speaking = self._tts is not None
         times["llm_start"] = time.perf_counter()
         try:
-            async with aclosing(self._llm.stream(self._messages)) as deltas:
+            async with aclosing(self._llm.stream(self._messages, outcome=self.outcome)) as deltas:
                 async for delta in deltas:
                     times.setdefault("llm_first", time.perf_counter())
                     self.reply.append(delta)

@@ -163,6 +163,8 @@ def llm_stub(stub: StubOpenAI) -> StubOpenAI:
     stub.transcript = "hello from the stub"
     stub.auth_headers.clear()
     stub.stream_closed.clear()
+    stub.refuses_stream_options = False
+    stub.usages.clear()
     return stub
 
 

@@ -71,6 +71,9 @@ class StubOpenAI:
     transcript: str = "hello from the stub"
     auth_headers: list[str] = field(default_factory=list)
     stream_closed: threading.Event = field(default_factory=threading.Event)
+    # Like a server with a strict schema (Mistral's, older ones): `stream_options` is refused.
+    refuses_stream_options: bool = False
+    usages: list[dict[str, int]] = field(default_factory=list)  # what each counted reply took
     port: int = 0
 
     @property
@@ -93,16 +96,35 @@ class StubOpenAI:
         last_user = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
         if "FAIL_HTTP" in last_user:
             return JSONResponse({"error": {"message": "stub says no", "type": "server_error"}}, 500)
-        text = self.reply(body["messages"])
+        if "stream_options" in body and self.refuses_stream_options:
+            error = {"message": "Extra inputs are not permitted: stream_options"}
+            return JSONResponse({"error": error}, 422)
+        reply = tokens(self.reply(body["messages"]))
+        limit = body.get("max_completion_tokens") or body.get("max_tokens") or len(reply)
+        usage = None
+        if body.get("stream_options", {}).get("include_usage"):
+            said = sum(len(m["content"].split()) for m in body["messages"])
+            usage = {"prompt_tokens": said, "completion_tokens": min(limit, len(reply))}
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            self.usages.append(usage)
+        finish = "length" if limit < len(reply) else "stop"
         fail = "FAIL_MIDSTREAM" in last_user
         return StreamingResponse(
-            self._sse(body["model"], text, fail), media_type="text/event-stream"
+            self._sse(body["model"], reply[:limit], finish, usage, fail),
+            media_type="text/event-stream",
         )
 
-    async def _sse(self, model: str, text: str, fail: bool) -> AsyncIterator[str]:
+    async def _sse(
+        self,
+        model: str,
+        reply: list[str],
+        finish: str,
+        usage: dict[str, int] | None,
+        fail: bool,
+    ) -> AsyncIterator[str]:
         created = int(time.time())
         try:
-            for i, tok in enumerate(tokens(text)):
+            for i, tok in enumerate(reply):
                 if fail and i == 3:
                     raise MidStreamFailure("the stub broke the stream on purpose")
                 if self.delay:
@@ -120,9 +142,12 @@ class StubOpenAI:
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": model,
-                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
             }
             yield f"data: {json.dumps(done)}\n\n"
+            if usage is not None:  # as OpenAI sends it: a last chunk with no choices
+                counted = {**done, "choices": [], "usage": usage}
+                yield f"data: {json.dumps(counted)}\n\n"
             yield "data: [DONE]\n\n"
         except asyncio.CancelledError:
             # The client went away mid-stream: that is how an interrupt reaches a provider.

@@ -77,10 +77,16 @@ async def test_llm_failure_mid_stream_ends_the_turn_and_the_session_goes_on(
         assert of(frames, "bot_delta_chunk"), "the deltas before the failure arrived"
         assert frames[-1]["data"] == {"interrupted": False}
         assert types(frames).count("end") == 1
+        # A reply that broke off has no reason to finish with.
+        figures = of(frames, "metrics")[-1]["data"]
+        assert figures["chat_model"] and "llm_finish_reason" not in figures
 
         ok = await text_turn(ws, "and now a normal question")
     assert deltas(ok).startswith("The first sentence is right here.")
     assert not of(ok, "error")
+    figures = of(ok, "metrics")[-2]["data"]  # the turn's figures, before its `end`
+    assert figures["llm_finish_reason"] == "stop"
+    assert figures["llm_usage"] == llm_stub.usages[-1], "the model's own count, passed on"
     # The failed turn stays in the history with only the text that reached the client.
     history = llm_stub.chat_requests[-1]["messages"]
     assert history[1]["content"] == "please FAIL_MIDSTREAM now"

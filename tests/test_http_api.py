@@ -12,6 +12,7 @@ import pytest
 
 from tests.client import open_live, recv, send
 from tests.conftest import ServerProcess
+from tests.stubs import DEFAULT_REPLY
 
 
 @pytest.fixture(scope="module")
@@ -325,6 +326,94 @@ async def test_echo_honours_max_tokens(echo_server: ServerProcess, key: str):
     assert full.startswith(cut) and len(cut.split()) == 3 < len(full.split())
 
 
+async def test_echo_says_why_it_stopped_and_counts_tokens(echo_server: ServerProcess, key: str):
+    client = openai.AsyncOpenAI(base_url=f"{echo_server.http}/v1", api_key=key, max_retries=0)
+    messages: Any = [{"role": "user", "content": "count my words please"}]
+    async with client:
+        whole = await client.chat.completions.create(model="m", messages=messages)
+        cut = await client.chat.completions.create(model="m", messages=messages, max_tokens=3)
+        longer: Any = [{"role": "user", "content": "count my words please, all five"}]
+        more = await client.chat.completions.create(model="m", messages=longer, max_tokens=1)
+        stream = await client.chat.completions.create(
+            model="m",
+            messages=messages,
+            max_tokens=3,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        *chunks, counted = [chunk async for chunk in stream]
+    assert whole.choices[0].finish_reason == "stop" and cut.choices[0].finish_reason == "length"
+    assert whole.usage is not None and cut.usage is not None and more.usage is not None
+    # The prompt counts the server's system prompt too; two more words, two more tokens.
+    assert whole.usage.prompt_tokens == cut.usage.prompt_tokens == more.usage.prompt_tokens - 2
+    assert cut.usage.completion_tokens == 3 < whole.usage.completion_tokens
+    assert whole.usage.total_tokens == whole.usage.prompt_tokens + whole.usage.completion_tokens
+    # Streamed: "usage" is null until a last chunk that has no choices.
+    assert counted.choices == [] and counted.usage is not None
+    assert counted.usage.completion_tokens == 3
+    assert all(chunk.usage is None for chunk in chunks)
+    assert sum(1 for chunk in chunks if chunk.choices[0].delta.content) == 3
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+async def test_a_stream_not_asking_for_usage_gets_none(echo_server: ServerProcess, key: str):
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.post(
+            f"{echo_server.http}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    events = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(event) for event in events[:-1]]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert not any("usage" in chunk for chunk in chunks)
+
+
+async def test_the_models_finish_reason_and_token_count_are_passed_on(
+    stub_server: ServerProcess, llm_stub: Any
+):
+    key = stub_server.cli("apikey", "create")
+    client = openai.AsyncOpenAI(base_url=f"{stub_server.http}/v1", api_key=key, max_retries=0)
+    messages: Any = [{"role": "user", "content": "tell me everything"}]
+    async with client:
+        cut = await client.chat.completions.create(model="m", messages=messages, max_tokens=4)
+        stream = await client.chat.completions.create(
+            model="m", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [chunk async for chunk in stream]
+    assert cut.choices[0].finish_reason == "length"
+    assert cut.choices[0].message.content == "The first sentence is"
+    counted = chunks[-1].usage
+    assert cut.usage is not None and counted is not None
+    assert [
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens) for u in (cut.usage, counted)
+    ] == [(u["prompt_tokens"], u["completion_tokens"], u["total_tokens"]) for u in llm_stub.usages]
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert all(r["stream_options"] == {"include_usage": True} for r in llm_stub.chat_requests)
+
+
+async def test_a_model_server_refusing_stream_options_still_answers(
+    server_factory: Any, stub: Any, llm_stub: Any
+):
+    llm_stub.refuses_stream_options = True
+    server = server_factory(
+        LIVE_LLM="openai", LIVE_LLM_BASE_URL=stub.base_url, LIVE_LLM_API_KEY="sk-test"
+    )
+    key = server.cli("apikey", "create")
+    client = openai.AsyncOpenAI(base_url=f"{server.http}/v1", api_key=key, max_retries=0)
+    messages: Any = [{"role": "user", "content": "hi"}]
+    async with client:
+        first = await client.chat.completions.create(model="m", messages=messages)
+        second = await client.chat.completions.create(model="m", messages=messages)
+    assert first.choices[0].message.content == second.choices[0].message.content == DEFAULT_REPLY
+    assert first.usage is None and first.choices[0].finish_reason == "stop"
+    # Asked once with the option and once more without; after that, never with it.
+    assert ["stream_options" in r for r in llm_stub.chat_requests] == [True, False, False]
+    assert "refused stream_options" in server.logs()
+
+
 @pytest.mark.parametrize(
     ("extra", "status", "fragment"),
     [
@@ -335,6 +424,9 @@ async def test_echo_honours_max_tokens(echo_server: ServerProcess, key: str):
         ({"seed": 1.5}, 400, "seed"),
         ({"n": 2}, 400, "UNSUPPORTED"),
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, 400, "UNSUPPORTED"),
+        ({"stream_options": {"include_usage": True}}, 400, "only allowed when"),
+        ({"stream": True, "stream_options": []}, 400, "stream_options"),
+        ({"stream": True, "stream_options": {"include_usage": "yes"}}, 400, "include_usage"),
     ],
 )
 async def test_sampling_settings_are_checked(

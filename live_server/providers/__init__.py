@@ -49,6 +49,31 @@ class Sampling:
         return out
 
 
+@dataclass(frozen=True)
+class Usage:
+    """Tokens a reply took, as the model counted them."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+
+@dataclass
+class Outcome:
+    """How a streamed reply ended: filled in by the model as it streams, final once the stream
+    is exhausted. `finish_reason` is the model's own ("stop", "length" when a token limit cut
+    the reply, "content_filter"); `usage` stays None when the model does not count."""
+
+    finish_reason: str = "stop"
+    usage: Usage | None = None
+
+
 class LLM(Protocol):
     """A streaming chat model."""
 
@@ -56,9 +81,13 @@ class LLM(Protocol):
     def name(self) -> str: ...
 
     def stream(
-        self, messages: Sequence[ChatMessage], sampling: Sampling | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        sampling: Sampling | None = None,
+        outcome: Outcome | None = None,
     ) -> AsyncGenerator[str, None]:
-        """Yield the reply's text deltas. Raises `LLMError`; closing the iterator stops it."""
+        """Yield the reply's text deltas; fill in `outcome`, if given, as they come. Raises
+        `LLMError`; closing the iterator stops it."""
         ...
 
     async def aclose(self) -> None: ...

@@ -7,11 +7,10 @@ part of the protocol (deltas, sentence chunks, audio, interruption) can be seen 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 from collections.abc import AsyncGenerator, Iterator, Sequence
 
-from live_server.providers import ChatMessage, Sampling
+from live_server.providers import ChatMessage, Outcome, Sampling, Usage
 from live_server.splitter import is_cjk
 
 # A token is one CJK character or a run of other non-space characters, with the white space
@@ -44,17 +43,28 @@ class EchoLLM:
         self._delay = delay_ms / 1000
 
     async def stream(
-        self, messages: Sequence[ChatMessage], sampling: Sampling | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        sampling: Sampling | None = None,
+        outcome: Outcome | None = None,
     ) -> AsyncGenerator[str, None]:
         # Of a caller's settings only `max_tokens` means anything to a model that repeats.
         limit = sampling.token_limit if sampling is not None else None
-        tokens = itertools.islice(tokenize(echo_reply(messages)), limit)
-        for i, token in enumerate(tokens):
+        sent = 0
+        for token in tokenize(echo_reply(messages)):
+            if sent == limit:  # more was to come: the limit cut the reply
+                if outcome is not None:
+                    outcome.finish_reason = "length"
+                break
             # Between tokens, never before the first (a model that has its answer ready sends
             # it at once). sleep(0) still yields, so an interrupt is read between tokens.
-            if i:
+            if sent:
                 await asyncio.sleep(self._delay)
             yield token
+            sent += 1
+        if outcome is not None:
+            prompt = sum(len(_TOKEN.findall(m["content"])) for m in messages)
+            outcome.usage = Usage(prompt_tokens=prompt, completion_tokens=sent)
 
     async def aclose(self) -> None:
         pass

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Sequence
-from typing import Any, cast
+from typing import Any
 
 from live_server.errors import LLMError
-from live_server.providers import ChatMessage, Sampling
+from live_server.providers import ChatMessage, Outcome, Sampling, Usage
 from live_server.providers.openai_client import openai_client
+
+log = logging.getLogger(__name__)
+
+_COUNT_TOKENS = {"include_usage": True}
 
 
 class OpenAILLM:
@@ -21,33 +26,75 @@ class OpenAILLM:
                 "LIVE_LLM=openai needs the 'openai' package: pip install openai"
             ) from exc
         self._model = model
+        # Whether the server takes `stream_options` (how a stream asks for its token count):
+        # None until a request has shown it.
+        self._takes_stream_options: bool | None = None
 
     @property
     def name(self) -> str:
         return self._model
 
     async def stream(
-        self, messages: Sequence[ChatMessage], sampling: Sampling | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        sampling: Sampling | None = None,
+        outcome: Outcome | None = None,
     ) -> AsyncGenerator[str, None]:
-        extra = sampling.params() if sampling is not None else {}
-        try:
-            stream: Any = await self._client.chat.completions.create(
-                model=self._model, messages=cast(Any, list(messages)), stream=True, **extra
-            )
-        except Exception as exc:
-            raise LLMError(f"the model request failed: {exc}") from exc
+        request: dict[str, Any] = {"model": self._model, "messages": list(messages)}
+        if sampling is not None:
+            request.update(sampling.params())
+        stream = await self._open(request, count_tokens=outcome is not None)
         try:
             async for chunk in stream:
+                if outcome is not None and chunk.usage is not None:
+                    outcome.usage = Usage(
+                        prompt_tokens=chunk.usage.prompt_tokens,
+                        completion_tokens=chunk.usage.completion_tokens,
+                    )
                 if not chunk.choices:
                     continue
-                delta = chunk.choices[0].delta.content
-                if delta:
-                    yield delta
+                choice = chunk.choices[0]
+                if outcome is not None and choice.finish_reason:
+                    outcome.finish_reason = choice.finish_reason
+                if choice.delta.content:
+                    yield choice.delta.content
         except Exception as exc:
             raise LLMError(f"the model stream failed: {exc}") from exc
         finally:
             # Closing the HTTP response is what stops generation on the provider's side.
             await stream.close()
+
+    async def _open(self, request: dict[str, Any], *, count_tokens: bool) -> Any:
+        """Start the stream; asked to count tokens, ask the server for the count too. A server
+        that refuses the option is asked again without it, and from then on never with it."""
+        from openai import APIStatusError
+
+        create: Any = self._client.chat.completions.create  # one call, two shapes
+        if count_tokens and self._takes_stream_options is not False:
+            try:
+                stream = await create(**request, stream=True, stream_options=_COUNT_TOKENS)
+            except APIStatusError as exc:
+                if self._takes_stream_options or exc.status_code not in (400, 422):
+                    raise LLMError(f"the model request failed: {exc}") from exc
+                refusal = exc
+            except Exception as exc:
+                raise LLMError(f"the model request failed: {exc}") from exc
+            else:
+                self._takes_stream_options = True
+                return stream
+        else:
+            refusal = None
+        try:
+            stream = await create(**request, stream=True)
+        except Exception as exc:
+            raise LLMError(f"the model request failed: {exc}") from exc
+        if refusal is not None:  # the request was fine without the option: it was the option
+            self._takes_stream_options = False
+            log.warning(
+                "the model server refused stream_options (%s): token usage will not be reported",
+                refusal.message,
+            )
+        return stream
 
     async def aclose(self) -> None:
         await self._client.close()
