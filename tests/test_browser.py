@@ -152,6 +152,10 @@ async def test_talking_over_the_bot_stops_it_and_ignores_the_rest(
         cut = state["interrupted"][0]
         assert state["sent"]["interrupt"] == 1
         assert state["player"]["stopped"] >= 1, "playback was stopped"
+        # The first sound of the user's voice had turned the bot down (the gain its clips play
+        # through, as the audio thread computed it), before confirmed speech stopped it.
+        assert state["player"]["ducked"] == 1 and state["player"]["gainAtStop"] < 0.5
+        await wait_for(page, "window.live.player.gain.gain.value > 0.95")  # the next reply's
         assert cut not in state["clipTurns"]
         bubble = f"#messages .bot[data-turn='{cut}']"
         text_at_cut = await page.inner_text(bubble)

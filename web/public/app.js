@@ -283,6 +283,7 @@ async function toggleMic() {
     vad.destroy();
     vad = null;
     stopSpeech();
+    player.unduck();
     $("mic").setAttribute("aria-pressed", "false");
     $("mic").textContent = "Start talking";
     return idleState();
@@ -302,9 +303,15 @@ async function toggleMic() {
           audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
         }),
       onFrameProcessed: (_probs, frame) => onVadFrame(frame),
+      // The first frame that sounds like speech turns the bot down; only once it is confirmed
+      // as speech is the bot stopped. A cough or a door turns it back up.
+      onSpeechStart: () => player.duck(),
       onSpeechRealStart: () => startSpeech(),
       onSpeechEnd: () => endSpeech(),
-      onVADMisfire: () => stopSpeech(),
+      onVADMisfire: () => {
+        player.unduck();
+        stopSpeech();
+      },
     });
     vad.start();
     $("mic").setAttribute("aria-pressed", "true");
@@ -332,6 +339,7 @@ function onVadFrame(frame) {
 // stream the rest while the user talks, so the server recognises it as it comes.
 function startSpeech() {
   bargeIn();
+  player.unduck(); // the bot was stopped, or had finished: its next reply plays at full volume
   const stamp = `seg-${Date.now()}`;
   if (!send({ t: "start_speaking", stamp, sample_rate: VAD_RATE })) return;
   const frameSamples = recent.length ? recent[recent.length - 1].frame.length : 512;
