@@ -20,15 +20,17 @@ def key(echo_server: ServerProcess) -> str:
     return echo_server.cli("apikey", "create", "--name", "http-tests")
 
 
-async def sse_events(response: httpx.Response) -> list[dict[str, Any]]:
-    """Parse a Server-Sent Events body: one JSON object per `data:` event."""
+async def sse_events(response: httpx.Response) -> list[Any]:
+    """Parse a Server-Sent Events body: one JSON object per `data:` event (OpenAI's closing
+    `[DONE]` stays that string)."""
     assert response.headers["content-type"].startswith("text/event-stream")
     events, data = [], []
     async for line in response.aiter_lines():
         if line.startswith("data:"):
             data.append(line[5:].strip())
         elif line == "" and data:
-            events.append(json.loads("\n".join(data)))
+            text = "\n".join(data)
+            events.append(text if text == "[DONE]" else json.loads(text))
             data = []
     return events
 
@@ -358,15 +360,13 @@ async def test_echo_says_why_it_stopped_and_counts_tokens(echo_server: ServerPro
 
 async def test_a_stream_not_asking_for_usage_gets_none(echo_server: ServerProcess, key: str):
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-    async with httpx.AsyncClient(timeout=30) as http:
-        r = await http.post(
-            f"{echo_server.http}/v1/chat/completions",
-            json=body,
-            headers={"Authorization": f"Bearer {key}"},
-        )
-    events = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
-    assert events[-1] == "[DONE]"
-    chunks = [json.loads(event) for event in events[:-1]]
+    url, headers = f"{echo_server.http}/v1/chat/completions", {"Authorization": f"Bearer {key}"}
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        http.stream("POST", url, json=body, headers=headers) as r,
+    ):
+        *chunks, done = await sse_events(r)
+    assert done == "[DONE]"
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert not any("usage" in chunk for chunk in chunks)
 

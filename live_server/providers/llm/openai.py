@@ -70,30 +70,27 @@ class OpenAILLM:
         from openai import APIStatusError
 
         create: Any = self._client.chat.completions.create  # one call, two shapes
-        if count_tokens and self._takes_stream_options is not False:
-            try:
-                stream = await create(**request, stream=True, stream_options=_COUNT_TOKENS)
-            except APIStatusError as exc:
-                if self._takes_stream_options or exc.status_code not in (400, 422):
-                    raise LLMError(f"the model request failed: {exc}") from exc
-                refusal = exc
-            except Exception as exc:
-                raise LLMError(f"the model request failed: {exc}") from exc
-            else:
-                self._takes_stream_options = True
-                return stream
-        else:
-            refusal = None
+        ask = count_tokens and self._takes_stream_options is not False
+        options = {"stream_options": _COUNT_TOKENS} if ask else {}
         try:
-            stream = await create(**request, stream=True)
+            try:
+                stream = await create(**request, stream=True, **options)
+            except APIStatusError as exc:
+                if not ask or self._takes_stream_options or exc.status_code not in (400, 422):
+                    raise
+                # Refused by a server not known to take the option: try once without it.
+                stream = await create(**request, stream=True)
+                self._takes_stream_options = False  # fine without it: it was the option
+                log.warning(
+                    "the model server refused stream_options (%s): token usage will not be "
+                    "reported",
+                    exc.message,
+                )
+                return stream
         except Exception as exc:
             raise LLMError(f"the model request failed: {exc}") from exc
-        if refusal is not None:  # the request was fine without the option: it was the option
-            self._takes_stream_options = False
-            log.warning(
-                "the model server refused stream_options (%s): token usage will not be reported",
-                refusal.message,
-            )
+        if ask:
+            self._takes_stream_options = True
         return stream
 
     async def aclose(self) -> None:
