@@ -10,6 +10,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from live_server import endpoints, http_api, openai_compat, web
 from live_server.auth import ApiKeyStore, ensure_data_dir, load_jwt_secret
+from live_server.conversation import ConversationFeed
 from live_server.hub import ChatHub
 from live_server.providers import build_llm, build_stt, build_tts
 from live_server.session import Engines
@@ -30,6 +31,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
         keys=ApiKeyStore(settings.data_dir),
         store=build_store(settings),
         hub=ChatHub(),
+        feed=ConversationFeed(),
         users=UserStore(settings.data_dir),
     )
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from live_server import protocol
-from live_server.conversation import Conversation
+from live_server.conversation import Conversation, ConversationFeed, Exchange
 from live_server.errors import ErrorCode, LiveError, LLMError
 from live_server.hub import ChatHub, Subscriber
 from live_server.providers import LLM
@@ -43,6 +43,7 @@ class ChatContext:
     llm: LLM
     store: Store
     hub: ChatHub
+    feed: ConversationFeed
 
 
 def new_message_id() -> str:
@@ -149,6 +150,8 @@ class ChatReply:
         text = "".join(self.reply)
         if not self.streaming and text and not self.interrupted:
             await self._publish(self._frame("plain", text))
+        # Live sockets open on this conversation keep its history in memory: tell them.
+        self.ctx.feed.added(self.session_id, Exchange(self.text, text, self.interrupted))
         stats = self.stats()
         await self._publish(self._frame("agent_stats", stats))
         record = TurnRecord(

@@ -83,13 +83,52 @@ class Conversation:
     def record(self, exchange: Exchange) -> None:
         self._exchanges.append(exchange)
 
-    def amend_last(self, exchange: Exchange) -> None:
-        """Replace the newest exchange (the same user message, less of the reply)."""
-        if self._exchanges and self._exchanges[-1].user == exchange.user:
-            self._exchanges[-1] = exchange
+    def replace(self, old: Exchange, new: Exchange) -> None:
+        """Put `new` where `old` (that very exchange) is, if it is still kept."""
+        for i in range(len(self._exchanges) - 1, -1, -1):
+            if self._exchanges[i] is old:
+                self._exchanges[i] = new
+                return
 
     def __len__(self) -> int:
         return len(self._exchanges)
+
+
+class ConversationFeed:
+    """Keeps the live connections on one conversation in step within this process.
+
+    A live socket holds its conversation in memory, loaded at connect, so that no store read
+    comes before a turn's first delta. Every exchange a connection adds to a conversation (a
+    live turn, a chat reply, an `/api/v1/chat` reply) or amends is told here, and the other
+    live sockets on that conversation put it in their copy: their model's next turn sees it.
+    Another server process sharing the database is not heard; its turns arrive on reconnect.
+    """
+
+    def __init__(self) -> None:
+        self._copies: dict[str, set[Conversation]] = {}
+
+    def join(self, conversation_id: str, copy: Conversation) -> None:
+        self._copies.setdefault(conversation_id, set()).add(copy)
+
+    def leave(self, conversation_id: str, copy: Conversation) -> None:
+        copies = self._copies.get(conversation_id)
+        if copies is not None:
+            copies.discard(copy)
+            if not copies:
+                del self._copies[conversation_id]
+
+    def added(self, conversation_id: str, exchange: Exchange, *, by: object = None) -> None:
+        """`by` (the adder's own copy, which already holds it) is skipped."""
+        for copy in self._copies.get(conversation_id, ()):
+            if copy is not by:
+                copy.record(exchange)
+
+    def replaced(
+        self, conversation_id: str, old: Exchange, new: Exchange, *, by: object = None
+    ) -> None:
+        for copy in self._copies.get(conversation_id, ()):
+            if copy is not by:
+                copy.replace(old, new)
 
 
 def exchanges(messages: Iterable[StoredMessage]) -> list[Exchange]:

@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket
 
 from live_server import protocol
 from live_server.auth import ApiKeyStore, check_username, verify_token
-from live_server.conversation import Conversation
+from live_server.conversation import Conversation, ConversationFeed
 from live_server.errors import AuthError, CloseCode, ErrorCode, LiveError
 from live_server.hub import ChatHub
 from live_server.session import Engines, LiveConversation, Session
@@ -34,6 +34,7 @@ class AppState:
     keys: ApiKeyStore
     store: Store
     hub: ChatHub
+    feed: ConversationFeed
     users: UserStore
 
 
@@ -83,6 +84,7 @@ async def _run(
         engines=state.engines,
         store=state.store,
         hub=state.hub,
+        feed=state.feed,
         live=live,
         channel=ct,
         force_channel=force,

@@ -128,7 +128,7 @@ async def chat(request: Request) -> Response:
         )
         assert isinstance(send, protocol.ChatSend)
         reply = ChatReply(
-            ChatContext(state.settings, state.engines.llm, state.store, state.hub),
+            ChatContext(state.settings, state.engines.llm, state.store, state.hub, state.feed),
             sender=_EventStream(username),
             text=send.text,
             session_id=send.session_id,

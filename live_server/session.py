@@ -26,7 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from live_server import protocol
 from live_server.chat import ChatChannel, ChatContext, ChatRequestError
-from live_server.conversation import Conversation, Exchange
+from live_server.conversation import Conversation, ConversationFeed, Exchange
 from live_server.errors import AudioError, CloseCode, ErrorCode, LiveError, ProtocolError, STTError
 from live_server.hub import ChatHub
 from live_server.outbox import Outbox, OutboxOverflow, Outgoing
@@ -90,6 +90,7 @@ class Session:
         engines: Engines,
         store: Store,
         hub: ChatHub,
+        feed: ConversationFeed,
         live: LiveConversation | None,
         channel: protocol.ChannelType = "live",
         force_channel: bool = False,
@@ -99,6 +100,7 @@ class Session:
         self.settings = settings
         self.engines = engines
         self.store = store
+        self.feed = feed
         self.channel = channel
         self.force_channel = force_channel
         self.phase = Phase.IDLE
@@ -110,7 +112,7 @@ class Session:
             live.conversation if live is not None else Conversation.configured(settings)
         )
         self.chat = ChatChannel(
-            ChatContext(settings, engines.llm, store, hub),
+            ChatContext(settings, engines.llm, store, hub, feed),
             self,
             max_replies=settings.chat_max_replies,
         )
@@ -141,6 +143,8 @@ class Session:
                     self.live.id, resumed=self.live.resumed, messages=2 * len(self.conversation)
                 )
             )
+            # From now on, exchanges other connections add to it reach this copy too.
+            self.feed.join(self.live.id, self.conversation)
         reader = asyncio.create_task(self._read_loop(), name="live-reader")
         writer = asyncio.create_task(self._write_loop(), name="live-writer")
         try:
@@ -159,6 +163,8 @@ class Session:
             self._drop_segment()
             await self._cancel_all(reader, writer)
             self.outbox.close()  # nothing more will be written; producers must not wait
+            if self.live is not None:
+                self.feed.leave(self.live.id, self.conversation)
             self._save_cut_off()
             await self.chat.aclose()
             # Turns already over are saved even though the client has gone.
@@ -478,7 +484,7 @@ class Session:
         """Record the turn and send its one `end`, with no await in between: once `end` is
         queued the session is idle, and a new turn's frames can only follow it."""
         if exchange.user:  # a voice turn cut off before its transcript has nothing to keep
-            self.conversation.record(exchange)
+            self._record(turn, exchange)
             self._save(turn, exchange)
         turn.finished.set()
         turn.after = None  # let the finished chain be freed
@@ -495,7 +501,9 @@ class Session:
         while turn is not None:
             if not turn.finished.is_set() and turn.user_text:
                 turn.interrupted = True
-                self._save(turn, Exchange(turn.user_text, turn.heard_text(), interrupted=True))
+                exchange = Exchange(turn.user_text, turn.heard_text(), interrupted=True)
+                self._record(turn, exchange)
+                self._save(turn, exchange)
             turn = turn.after
 
     def _cut_last(self, played_ms: int) -> None:
@@ -507,9 +515,13 @@ class Session:
         whole = last.heard_text()
         last.played_ms = played_ms
         heard = last.heard_text()
-        if heard == whole:
+        if heard == whole or last.exchange is None:
             return  # all of it was played
-        self.conversation.amend_last(Exchange(last.user_text, heard, interrupted=True))
+        cut = Exchange(last.user_text, heard, interrupted=True)
+        self.conversation.replace(last.exchange, cut)
+        if self.live is not None:
+            self.feed.replaced(self.live.id, last.exchange, cut, by=self.conversation)
+        last.exchange = cut
         last.metrics["played_ms"] = played_ms
         save, metrics = last.save_task, dict(last.metrics)
         if save is None:
@@ -528,6 +540,13 @@ class Session:
                 self.send_error(exc.code, exc.message, turn_id=last.id)
 
         self._keep_saving(asyncio.create_task(amend(), name=f"live-amend-{last.id}"))
+
+    def _record(self, turn: Turn, exchange: Exchange) -> None:
+        """Keep the exchange in this connection's history, and tell the others on it."""
+        turn.exchange = exchange
+        self.conversation.record(exchange)
+        if self.live is not None:
+            self.feed.added(self.live.id, exchange, by=self.conversation)
 
     def _keep_saving(self, task: asyncio.Task[SavedTurn | None]) -> None:
         self._saves.add(task)

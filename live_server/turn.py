@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from live_server import protocol
-from live_server.conversation import join_sentences
+from live_server.conversation import Exchange, join_sentences
 from live_server.errors import ErrorCode, LLMError, TTSError
 from live_server.providers import LLM, TTS, ChatMessage, Outcome
 from live_server.splitter import SentenceSplitter
@@ -53,6 +53,7 @@ class Turn:
     # The figures of the turn's `metrics` frames, kept with the saved reply.
     metrics: dict[str, Any] = field(default_factory=dict)
     save_task: asyncio.Task[SavedTurn | None] | None = None
+    exchange: Exchange | None = None  # as kept in the history, once the turn is over
 
     def heard_text(self) -> str:
         """What reached the user: with `played_ms`, only the sentences whose audio fits in it."""

@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.client import Frame, deltas, of, open_live, open_socket, recv, send, text_turn, until
 from tests.conftest import ServerProcess, start_server
-from tests.stubs import StubOpenAI
+from tests.stubs import DEFAULT_REPLY, StubOpenAI
 
 
 async def stored(
@@ -268,3 +268,77 @@ async def test_the_history_sent_to_the_model_is_bounded(
             "Short answer.",
             "after the long one",
         ]
+
+
+async def chat_reply(ws: Any, session_id: str, text: str) -> None:
+    """One chat-mode reply on a unified socket, through its `end`."""
+    await send(ws, {"ct": "chat", "t": "send", "session_id": session_id, "message": text})
+    async with asyncio.timeout(30):
+        while (frame := await recv(ws)).get("ct") != "chat" or frame.get("type") != "end":
+            pass
+
+
+async def http_reply(server: ServerProcess, user: str, session_id: str, text: str) -> None:
+    """One `/api/v1/chat` reply, read to its end."""
+    headers = {"Authorization": f"Bearer {server.token(user)}"}
+    body = {"session_id": session_id, "message": text}
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        http.stream("POST", f"{server.http}/api/v1/chat", json=body, headers=headers) as r,
+    ):
+        assert r.status_code == 200
+        events = [line async for line in r.aiter_lines() if line.startswith("data:")]
+    assert '"type":"end"' in events[-1].replace(" ", "")
+
+
+async def test_a_live_socket_hears_the_turns_others_add_to_its_conversation(
+    echo_server: ServerProcess,
+):
+    """Its history is kept in memory: a chat reply, an HTTP reply and another live socket's
+    turn on the same conversation all reach its model's next turn."""
+    unified = f"{echo_server.ws}/api/unified_chat/ws?token={echo_server.token('uma')}"
+    async with open_live(echo_server.live_url("uma")) as a:
+        conversation_id = a.conversation["id"]
+        assert "message number 1 from you" in deltas(await text_turn(a, "one"))
+        async with open_live(unified) as chat:
+            await chat_reply(chat, conversation_id, "two")
+        await http_reply(echo_server, "uma", conversation_id, "three")
+        url = f"{echo_server.live_url('uma')}&conversation_id={conversation_id}"
+        async with open_live(url) as b:
+            assert b.conversation["messages"] == 6
+            assert "message number 4 from you" in deltas(await text_turn(b, "four"))
+        # The echo model counts the user messages it is given: all five reached it.
+        assert "message number 5 from you" in deltas(await text_turn(a, "five"))
+    body = await wait_stored(echo_server, conversation_id, 10, "uma")
+    assert [m["content"] for m in body["messages"][::2]] == ["one", "two", "three", "four", "five"]
+
+
+async def test_a_reply_cut_on_another_socket_is_cut_in_this_ones_history(
+    stub_server: ServerProcess, llm_stub: StubOpenAI
+):
+    async with open_live(stub_server.live_url("vic")) as a:
+        conversation_id = a.conversation["id"]
+        llm_stub.reply = lambda messages: "A's answer."
+        await text_turn(a, "From A.")
+        llm_stub.reply = lambda messages: DEFAULT_REPLY
+        url = f"{stub_server.live_url('vic')}&conversation_id={conversation_id}"
+        async with open_live(url) as b:
+            sent = heard_sentences(await text_turn(b, "Tell B the eight sentences."), [])
+            # B's user stopped the playback after two sentences, once the reply was all sent.
+            await send(b, {"t": "interrupt", "played_ms": sent[0][1] + sent[1][1] + 10})
+            kept = f"{sent[0][0]} {sent[1][0]}"
+            async with asyncio.timeout(10):  # the cut is kept in memory before it is stored
+                while True:
+                    body = await wait_stored(stub_server, conversation_id, 4, "vic")
+                    if body["messages"][3]["content"] == kept:
+                        break
+                    await asyncio.sleep(0.02)
+        await text_turn(a, "What did B hear?")
+    assert llm_stub.chat_requests[-1]["messages"] == [
+        {"role": "system", "content": "You are a test."},
+        {"role": "user", "content": "From A."},
+        {"role": "assistant", "content": "A's answer."},
+        {"role": "user", "content": "Tell B the eight sentences."},
+        {"role": "assistant", "content": f"{kept} [interrupted by the user]"},
+        {"role": "user", "content": "What did B hear?"},
+    ]
