@@ -20,7 +20,7 @@ from live_server import protocol
 from live_server.conversation import Conversation, ConversationFeed, Exchange
 from live_server.errors import ErrorCode, LiveError, LLMError
 from live_server.hub import ChatHub, Subscriber
-from live_server.providers import LLM
+from live_server.providers import LLM, Outcome
 from live_server.settings import Settings
 from live_server.storage import (
     InputKind,
@@ -76,6 +76,8 @@ class ChatReply:
         self.streaming = streaming
         self.input_type = input_type
         self.reply: list[str] = []
+        self.outcome = Outcome()  # how the model says the reply ended, and its token count
+        self.llm_failed = False
         self.interrupted = False
         self.saved: SavedTurn | None = None
         self.task: asyncio.Task[None] | None = None
@@ -134,7 +136,9 @@ class ChatReply:
         times = self._times
         times["start"] = time.perf_counter()
         try:
-            stream = self.ctx.llm.stream(conversation.messages_for(self.text))
+            stream = self.ctx.llm.stream(
+                conversation.messages_for(self.text), outcome=self.outcome
+            )
             async with aclosing(stream) as deltas:
                 async for delta in deltas:
                     times.setdefault("first", time.perf_counter())
@@ -142,6 +146,7 @@ class ChatReply:
                     if self.streaming:
                         await self._publish(self._frame("plain", delta, streaming=True))
         except LLMError as exc:
+            self.llm_failed = True
             await self._publish(self._error(exc.code, exc.message))
         finally:
             times["end"] = time.perf_counter()
@@ -184,12 +189,18 @@ class ChatReply:
         t = self._times
         ttft = t["first"] - t["start"] if "first" in t and "start" in t else None
         total = t["end"] - t["start"] if "end" in t and "start" in t else None
-        return {
+        out: dict[str, Any] = {
             "time_to_first_token": None if ttft is None else round(ttft, 4),
             "total_time": None if total is None else round(total, 4),
             "chat_model": self.ctx.llm.name,
             "output_chars": sum(len(d) for d in self.reply),
         }
+        # A stream stopped by an interrupt or a failure has no reason of the model's.
+        if not (self.llm_failed or self.interrupted):
+            out["finish_reason"] = self.outcome.finish_reason
+        if self.outcome.usage is not None:
+            out["usage"] = self.outcome.usage.as_dict()
+        return out
 
     # --- frames -------------------------------------------------------------------------------
 

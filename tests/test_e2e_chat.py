@@ -143,6 +143,13 @@ async def test_interrupt_by_message_id_stops_that_reply_only(echo_server: Server
                 if frames[-1].get("type") == "end":
                     ends[frames[-1]["message_id"]] = frames[-1]
     assert ends["stop"]["interrupted"] is True and ends["keep"]["interrupted"] is False
+    stats = {f["message_id"]: f["data"] for f in frames if f.get("type") == "agent_stats"}
+    # The finished reply says why it ended and what it cost; the stopped one has no reason.
+    assert stats["keep"]["finish_reason"] == "stop"
+    usage = stats["keep"]["usage"]
+    assert usage["completion_tokens"] > 30 and usage["prompt_tokens"] >= 30
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert "finish_reason" not in stats["stop"]
     assert "message number" in text_of(frames, "keep")
     assert "message number" not in text_of(frames, "stop")
     after_end = frames[frames.index(ends["stop"]) + 1 :]
@@ -258,9 +265,15 @@ async def test_a_failing_model_gives_a_chat_error_then_end(
         assert (
             frames[-1]["type"] == "end" and len([f for f in frames if f.get("type") == "end"]) == 1
         )
+        # A reply that failed has no reason of the model's to finish with, nor a count.
+        stats = next(f["data"] for f in frames if f.get("type") == "agent_stats")
+        assert "finish_reason" not in stats and "usage" not in stats
         await send(ws, {"ct": "chat", "t": "send", "message": "fine now"})
         frames = await chat_until_end(ws)
     assert [f["type"] for f in frames][-3:] == ["agent_stats", "message_saved", "end"]
+    stats = frames[-3]["data"]
+    assert stats["finish_reason"] == "stop"
+    assert stats["usage"] == llm_stub.usages[-1], "the model's own count, passed on"
 
 
 async def test_too_many_replies_at_once_are_refused(server_factory: Any):

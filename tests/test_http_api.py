@@ -61,6 +61,8 @@ async def test_chat_streams_deltas_then_the_saved_id(echo_server: ServerProcess,
     assert "Hi over HTTP" in "".join(e["data"] for e in rest if e["type"] == "plain")
     saved = rest[-2]["data"]
     assert rest[-1]["saved_message_id"] == saved["id"]
+    stats = rest[-3]["data"]
+    assert stats["finish_reason"] == "stop" and stats["usage"]["completion_tokens"] > 5
 
     # The session was created for rita and continues with its id.
     session_id = first["session_id"]
