@@ -515,8 +515,8 @@ class Session:
         whole = last.heard_text()
         last.played_ms = played_ms
         heard = last.heard_text()
-        if heard == whole or last.exchange is None:
-            return  # all of it was played
+        if heard == whole or last.exchange is None:  # all of it was played, or none kept
+            return
         cut = Exchange(last.user_text, heard, interrupted=True)
         self.conversation.replace(last.exchange, cut)
         if self.live is not None:
