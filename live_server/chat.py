@@ -136,9 +136,7 @@ class ChatReply:
         times = self._times
         times["start"] = time.perf_counter()
         try:
-            stream = self.ctx.llm.stream(
-                conversation.messages_for(self.text), outcome=self.outcome
-            )
+            stream = self.ctx.llm.stream(conversation.messages_for(self.text), outcome=self.outcome)
             async with aclosing(stream) as deltas:
                 async for delta in deltas:
                     times.setdefault("first", time.perf_counter())
@@ -156,7 +154,8 @@ class ChatReply:
         if not self.streaming and text and not self.interrupted:
             await self._publish(self._frame("plain", text))
         # Live sockets open on this conversation keep its history in memory: tell them.
-        self.ctx.feed.added(self.session_id, Exchange(self.text, text, self.interrupted))
+        exchange = Exchange(self.text, text, self.interrupted)
+        self.ctx.feed.added(self.username, self.session_id, exchange)
         stats = self.stats()
         await self._publish(self._frame("agent_stats", stats))
         record = TurnRecord(

@@ -102,31 +102,43 @@ class ConversationFeed:
     live turn, a chat reply, an `/api/v1/chat` reply) or amends is told here, and the other
     live sockets on that conversation put it in their copy: their model's next turn sees it.
     Another server process sharing the database is not heard; its turns arrive on reconnect.
+
+    Conversations are keyed by user as well as by id: until its first turn is stored, an id a
+    socket chose is nobody's yet, and another user's reply under the same id must not reach it.
     """
 
     def __init__(self) -> None:
-        self._copies: dict[str, set[Conversation]] = {}
+        self._copies: dict[tuple[str, str], set[Conversation]] = {}
 
-    def join(self, conversation_id: str, copy: Conversation) -> None:
-        self._copies.setdefault(conversation_id, set()).add(copy)
+    def join(self, username: str, conversation_id: str, copy: Conversation) -> None:
+        self._copies.setdefault((username, conversation_id), set()).add(copy)
 
-    def leave(self, conversation_id: str, copy: Conversation) -> None:
-        copies = self._copies.get(conversation_id)
+    def leave(self, username: str, conversation_id: str, copy: Conversation) -> None:
+        key = (username, conversation_id)
+        copies = self._copies.get(key)
         if copies is not None:
             copies.discard(copy)
             if not copies:
-                del self._copies[conversation_id]
+                del self._copies[key]
 
-    def added(self, conversation_id: str, exchange: Exchange, *, by: object = None) -> None:
+    def added(
+        self, username: str, conversation_id: str, exchange: Exchange, *, by: object = None
+    ) -> None:
         """`by` (the adder's own copy, which already holds it) is skipped."""
-        for copy in self._copies.get(conversation_id, ()):
+        for copy in self._copies.get((username, conversation_id), ()):
             if copy is not by:
                 copy.record(exchange)
 
     def replaced(
-        self, conversation_id: str, old: Exchange, new: Exchange, *, by: object = None
+        self,
+        username: str,
+        conversation_id: str,
+        old: Exchange,
+        new: Exchange,
+        *,
+        by: object = None,
     ) -> None:
-        for copy in self._copies.get(conversation_id, ()):
+        for copy in self._copies.get((username, conversation_id), ()):
             if copy is not by:
                 copy.replace(old, new)
 

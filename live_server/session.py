@@ -144,7 +144,7 @@ class Session:
                 )
             )
             # From now on, exchanges other connections add to it reach this copy too.
-            self.feed.join(self.live.id, self.conversation)
+            self.feed.join(self.username, self.live.id, self.conversation)
         reader = asyncio.create_task(self._read_loop(), name="live-reader")
         writer = asyncio.create_task(self._write_loop(), name="live-writer")
         try:
@@ -164,7 +164,7 @@ class Session:
             await self._cancel_all(reader, writer)
             self.outbox.close()  # nothing more will be written; producers must not wait
             if self.live is not None:
-                self.feed.leave(self.live.id, self.conversation)
+                self.feed.leave(self.username, self.live.id, self.conversation)
             self._save_cut_off()
             await self.chat.aclose()
             # Turns already over are saved even though the client has gone.
@@ -520,7 +520,9 @@ class Session:
         cut = Exchange(last.user_text, heard, interrupted=True)
         self.conversation.replace(last.exchange, cut)
         if self.live is not None:
-            self.feed.replaced(self.live.id, last.exchange, cut, by=self.conversation)
+            self.feed.replaced(
+                self.username, self.live.id, last.exchange, cut, by=self.conversation
+            )
         last.exchange = cut
         last.metrics["played_ms"] = played_ms
         save, metrics = last.save_task, dict(last.metrics)
@@ -546,7 +548,7 @@ class Session:
         turn.exchange = exchange
         self.conversation.record(exchange)
         if self.live is not None:
-            self.feed.added(self.live.id, exchange, by=self.conversation)
+            self.feed.added(self.username, self.live.id, exchange, by=self.conversation)
 
     def _keep_saving(self, task: asyncio.Task[SavedTurn | None]) -> None:
         self._saves.add(task)

@@ -342,3 +342,20 @@ async def test_a_reply_cut_on_another_socket_is_cut_in_this_ones_history(
         {"role": "assistant", "content": f"{kept} [interrupted by the user]"},
         {"role": "user", "content": "What did B hear?"},
     ]
+
+
+async def test_another_users_reply_under_the_same_id_is_not_heard(echo_server: ServerProcess):
+    """An id a socket chose is nobody's until its first turn is stored: someone else may take
+    it first, and their exchange must not reach this socket's model."""
+    url = f"{echo_server.live_url('wes')}&conversation_id=our-notes"
+    async with open_live(url) as wes:
+        assert wes.conversation == {"id": "our-notes", "resumed": False, "messages": 0}
+        xan = f"{echo_server.ws}/api/unified_chat/ws?token={echo_server.token('xan')}"
+        async with open_live(xan) as chat:
+            await chat_reply(chat, "our-notes", "xan's secret")
+        frames = await text_turn(wes, "mine")
+        assert "message number 1 from you" in deltas(frames)
+        assert "secret" not in deltas(frames)
+        # The id is xan's now: wes's turn went through, but could not be stored under it.
+        error = await recv(wes)
+        assert error["t"] == "error" and error["code"] == "FORBIDDEN"
