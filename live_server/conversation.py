@@ -122,7 +122,12 @@ class ConversationFeed:
                 del self._copies[key]
 
     def added(
-        self, username: str, conversation_id: str, exchange: Exchange, *, by: object = None
+        self,
+        username: str,
+        conversation_id: str,
+        exchange: Exchange,
+        *,
+        by: Conversation | None = None,
     ) -> None:
         """`by` (the adder's own copy, which already holds it) is skipped."""
         for copy in self._copies.get((username, conversation_id), ()):
@@ -136,7 +141,7 @@ class ConversationFeed:
         old: Exchange,
         new: Exchange,
         *,
-        by: object = None,
+        by: Conversation | None = None,
     ) -> None:
         for copy in self._copies.get((username, conversation_id), ()):
             if copy is not by:
