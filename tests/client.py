@@ -1,4 +1,4 @@
-"""A small Live API client for tests, on the `websockets` library."""
+"""A small Live API client for tests, on the `websockets` library (and `httpx` for HTTP)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import io
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import numpy as np
 import soundfile
 from websockets.asyncio.client import ClientConnection, connect
+
+if TYPE_CHECKING:
+    from tests.conftest import ServerProcess
 
 Frame = dict[str, Any]
 TIMEOUT = 30.0
@@ -61,6 +65,19 @@ async def text_turn(ws: ClientConnection, text: str) -> list[Frame]:
     frames.append(await recv(ws))
     assert frames[-1]["t"] == "metrics" and "wav_to_tts_total_time" in frames[-1]["data"]
     return frames
+
+
+async def chat_until_end(ws: Any, message_id: str | None = None) -> list[Frame]:
+    """Chat frames up to the `end` of `message_id` (of any reply when None)."""
+    frames: list[Frame] = []
+    async with asyncio.timeout(30):
+        while True:
+            frame = await recv(ws)
+            if frame.get("ct") != "chat":
+                continue  # the unified socket's opening `conversation` frame
+            frames.append(frame)
+            if frame.get("type") == "end" and message_id in (None, frame.get("message_id")):
+                return frames
 
 
 def types(frames: list[Frame]) -> list[str]:
@@ -122,3 +139,29 @@ async def voice_turn(
         frames.append(await recv(ws))
         assert frames[-1]["t"] == "metrics" and "wav_to_tts_total_time" in frames[-1]["data"]
     return frames
+
+
+async def sse_events(response: httpx.Response) -> list[Any]:
+    """Parse a Server-Sent Events body: one JSON object per `data:` event (OpenAI's closing
+    `[DONE]` stays that string)."""
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events, data = [], []
+    async for line in response.aiter_lines():
+        if line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line == "" and data:
+            text = "\n".join(data)
+            events.append(text if text == "[DONE]" else json.loads(text))
+            data = []
+    return events
+
+
+async def post_chat(server: ServerProcess, body: dict[str, Any], **headers: str) -> Any:
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        http.stream("POST", f"{server.http}/api/v1/chat", json=body, headers=headers) as r,
+    ):
+        if r.status_code != 200:
+            await r.aread()
+            return r.status_code, r.json()
+        return r.status_code, await sse_events(r)

@@ -75,6 +75,9 @@ class ServerProcess:
     def live_url(self, username: str = "alice") -> str:
         return f"{self.ws}/api/live_chat/ws?token={self.token(username)}"
 
+    def unified_url(self, username: str = "alice") -> str:
+        return f"{self.ws}/api/unified_chat/ws?token={self.token(username)}"
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

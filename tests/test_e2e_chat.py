@@ -7,30 +7,13 @@ from typing import Any
 
 import pytest
 
-from tests.client import Frame, open_live, open_socket, recv, send
+from tests.client import Frame, chat_until_end, open_live, open_socket, recv, send
 from tests.conftest import ServerProcess
 from tests.stubs import StubOpenAI
 
 
-def unified(server: ServerProcess, user: str = "alice") -> str:
-    return f"{server.ws}/api/unified_chat/ws?token={server.token(user)}"
-
-
 def plain(text: str) -> list[dict[str, str]]:
     return [{"type": "plain", "text": text}]
-
-
-async def chat_until_end(ws: Any, message_id: str | None = None) -> list[Frame]:
-    """Chat frames up to the `end` of `message_id` (of any reply when None)."""
-    frames: list[Frame] = []
-    async with asyncio.timeout(30):
-        while True:
-            frame = await recv(ws)
-            if frame.get("ct") != "chat":
-                continue  # the unified socket's opening `conversation` frame
-            frames.append(frame)
-            if frame.get("type") == "end" and message_id in (None, frame.get("message_id")):
-                return frames
 
 
 def text_of(frames: list[Frame], message_id: str) -> str:
@@ -42,7 +25,7 @@ def text_of(frames: list[Frame], message_id: str) -> str:
 async def test_two_sockets_bound_to_one_session_both_receive_the_reply(
     echo_server: ServerProcess,
 ):
-    async with open_live(unified(echo_server)) as a, open_live(unified(echo_server)) as b:
+    async with open_live(echo_server.unified_url()) as a, open_live(echo_server.unified_url()) as b:
         # A session that does not exist cannot be bound to; a send may name a new one.
         await send(a, {"ct": "chat", "t": "bind", "session_id": "shared-1"})
         missing = await recv(a)
@@ -81,7 +64,7 @@ async def test_two_sockets_bound_to_one_session_both_receive_the_reply(
     assert got_a[-1]["saved_message_id"] == saved["id"]
 
     # The session remembers: a second message on it sees the first exchange.
-    async with open_live(unified(echo_server)) as c:
+    async with open_live(echo_server.unified_url()) as c:
         await send(c, {"ct": "chat", "t": "send", "session_id": "shared-1", "message": "again"})
         frames = await chat_until_end(c)
     assert "message number 3" in "".join(f["data"] for f in frames if f["type"] == "plain")
@@ -124,7 +107,7 @@ def api_key(server: ServerProcess) -> str:
 
 
 async def test_interrupt_by_message_id_stops_that_reply_only(echo_server: ServerProcess):
-    async with open_live(unified(echo_server, "jon")) as ws:
+    async with open_live(echo_server.unified_url("jon")) as ws:
         for mid in ("keep", "stop"):
             await send(
                 ws,
@@ -160,7 +143,7 @@ async def test_interrupt_by_message_id_stops_that_reply_only(echo_server: Server
 
 
 async def test_interrupt_without_id_stops_all_of_the_sockets_replies(echo_server: ServerProcess):
-    async with open_live(unified(echo_server, "kim")) as ws:
+    async with open_live(echo_server.unified_url("kim")) as ws:
         for mid in ("a", "b"):
             await send(
                 ws, {"ct": "chat", "t": "send", "message_id": mid, "message": plain("go " * 40)}
@@ -179,12 +162,12 @@ async def test_interrupt_without_id_stops_all_of_the_sockets_replies(echo_server
 
 
 async def test_foreign_sessions_are_refused(echo_server: ServerProcess):
-    async with open_live(unified(echo_server, "lea")) as lea:
+    async with open_live(echo_server.unified_url("lea")) as lea:
         await send(lea, {"ct": "chat", "t": "send", "session_id": "lea-private", "message": "hi"})
         await chat_until_end(lea)
         await send(lea, {"ct": "chat", "t": "bind", "session_id": "lea-private"})
         assert (await recv(lea))["type"] == "session_bound"
-        async with open_live(unified(echo_server, "max")) as mallory:
+        async with open_live(echo_server.unified_url("max")) as mallory:
             await send(mallory, {"ct": "chat", "t": "bind", "session_id": "lea-private"})
             refused = await recv(mallory)
             assert refused["t"] == "error" and refused["code"] == "FORBIDDEN"
@@ -228,7 +211,7 @@ async def test_foreign_sessions_are_refused(echo_server: ServerProcess):
 async def test_malformed_chat_frames_get_chat_errors(
     echo_server: ServerProcess, frame: Frame, code: str
 ):
-    async with open_live(unified(echo_server, "ned")) as ws:
+    async with open_live(echo_server.unified_url("ned")) as ws:
         await send(ws, {"ct": "chat", **frame})
         error = await recv(ws)
         assert error["ct"] == "chat" and error["t"] == "error" and error["code"] == code
@@ -240,7 +223,7 @@ async def test_malformed_chat_frames_get_chat_errors(
 
 
 async def test_without_streaming_the_reply_comes_whole(echo_server: ServerProcess):
-    async with open_live(unified(echo_server, "oli")) as ws:
+    async with open_live(echo_server.unified_url("oli")) as ws:
         await send(
             ws,
             {"ct": "chat", "t": "send", "message": plain("all at once"), "enable_streaming": False},
@@ -256,7 +239,7 @@ async def test_a_failing_model_gives_a_chat_error_then_end(
     server = server_factory(
         LIVE_LLM="openai", LIVE_LLM_BASE_URL=stub.base_url, LIVE_LLM_API_KEY="sk-test"
     )
-    async with open_live(unified(server, "pia")) as ws:
+    async with open_live(server.unified_url("pia")) as ws:
         await send(ws, {"ct": "chat", "t": "send", "message_id": "f", "message": "FAIL_HTTP"})
         frames = await chat_until_end(ws)
         errors = [f for f in frames if f.get("t") == "error"]
@@ -278,7 +261,7 @@ async def test_a_failing_model_gives_a_chat_error_then_end(
 
 async def test_too_many_replies_at_once_are_refused(server_factory: Any):
     server = server_factory(LIVE_CHAT_MAX_REPLIES="2", LIVE_ECHO_DELAY_MS="50")
-    async with open_live(unified(server, "quin")) as ws:
+    async with open_live(server.unified_url("quin")) as ws:
         for n in range(3):
             await send(ws, {"ct": "chat", "t": "send", "message_id": f"q{n}", "message": "hi"})
         frames: list[Frame] = []
@@ -292,7 +275,7 @@ async def test_too_many_replies_at_once_are_refused(server_factory: Any):
 
 async def test_two_users_may_use_the_same_message_id_at_once(server_factory: Any):
     server = server_factory(LIVE_ECHO_DELAY_MS="20")
-    async with open_live(unified(server, "ray")) as a, open_live(unified(server, "sue")) as b:
+    async with open_live(server.unified_url("ray")) as a, open_live(server.unified_url("sue")) as b:
         for ws, who in ((a, "ray"), (b, "sue")):
             await send(
                 ws, {"ct": "chat", "t": "send", "message_id": "m1", "message": f"I am {who}"}

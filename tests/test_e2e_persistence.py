@@ -11,7 +11,19 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.client import Frame, deltas, of, open_live, open_socket, recv, send, text_turn, until
+from tests.client import (
+    Frame,
+    chat_until_end,
+    deltas,
+    of,
+    open_live,
+    open_socket,
+    post_chat,
+    recv,
+    send,
+    text_turn,
+    until,
+)
 from tests.conftest import ServerProcess, start_server
 from tests.stubs import DEFAULT_REPLY, StubOpenAI
 
@@ -273,22 +285,7 @@ async def test_the_history_sent_to_the_model_is_bounded(
 async def chat_reply(ws: Any, session_id: str, text: str) -> None:
     """One chat-mode reply on a unified socket, through its `end`."""
     await send(ws, {"ct": "chat", "t": "send", "session_id": session_id, "message": text})
-    async with asyncio.timeout(30):
-        while (frame := await recv(ws)).get("ct") != "chat" or frame.get("type") != "end":
-            pass
-
-
-async def http_reply(server: ServerProcess, user: str, session_id: str, text: str) -> None:
-    """One `/api/v1/chat` reply, read to its end."""
-    headers = {"Authorization": f"Bearer {server.token(user)}"}
-    body = {"session_id": session_id, "message": text}
-    async with (
-        httpx.AsyncClient(timeout=30) as http,
-        http.stream("POST", f"{server.http}/api/v1/chat", json=body, headers=headers) as r,
-    ):
-        assert r.status_code == 200
-        events = [line async for line in r.aiter_lines() if line.startswith("data:")]
-    assert '"type":"end"' in events[-1].replace(" ", "")
+    await chat_until_end(ws)
 
 
 async def test_a_live_socket_hears_the_turns_others_add_to_its_conversation(
@@ -296,13 +293,17 @@ async def test_a_live_socket_hears_the_turns_others_add_to_its_conversation(
 ):
     """Its history is kept in memory: a chat reply, an HTTP reply and another live socket's
     turn on the same conversation all reach its model's next turn."""
-    unified = f"{echo_server.ws}/api/unified_chat/ws?token={echo_server.token('uma')}"
     async with open_live(echo_server.live_url("uma")) as a:
         conversation_id = a.conversation["id"]
         assert "message number 1 from you" in deltas(await text_turn(a, "one"))
-        async with open_live(unified) as chat:
+        async with open_live(echo_server.unified_url("uma")) as chat:
             await chat_reply(chat, conversation_id, "two")
-        await http_reply(echo_server, "uma", conversation_id, "three")
+        status, events = await post_chat(
+            echo_server,
+            {"session_id": conversation_id, "message": "three"},
+            authorization=f"Bearer {echo_server.token('uma')}",
+        )
+        assert status == 200 and events[-1]["type"] == "end"
         url = f"{echo_server.live_url('uma')}&conversation_id={conversation_id}"
         async with open_live(url) as b:
             assert b.conversation["messages"] == 6
@@ -350,8 +351,7 @@ async def test_another_users_reply_under_the_same_id_is_not_heard(echo_server: S
     url = f"{echo_server.live_url('wes')}&conversation_id=our-notes"
     async with open_live(url) as wes:
         assert wes.conversation == {"id": "our-notes", "resumed": False, "messages": 0}
-        xan = f"{echo_server.ws}/api/unified_chat/ws?token={echo_server.token('xan')}"
-        async with open_live(xan) as chat:
+        async with open_live(echo_server.unified_url("xan")) as chat:
             await chat_reply(chat, "our-notes", "xan's secret")
         frames = await text_turn(wes, "mine")
         assert "message number 1 from you" in deltas(frames)

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.client import open_live, recv, send
+from tests.client import open_live, post_chat, recv, send, sse_events
 from tests.conftest import ServerProcess
 from tests.stubs import DEFAULT_REPLY
 
@@ -18,32 +18,6 @@ from tests.stubs import DEFAULT_REPLY
 @pytest.fixture(scope="module")
 def key(echo_server: ServerProcess) -> str:
     return echo_server.cli("apikey", "create", "--name", "http-tests")
-
-
-async def sse_events(response: httpx.Response) -> list[Any]:
-    """Parse a Server-Sent Events body: one JSON object per `data:` event (OpenAI's closing
-    `[DONE]` stays that string)."""
-    assert response.headers["content-type"].startswith("text/event-stream")
-    events, data = [], []
-    async for line in response.aiter_lines():
-        if line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif line == "" and data:
-            text = "\n".join(data)
-            events.append(text if text == "[DONE]" else json.loads(text))
-            data = []
-    return events
-
-
-async def post_chat(server: ServerProcess, body: dict[str, Any], **headers: str) -> Any:
-    async with (
-        httpx.AsyncClient(timeout=30) as http,
-        http.stream("POST", f"{server.http}/api/v1/chat", json=body, headers=headers) as r,
-    ):
-        if r.status_code != 200:
-            await r.aread()
-            return r.status_code, r.json()
-        return r.status_code, await sse_events(r)
 
 
 async def test_chat_streams_deltas_then_the_saved_id(echo_server: ServerProcess, key: str):
