@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -17,13 +18,20 @@ from live_server.session import Engines
 from live_server.settings import Settings
 from live_server.storage import build_store
 from live_server.users import UserStore
+from live_server.vad import ScorerPool
 
 
 def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
     """Build the app. `engines` replaces the configured engines (tests inject fakes)."""
     ensure_data_dir(settings.data_dir)
     if engines is None:
-        engines = Engines(llm=build_llm(settings), tts=build_tts(settings), stt=build_stt(settings))
+        stt = build_stt(settings)
+        engines = Engines(
+            llm=build_llm(settings),
+            tts=build_tts(settings),
+            stt=stt,
+            vad=ScorerPool.silero() if stt is not None else None,
+        )
     state = endpoints.AppState(
         settings=settings,
         engines=engines,
@@ -42,6 +50,8 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
         try:
             if stt is not None:
                 await stt.warm_up()  # load the recogniser's model now, not on the first turn
+            if state.engines.vad is not None:
+                await asyncio.to_thread(state.engines.vad.warm_up)
             yield
         finally:
             await state.engines.llm.aclose()

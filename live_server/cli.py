@@ -137,7 +137,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     state = app.state.live
     host = host or settings.host
     port = port if port is not None else settings.port
-    _log_engines(settings, state.engines.llm.name, state.engines.tts)
+    _log_engines(settings, state.engines.llm.name, state.engines.tts, state.engines.stt)
     log.info("data dir: %s", settings.data_dir)
     web_dir = settings.web_dir or web.DEFAULT_WEB_DIR
     if missing := web.vendor_missing(web_dir):
@@ -172,7 +172,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     return 0
 
 
-def _log_engines(settings: Settings, llm_name: str, tts: object) -> None:
+def _log_engines(settings: Settings, llm_name: str, tts: object, stt_engine: object) -> None:
     if settings.llm == "echo":
         log.info(
             "LLM: echo (embedded, offline: it repeats what you say). For a real model set "
@@ -186,16 +186,23 @@ def _log_engines(settings: Settings, llm_name: str, tts: object) -> None:
             settings.llm_base_url or "api.openai.com",
         )
     descriptions = {
+        "piper": "piper, voice "
+        f"{settings.piper_voice or 'en_US joe (medium)'} (embedded, offline, neural)",
         "espeak": "espeak (embedded, offline)",
         "edge": "edge (Microsoft neural voices, needs internet; falls back to espeak)",
         "openai": f"openai-compatible /v1/audio/speech, model {settings.tts_model}",
         "none": "none (text-only replies)",
     }
-    log.info("TTS: %s. Switch with LIVE_TTS=espeak|edge|openai|none", descriptions[settings.tts])
+    described = descriptions[settings.tts]
+    if settings.tts == "piper" and getattr(tts, "name", None) != "piper":
+        described = "espeak (embedded, offline), because Piper could not be loaded"
+    log.info("TTS: %s. Switch with LIVE_TTS=piper|espeak|edge|openai|none", described)
     stt = {
+        "whisper": f"{getattr(stt_engine, 'name', 'whisper')} (embedded, offline, "
+        f"{settings.stt_workers} worker processes)",
         "pocketsphinx": "pocketsphinx (embedded, offline, English)",
         "openai": f"whisper-compatible /v1/audio/transcriptions, model {settings.stt_model} at "
         f"{settings.stt_base_url or 'api.openai.com'}",
         "none": "none (voice frames are refused; text_input only)",
     }
-    log.info("STT: %s. Switch with LIVE_STT=pocketsphinx|openai|none", stt[settings.stt])
+    log.info("STT: %s. Switch with LIVE_STT=whisper|pocketsphinx|openai|none", stt[settings.stt])

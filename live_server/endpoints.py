@@ -16,9 +16,9 @@ from starlette.websockets import WebSocket
 from live_server import protocol
 from live_server.auth import ApiKeyStore, check_username, verify_token
 from live_server.conversation import Conversation, ConversationFeed
-from live_server.errors import AuthError, CloseCode, ErrorCode, LiveError
+from live_server.errors import AuthError, CloseCode, ErrorCode, LiveError, ProtocolError
 from live_server.hub import ChatHub
-from live_server.session import Engines, LiveConversation, Session
+from live_server.session import Engines, LiveConversation, Session, TurnDetection
 from live_server.settings import Settings
 from live_server.storage import StorageError, Store, claim
 from live_server.users import UserStore
@@ -45,8 +45,10 @@ def app_state(conn: Request | WebSocket) -> AppState:
 
 async def healthz(request: Request) -> JSONResponse:
     state = app_state(request)
-    tts = state.engines.tts.name if state.engines.tts else None
-    return JSONResponse({"status": "ok", "llm": state.engines.llm.name, "tts": tts})
+    engines = state.engines
+    tts = engines.tts.name if engines.tts else None
+    stt = engines.stt.name if engines.stt else None
+    return JSONResponse({"status": "ok", "llm": engines.llm.name, "tts": tts, "stt": stt})
 
 
 async def _live_conversation(ws: WebSocket, state: AppState, username: str) -> LiveConversation:
@@ -58,12 +60,37 @@ async def _live_conversation(ws: WebSocket, state: AppState, username: str) -> L
     return LiveConversation(conversation_id, resumed, conversation)
 
 
+def _turn_detection(ws: WebSocket, settings: Settings) -> TurnDetection | None:
+    """The `vad` and `sample_rate` query parameters: `vad=server` asks the server to detect
+    turns in the audio; `vad=client` (the default) leaves that to the client."""
+    vad = ws.query_params.get("vad") or "client"
+    if vad not in ("client", "server"):
+        raise ProtocolError("vad must be 'client' or 'server'", code=ErrorCode.INVALID_MESSAGE)
+    raw = ws.query_params.get("sample_rate")
+    rate = protocol.DEFAULT_SAMPLE_RATE
+    if raw is not None:
+        rate = int(raw) if raw.isdigit() and len(raw) <= 6 else 0
+        if not protocol.MIN_SAMPLE_RATE <= rate <= protocol.MAX_SAMPLE_RATE:
+            raise ProtocolError(
+                f"sample_rate must be an integer from {protocol.MIN_SAMPLE_RATE} to "
+                f"{protocol.MAX_SAMPLE_RATE}",
+                code=ErrorCode.INVALID_MESSAGE,
+            )
+    if vad == "client":
+        return None
+    return TurnDetection(
+        sample_rate=rate, silence_ms=settings.vad_silence_ms, barge_in_ms=settings.barge_in_ms
+    )
+
+
 async def _run(
     ws: WebSocket, state: AppState, username: str, ct: protocol.ChannelType, force: bool
 ) -> None:
     live: LiveConversation | None = None
+    detection: TurnDetection | None = None
     if not (force and ct == "chat"):
         try:
+            detection = _turn_detection(ws, state.settings)
             live = await _live_conversation(ws, state, username)
         except LiveError as exc:
             await ws.send_text(protocol.encode(protocol.error_frame(exc.code, exc.message)))
@@ -88,6 +115,7 @@ async def _run(
         live=live,
         channel=ct,
         force_channel=force,
+        detection=detection,
     )
     await session.run()
     log.info("%s disconnected", username)

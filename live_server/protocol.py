@@ -80,6 +80,7 @@ ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 VOICE_FRAME_TYPES = frozenset({"start_speaking", "speaking_part", "end_speaking"})
 LIVE_FRAME_TYPES = frozenset({"text_input", "interrupt"}) | VOICE_FRAME_TYPES
 DEFAULT_SAMPLE_RATE = 16000
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
 
 
 def parse_client_frame(
@@ -126,7 +127,11 @@ def parse_client_frame(
         return Interrupt(played_ms=None if played is None else int(played))
     if t == "start_speaking":
         rate = obj.get("sample_rate", DEFAULT_SAMPLE_RATE)
-        if isinstance(rate, bool) or not isinstance(rate, int) or not 8000 <= rate <= 48000:
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, int)
+            or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE
+        ):
             raise ProtocolError('"sample_rate" must be an integer from 8000 to 48000')
         return StartSpeaking(stamp=_stamp(obj), sample_rate=rate)
     if t == "speaking_part":
@@ -241,6 +246,21 @@ def metrics(values: dict[str, Any], *, turn_id: int | None = None) -> Frame:
 
 def user_msg(text: str, ts_ms: int, *, turn_id: int | None = None) -> Frame:
     return frame("user_msg", {"text": text, "ts": ts_ms}, turn_id=turn_id)
+
+
+def user_partial(text: str) -> Frame:
+    """Additive: what the user has said so far, while they speak (not the final transcript)."""
+    return frame("user_partial", {"text": text})
+
+
+def speech_started() -> Frame:
+    """Additive, on `vad=server` sockets: the server's VAD hears the user speak."""
+    return frame("speech_started")
+
+
+def speech_stopped() -> Frame:
+    """Additive, on `vad=server` sockets: the user stopped long enough to end the turn."""
+    return frame("speech_stopped")
 
 
 def bot_delta_chunk(text: str, *, turn_id: int | None = None) -> Frame:

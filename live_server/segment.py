@@ -22,11 +22,12 @@ Stamp = str | int | float
 
 class Segment:
     def __init__(
-        self, stamp: Stamp, *, sample_rate: int, target_rate: int, max_seconds: float
+        self, stamp: Stamp, *, sample_rate: int, target_rate: int, max_seconds: float | None
     ) -> None:
         self.stamp = stamp
         self.sample_rate = sample_rate
-        self.max_samples = int(max_seconds * sample_rate)
+        # None: the caller bounds the segment itself.
+        self.max_samples = None if max_seconds is None else int(max_seconds * sample_rate)
         self.samples = 0  # received, at the client's rate
         self.assemble_time = 0.0  # seconds spent decoding and converting this segment's audio
         self._resampler = Resampler(sample_rate, target_rate)
@@ -51,7 +52,7 @@ class Segment:
                 f"speaking_part holds {len(raw)} bytes: 16-bit PCM needs an even number"
             )
         pcm = np.frombuffer(raw, dtype="<i2").astype(np.int16, copy=False)
-        if self.samples + len(pcm) > self.max_samples:
+        if self.max_samples is not None and self.samples + len(pcm) > self.max_samples:
             limit = self.max_samples / self.sample_rate
             raise ProtocolError(
                 f"the segment is longer than the {limit:g} s limit and was dropped",

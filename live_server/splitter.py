@@ -6,7 +6,8 @@ white space, after a newline, or after `。！？；` (these need no space). A p
 inside a decimal, a URL or an e-mail address (no space follows it), after a known abbreviation
 or when the next word starts in lower case. Chunks too short to speak well are merged into the
 next one, and the first chunk of a reply is cut early at a clause boundary once it is long
-enough, so that the first audio can start sooner.
+enough, or, when a first sentence runs on with no clause mark, at a space within
+`first_max_weight`, so that the first audio can start sooner.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ ASCII_ENDS = frozenset(".!?;…")
 CJK_ENDS = frozenset("。！？；\n")
 CLOSERS = frozenset("\"'”’)]}）】」』》")
 ASCII_CLAUSES = frozenset(",:")
+SPACES = frozenset(" \t")
 CJK_CLAUSES = frozenset("，、：")
 # Lower-case words that a period does not end (compared without their final period).
 ABBREVIATIONS = frozenset(
@@ -46,9 +48,17 @@ def speakable(text: str) -> bool:
 
 
 class SentenceSplitter:
-    def __init__(self, *, min_weight: int = 6, first_min_weight: int = 20, max_weight: int = 220):
+    def __init__(
+        self,
+        *,
+        min_weight: int = 6,
+        first_min_weight: int = 20,
+        first_max_weight: int = 60,
+        max_weight: int = 220,
+    ):
         self.min_weight = min_weight
         self.first_min_weight = first_min_weight
+        self.first_max_weight = first_max_weight
         self.max_weight = max_weight
         self.reset()
 
@@ -90,6 +100,11 @@ class SentenceSplitter:
             clause = self._clause_cut(buf[:end] if end is not None else buf)
             if clause is not None and (end is None or clause < end):
                 return clause
+            # A neural voice takes about 3 ms a character: a long first sentence delays the
+            # first audio by hundreds of ms, so it is cut at a space.
+            first = buf[:end] if end is not None else buf
+            if weight(first) > self.first_max_weight:
+                return _last_break(first, self.first_max_weight, clauses=False)
         if end is not None:
             return end
         if weight(buf) > self.max_weight:
@@ -162,16 +177,17 @@ def _word_before(buf: str, i: int) -> str:
     return buf[start:i]
 
 
-def _last_break(buf: str, max_weight: int) -> int:
-    """Where to cut a run-on chunk within `max_weight`: the last clause mark, else the last
-    space, else at the limit itself."""
+def _last_break(buf: str, max_weight: int, *, clauses: bool = True) -> int:
+    """Where to cut a run-on chunk within `max_weight`: the last clause mark (if `clauses`),
+    else the last space, else at the limit itself."""
     limit, total = 0, 0
     for ch in buf:
         total += weight(ch)
         if total > max_weight:
             break
         limit += 1
-    for marks in (CJK_CLAUSES | ASCII_CLAUSES, frozenset(" \t")):
+    breaks = (CJK_CLAUSES | ASCII_CLAUSES, SPACES) if clauses else (SPACES,)
+    for marks in breaks:
         for i in range(limit - 1, 0, -1):
             if buf[i] in marks:
                 return i + 1

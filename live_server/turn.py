@@ -52,8 +52,21 @@ class Turn:
     played_ms: int | None = None
     # The figures of the turn's `metrics` frames, kept with the saved reply.
     metrics: dict[str, Any] = field(default_factory=dict)
+    # When the first audio of the reply reached the socket (perf_counter), for estimating what
+    # a client that sends no `played_ms` has played.
+    audio_started: float | None = None
     save_task: asyncio.Task[SavedTurn | None] | None = None
     exchange: Exchange | None = None  # as kept in the history, once the turn is over
+
+    def audio_ms(self) -> int:
+        """The length of the reply's audio that reached the client."""
+        return sum(ms for _, ms in self.delivered)
+
+    def played_estimate(self, now: float) -> int:
+        """How much of the reply's audio a client playing it in real time has played."""
+        if self.audio_started is None:
+            return 0
+        return max(0, int(1000 * (now - self.audio_started)))
 
     def heard_text(self) -> str:
         """What reached the user: with `played_ms`, only the sentences whose audio fits in it."""
@@ -100,6 +113,9 @@ class TurnRunner:
         turn.metrics.update(opening)
         self._emit_now(protocol.metrics(opening, turn_id=turn.id))
         self._emit_now(protocol.user_msg(turn.user_text, _now_ms(), turn_id=turn.id))
+        # Let the writer send them before the model's request is built: an SDK takes
+        # milliseconds to prepare one, and the user's words should be on screen first.
+        await asyncio.sleep(0)
         sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
         async with asyncio.TaskGroup() as group:
             if self._tts is not None:
@@ -195,6 +211,8 @@ class TurnRunner:
 
 def _deliver(turn: Turn, text: str, duration_ms: int) -> Callable[[], None]:
     def on_sent() -> None:
+        if duration_ms and turn.audio_started is None:
+            turn.audio_started = time.perf_counter()
         turn.delivered.append((text, duration_ms))
 
     return on_sent

@@ -1,10 +1,13 @@
 """Turn a recording into Live API voice frames, one JSON object per line (for websocat).
 
     python scripts/voice_lines.py speech.wav [--stamp S] [--chunk-ms 100] > speech.jsonl
+    python scripts/voice_lines.py speech.wav --vad-server > speech.jsonl
 
 Reads any file libsndfile can (WAV, FLAC, OGG, MP3), mixes it to mono 16-bit PCM at its own
 rate, and prints start_speaking (with that sample_rate), the speaking_part frames and
-end_speaking.
+end_speaking. With `--vad-server` (for a socket opened with `vad=server&sample_rate=RATE`) it
+prints only speaking_part frames, with a second of silence after the speech: the server hears
+where the turn ends.
 """
 
 from __future__ import annotations
@@ -18,16 +21,20 @@ import numpy as np
 import soundfile
 
 
-def voice_lines(path: str, stamp: str, chunk_ms: int) -> list[str]:
+def voice_lines(path: str, stamp: str, chunk_ms: int, vad_server: bool = False) -> list[str]:
     samples, rate = soundfile.read(path, dtype="int16", always_2d=True)
     mono = samples.mean(axis=1).astype("<i2")
+    if vad_server:
+        mono = np.concatenate([mono, np.zeros(rate, dtype="<i2")])
     step = max(1, rate * chunk_ms // 1000)
-    frames: list[dict[str, object]] = [{"t": "start_speaking", "stamp": stamp, "sample_rate": rate}]
+    parts: list[dict[str, object]] = []
     for i in range(0, len(mono), step):
         data = base64.b64encode(np.ascontiguousarray(mono[i : i + step]).tobytes()).decode()
-        frames.append({"t": "speaking_part", "data": data})
-    frames.append({"t": "end_speaking", "stamp": stamp})
-    return [json.dumps(f) for f in frames]
+        parts.append({"t": "speaking_part", "data": data})
+    if not vad_server:
+        start = {"t": "start_speaking", "stamp": stamp, "sample_rate": rate}
+        parts = [start, *parts, {"t": "end_speaking", "stamp": stamp}]
+    return [json.dumps(f) for f in parts]
 
 
 def main() -> int:
@@ -35,8 +42,14 @@ def main() -> int:
     parser.add_argument("path")
     parser.add_argument("--stamp", default="seg-1")
     parser.add_argument("--chunk-ms", type=int, default=100)
+    parser.add_argument(
+        "--vad-server",
+        action="store_true",
+        help="audio only, then a second of silence: for a socket opened with vad=server",
+    )
     args = parser.parse_args()
-    sys.stdout.write("\n".join(voice_lines(args.path, args.stamp, args.chunk_ms)) + "\n")
+    lines = voice_lines(args.path, args.stamp, args.chunk_ms, args.vad_server)
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 

@@ -88,10 +88,15 @@ class ServerProcess:
                 self.proc.wait()
 
 
+# Servers of tests that send no voice run without a recogniser: each Whisper worker holds about
+# 200 MB, and a session's servers all live until it ends. Voice tests ask for one.
+NO_VOICE = {"LIVE_STT": "none"}
+
+
 def start_server(tmp: Path, **settings: str) -> ServerProcess:
     port = free_port()
     data_dir = tmp / "data"
-    env = clean_env(LIVE_DATA_DIR=str(data_dir), **settings)
+    env = clean_env(LIVE_DATA_DIR=str(data_dir), **{**NO_VOICE, **settings})
     log_path = tmp / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

@@ -1,5 +1,5 @@
 """The Live page in a real browser: Debian's Chromium, headless, with a fake microphone that
-plays synthesized speech. The page's own VAD (Silero through vad-web, served by our server)
+plays recordings of real people talking. The page's own VAD (Silero through vad-web, served by our server)
 decides when the user speaks; nothing in the page is stubbed."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import soundfile
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.conftest import ServerProcess
-from tests.speech import calibrate, speak
+from tests.speech import JFK, STARS, Recording, load, word_error_rate
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -44,9 +44,7 @@ WAIT_MS = 60_000
 
 @pytest.fixture(scope="module")
 def page_server(server_factory: Callable[..., ServerProcess]) -> ServerProcess:
-    server = server_factory(LIVE_ECHO_DELAY_MS="20", LIVE_STT_WORKERS="1")
-    calibrate(server.live_url())
-    return server
+    return server_factory(LIVE_ECHO_DELAY_MS="20", LIVE_STT="whisper", LIVE_STT_WORKERS="1")
 
 
 def sign_in_url(server: ServerProcess) -> str:
@@ -56,15 +54,14 @@ def sign_in_url(server: ServerProcess) -> str:
     return match.group(1)
 
 
-async def microphone(tmp: Path, *parts: str | float) -> Path:
-    """A WAV for the fake microphone: spoken phrases and seconds of silence, in order, then
-    a long silence (Chromium loops the file)."""
-    rate = 22050
+async def microphone(tmp: Path, *parts: Recording | float) -> Path:
+    """A WAV for the fake microphone: recordings and seconds of silence, in order, then a long
+    silence (Chromium loops the file)."""
+    rate = 16000
     chunks = []
     for part in (*parts, 30.0):
-        if isinstance(part, str):
-            samples, rate = await speak(part)
-            chunks.append(samples)
+        if isinstance(part, Recording):
+            chunks.append(load(part, rate)[0])
         else:
             chunks.append(np.zeros(int(part * rate), dtype=np.int16))
     path = tmp / "microphone.wav"
@@ -112,7 +109,8 @@ async def open_page(browser: Browser, url: str, errors: list[str]) -> Page:
 
 
 async def test_speaking_to_the_page_gets_a_spoken_answer(page_server: ServerProcess, tmp_path):
-    mic = await microphone(tmp_path, 1.0, "open the door")
+    # Kennedy pauses for about a second between his phrases: one sentence is still one turn.
+    mic = await microphone(tmp_path, 1.0, JFK)
     errors: list[str] = []
     async for browser in browser_with(mic):
         page = await open_page(browser, sign_in_url(page_server), errors)
@@ -121,7 +119,10 @@ async def test_speaking_to_the_page_gets_a_spoken_answer(page_server: ServerProc
         await wait_for(page, "window.live.debug.sent.end_speaking >= 1")
         state = await debug(page)
         assert state["sent"]["start_speaking"] == 1
-        assert state["sent"]["speaking_part"] >= 5, "streamed in parts, not sent at the end"
+        assert state["sent"]["speaking_part"] >= 10, "streamed in parts, not sent at the end"
+        # The words showed while they were said, and the level meter moved.
+        assert state["partials"] >= 1
+        assert state["level"] > 0.3
         # The recognised text and the bot's reply are shown, and the answer is played.
         await wait_for(page, "document.querySelector('#messages .user')")
         await wait_for(page, "window.live.player.stats.scheduled >= 1")
@@ -129,11 +130,25 @@ async def test_speaking_to_the_page_gets_a_spoken_answer(page_server: ServerProc
         await wait_for(page, "(document.querySelector('#messages .bot')||{}).textContent"
                        "?.includes('message number')")  # fmt: skip
         reply = await page.inner_text("#messages .bot")
-        assert heard.strip() and heard.strip() in reply, (heard, reply)
+        assert word_error_rate(JFK.text, heard) <= 0.1, heard
+        assert heard.strip() in reply, (heard, reply)
+        assert await page.locator("#messages .user").count() == 1
+        assert await page.locator("#messages .partial").count() == 0
         await wait_for(page, "['speaking', 'listening'].includes(window.live.debug.state)")
         assert "ms" in (await page.text_content("#metrics") or "")
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=ARTIFACTS / "live-page.png", full_page=True)
+        state = await debug(page)
+        assert state["sent"]["start_speaking"] == state["sent"]["end_speaking"] == 1
+
+        # A reload continues the conversation and shows what was said in it.
+        await wait_for(page, "window.live.debug.ends >= 1")
+        reply = await page.inner_text("#messages .bot")
+        await page.reload()
+        await wait_for(page, "document.querySelectorAll('#messages .earlier').length >= 2")
+        earlier = await page.locator("#messages .earlier").all_inner_texts()
+        assert earlier[0] == heard and earlier[1] == reply
+        assert "Continuing a conversation (2 messages)" in await page.inner_text("#conversation")
     assert not errors, errors
 
 
@@ -141,7 +156,7 @@ async def test_talking_over_the_bot_stops_it_and_ignores_the_rest(
     page_server: ServerProcess, tmp_path
 ):
     # The second phrase comes while the answer to the first is still playing.
-    mic = await microphone(tmp_path, 1.0, "open the door", 2.5, "how are you")
+    mic = await microphone(tmp_path, 1.0, STARS, 3.5, STARS)
     errors: list[str] = []
     async for browser in browser_with(mic):
         page = await open_page(browser, sign_in_url(page_server), errors)
@@ -159,6 +174,10 @@ async def test_talking_over_the_bot_stops_it_and_ignores_the_rest(
         assert cut not in state["clipTurns"]
         bubble = f"#messages .bot[data-turn='{cut}']"
         text_at_cut = await page.inner_text(bubble)
+        # The cut reply is marked as such, and what was never heard is set apart.
+        assert "interrupted" in (await page.get_attribute(bubble, "class") or "")
+        unheard = await page.inner_text(f"{bubble} .unheard")
+        assert "message number" in unheard
 
         # The next turn (the words spoken over the bot) is answered; the cut one never resumes.
         await wait_for(page, "document.querySelectorAll('#messages .user').length >= 2")
@@ -195,6 +214,9 @@ async def test_logging_in_with_an_account_and_expiry(page_server: ServerProcess,
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(page_server.http + "/")
         await page.wait_for_selector("#login:not([hidden])")
+        # The sign-in screen shows the sign-in form only, not the chat under it.
+        assert not await page.is_visible("#chat")
+        assert not await page.is_visible("#mic")
         await page.fill("#username", "pat")
         await page.fill("#password", "wrong password")
         await page.press("#password", "Enter")

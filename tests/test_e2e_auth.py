@@ -159,4 +159,4 @@ def test_healthz(echo_server: ServerProcess):
     with urllib.request.urlopen(f"{echo_server.http}/healthz") as r:
         assert r.status == 200
         body = json.loads(r.read())
-    assert body == {"status": "ok", "llm": "echo", "tts": "espeak"}
+    assert body == {"status": "ok", "llm": "echo", "tts": "piper", "stt": None}

@@ -59,7 +59,7 @@ async def test_full_text_turn_streams_deltas_sentences_and_speech(echo_server: S
     for key in ("llm_ttft", "llm_total_time", "tts_first_frame_time", "tts_total_time"):
         assert isinstance(metrics[key], float) and metrics[key] >= 0, key
     assert metrics["speak_to_first_frame"] > 0
-    assert metrics["tts"] == "espeak" and metrics["chat_model"] == "echo"
+    assert metrics["tts"] == "piper" and metrics["chat_model"] == "echo"
     assert metrics["llm_finish_reason"] == "stop"
     usage = metrics["llm_usage"]
     assert usage["completion_tokens"] == len(of(frames, "bot_delta_chunk"))

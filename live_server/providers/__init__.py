@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol, TypedDict
 
 from live_server.audio import PCM, Audio
+from live_server.errors import ConfigError
 from live_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,17 @@ class Recognition(Protocol):
         """Hand over samples at the engine's rate. Never blocks: the work happens elsewhere."""
         ...
 
-    async def finish(self) -> str:
-        """The transcript ("" when nothing was recognised). Raises `STTError`."""
+    def guess(self, *, urgent: bool) -> None:
+        """Start recognising what has arrived so far, in the background: the speaker paused
+        (`urgent`: this may be the end) or has said more since the last guess. Its result is
+        reported as a partial transcript and may serve as the final one. Engines that
+        recognise as the audio arrives, or only at the end, ignore it."""
+        ...
+
+    async def finish(self, speech_end: int | None = None) -> str:
+        """The transcript ("" when nothing was recognised). `speech_end` is the sample after
+        the last speech the VAD heard: a guess covering it needs no new decode. Raises
+        `STTError`."""
         ...
 
     def cancel(self) -> None:
@@ -131,7 +141,9 @@ class STT(Protocol):
     @property
     def sample_rate(self) -> int: ...
 
-    def start(self) -> Recognition: ...
+    def start(self, on_partial: Callable[[str], None] | None = None) -> Recognition:
+        """A new utterance; `on_partial` hears its partial transcripts, if the engine has them."""
+        ...
 
     async def warm_up(self) -> None:
         """Load models now, at start-up, rather than on the first utterance."""
@@ -155,6 +167,20 @@ def _openai_llm(settings: Settings) -> LLM:
         model=settings.llm_model,
         timeout_s=settings.llm_timeout_s,
     )
+
+
+def _piper(settings: Settings) -> TTS:
+    from live_server.providers.tts.espeak import EspeakTTS
+    from live_server.providers.tts.piper import PiperTTS, load_voice
+
+    try:
+        voice = load_voice(settings.piper_voice)
+    except ConfigError:
+        if settings.piper_voice is not None:
+            raise  # a voice the operator chose and that cannot load is a mistake to report
+        log.warning("Piper could not be loaded; speaking with espeak instead", exc_info=True)
+        return EspeakTTS(voice=settings.tts_voice)
+    return PiperTTS(voice)
 
 
 def _espeak(settings: Settings) -> TTS:
@@ -183,10 +209,21 @@ def _openai_tts(settings: Settings) -> TTS:
 
 LLM_FACTORIES: dict[str, Callable[[Settings], LLM]] = {"echo": _echo, "openai": _openai_llm}
 TTS_FACTORIES: dict[str, Callable[[Settings], TTS]] = {
+    "piper": _piper,
     "espeak": _espeak,
     "edge": _edge,
     "openai": _openai_tts,
 }
+
+
+def _whisper(settings: Settings) -> STT:
+    from live_server.providers.stt.whisper import WhisperSTT
+
+    return WhisperSTT(
+        model_dir=settings.whisper_model,
+        language=settings.stt_language,
+        workers=settings.stt_workers,
+    )
 
 
 def _pocketsphinx(settings: Settings) -> STT:
@@ -207,6 +244,7 @@ def _openai_stt(settings: Settings) -> STT:
 
 
 STT_FACTORIES: dict[str, Callable[[Settings], STT]] = {
+    "whisper": _whisper,
     "pocketsphinx": _pocketsphinx,
     "openai": _openai_stt,
 }

@@ -13,7 +13,10 @@ const VAD_DEFAULTS = {
   positiveSpeechThreshold: 0.5,
   negativeSpeechThreshold: 0.35,
   minSpeechMs: 250,
-  redemptionMs: 600,
+  // A pause this long ends the turn. People pause for up to a second inside a sentence; the
+  // server recognises speech while it comes and decodes at every pause, so a long wait here
+  // costs no recognition time after it.
+  redemptionMs: 1600,
   preSpeechPadMs: 300,
 };
 
@@ -22,6 +25,9 @@ const debug = {
   sent: { start_speaking: 0, speaking_part: 0, end_speaking: 0, text_input: 0, interrupt: 0 },
   ignored: 0, // frames of an interrupted turn that arrived after it was cut off
   interrupted: [],
+  partials: 0, // user_partial frames shown
+  ends: 0, // turns ended
+  level: 0, // the loudest microphone level the meter showed
   state: "",
 };
 
@@ -35,6 +41,8 @@ let vad = null;
 let speech = null; // {stamp, pending: [frames], sentUpTo} while the user speaks
 let recent = []; // the last frames heard, for the padding before speech
 let frameIndex = 0;
+const spoken = new Map(); // turn -> [{text, ms}]: its sentences whose audio arrived, in order
+let lastSentence = "";
 
 window.live = { debug, player };
 
@@ -74,6 +82,78 @@ function addMessage(kind, text, turnId) {
   $("messages").append(li);
   li.scrollIntoView({ block: "end" });
   return li;
+}
+
+// What the user is saying, as the server recognises it while they speak: one bubble, replaced
+// by the final transcript.
+function showPartial(text) {
+  let li = document.querySelector("#messages .user.partial");
+  if (!li) li = addMessage("user partial", "");
+  li.textContent = text;
+  debug.partials++;
+}
+
+function clearPartial() {
+  document.querySelector("#messages .user.partial")?.remove();
+}
+
+// A reply the user talked over: the part they heard stays, the rest is set apart.
+function markInterrupted(turnId, playedMs) {
+  const bubble = document.querySelector(`#messages .bot[data-turn="${turnId}"]`);
+  if (!bubble) return;
+  const full = bubble.textContent;
+  let heardEnd = 0;
+  let elapsed = 0;
+  for (const { text, ms } of spoken.get(turnId) || []) {
+    elapsed += ms;
+    if (elapsed > playedMs) break;
+    const at = full.indexOf(text, heardEnd);
+    if (at >= 0) heardEnd = at + text.length;
+  }
+  renderCut(bubble, full.slice(0, heardEnd), full.slice(heardEnd));
+}
+
+function renderCut(bubble, heard, unheard) {
+  bubble.classList.add("interrupted");
+  const kept = document.createElement("span");
+  kept.textContent = heard;
+  const rest = document.createElement("span");
+  rest.className = "unheard";
+  rest.textContent = unheard;
+  rest.title = "Not heard: you talked over it";
+  bubble.replaceChildren(kept, rest);
+}
+
+// A resumed conversation: show what was said before (as stored: a cut reply holds only what
+// was heard).
+async function showHistory(conversationId, count) {
+  if ($("messages").children.length) return; // a reconnect: they are on the page already
+  const token = store.getItem("live.token");
+  // The last page of up to 500 messages, oldest first: the end of a long conversation.
+  const page = Math.max(1, Math.ceil(count / 500));
+  const url = `/api/v1/chat/sessions/${encodeURIComponent(conversationId)}/messages`;
+  try {
+    const r = await fetch(`${url}?page_size=500&page=${page}`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    const { messages } = await r.json();
+    const shown = document.createDocumentFragment();
+    for (const m of messages) {
+      const li = document.createElement("li");
+      li.className = `msg ${m.role === "user" ? "user" : "bot"} earlier`;
+      li.textContent = m.content;
+      if (m.interrupted) {
+        li.classList.add("interrupted");
+        li.title = "Interrupted: only what was heard was kept";
+      }
+      shown.append(li);
+    }
+    $("messages").prepend(shown);
+    $("messages").lastElementChild?.scrollIntoView({ block: "end" });
+  } catch (err) {
+    showError(`Could not load the earlier messages: ${err.message}`);
+  }
 }
 
 function botBubble(turnId) {
@@ -217,13 +297,21 @@ function onFrame(frame) {
       $("conversation").textContent = frame.data.resumed
         ? `Continuing a conversation (${frame.data.messages} messages)`
         : "New conversation";
+      if (frame.data.resumed && frame.data.messages > 0) showHistory(frame.data.id, frame.data.messages);
+      break;
+    case "user_partial":
+      showPartial(frame.data.text);
       break;
     case "metrics":
       if (frame.data.input_type) turn = id;
       showMetrics(frame.data);
       break;
     case "user_msg":
+      clearPartial();
       addMessage("user", frame.data.text, id);
+      break;
+    case "bot_text_chunk":
+      lastSentence = frame.data.text;
       break;
     case "bot_delta_chunk":
       botBubble(id).textContent += frame.data.text;
@@ -233,6 +321,8 @@ function onFrame(frame) {
       break;
     case "response":
       awaitingReply = false;
+      if (!spoken.has(id)) spoken.set(id, []);
+      spoken.get(id).push({ text: lastSentence, ms: frame.duration_ms || 0 });
       try {
         player.enqueue(id, frame.data);
       } catch (err) {
@@ -244,11 +334,13 @@ function onFrame(frame) {
       player.stop(id);
       break;
     case "end":
+      debug.ends++;
       awaitingReply = false;
       idleState();
       break;
     case "error":
       awaitingReply = false;
+      if (frame.code === "EMPTY_TRANSCRIPT") clearPartial();
       showError(`${frame.code}: ${frame.data}`);
       idleState();
       break;
@@ -265,6 +357,7 @@ function bargeIn() {
   const played = player.stop(id);
   awaitingReply = false;
   send({ t: "interrupt", played_ms: played });
+  markInterrupted(id, played);
 }
 
 // --- the microphone ----------------------------------------------------------------------------
@@ -284,6 +377,7 @@ async function toggleMic() {
     vad = null;
     stopSpeech();
     player.unduck();
+    $("level").value = 0;
     $("mic").setAttribute("aria-pressed", "false");
     $("mic").textContent = "Start talking";
     return idleState();
@@ -298,9 +392,12 @@ async function toggleMic() {
       model: "v5",
       baseAssetPath: "/vendor/vad/",
       onnxWASMBasePath: "/vendor/ort/",
+      // Echo cancellation keeps the bot's own voice out of the microphone (or it would talk
+      // over itself); the browser's noise suppression is off: its artefacts cost Whisper words
+      // ("ask" heard as "asked"), and the VADs on both sides are robust to noise without it.
       getStream: () =>
         navigator.mediaDevices.getUserMedia({
-          audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+          audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: true },
         }),
       onFrameProcessed: (_probs, frame) => onVadFrame(frame),
       // The first frame that sounds like speech turns the bot down; only once it is confirmed
@@ -325,7 +422,18 @@ async function toggleMic() {
   }
 }
 
+function showLevel(frame) {
+  let sum = 0;
+  for (let i = 0; i < frame.length; i++) sum += frame[i] * frame[i];
+  // RMS in dB, -60 dB (silence) to 0 dB (full scale), as 0 to 1.
+  const db = 10 * Math.log10(sum / frame.length + 1e-10);
+  const level = Math.max(0, Math.min(1, (db + 60) / 60));
+  $("level").value = level;
+  debug.level = Math.max(debug.level, level);
+}
+
 function onVadFrame(frame) {
+  showLevel(frame);
   frameIndex++;
   recent.push({ i: frameIndex, frame: frame.slice() });
   // Keep what the padding and a not-yet-confirmed start of speech need.
@@ -369,6 +477,7 @@ function endSpeech() {
 
 function stopSpeech() {
   speech = null;
+  clearPartial();
 }
 
 // --- typing ------------------------------------------------------------------------------------

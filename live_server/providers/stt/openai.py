@@ -7,6 +7,7 @@ arrives and sent as one WAV file (made with soundfile, never written to disk) at
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class OpenAISTT:
     def name(self) -> str:
         return self._model
 
-    def start(self) -> _Recognition:
+    def start(self, on_partial: Callable[[str], None] | None = None) -> _Recognition:
         return _Recognition(self)
 
     async def warm_up(self) -> None:
@@ -66,7 +67,10 @@ class _Recognition:
         if not self._over:
             self._chunks.append(pcm)
 
-    async def finish(self) -> str:
+    def guess(self, *, urgent: bool) -> None:
+        pass  # a remote service is asked once, at the end
+
+    async def finish(self, speech_end: int | None = None) -> str:
         if self._over:
             raise STTError("this utterance is already over")
         self._over = True

@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -119,7 +120,7 @@ class PocketsphinxSTT:
             raise STTError(f"pocketsphinx failed to load its model: {exc}") from exc
         self._release(worker, healthy=True)
 
-    def start(self) -> _Recognition:
+    def start(self, on_partial: Callable[[str], None] | None = None) -> _Recognition:
         self._loop = asyncio.get_running_loop()
         return _Recognition(self)
 
@@ -211,7 +212,10 @@ class _Recognition:
         self._jobs = [job for job in self._jobs if not _succeeded(job)]
         self._jobs.append(self._worker.submit(_feed, pcm.tobytes()))
 
-    async def finish(self) -> str:
+    def guess(self, *, urgent: bool) -> None:
+        pass  # it decodes as the audio arrives
+
+    async def finish(self, speech_end: int | None = None) -> str:
         if self._finishing or self._abandoned:
             raise STTError("this utterance is already over")
         self._finishing = True
