@@ -7,21 +7,26 @@ Measures, each as p50/p99 over many round trips:
              serves (its own process, same uvicorn settings); a bare `websockets` echo server
              is measured too, for reference
   delta      text_input -> first bot_delta_chunk (echo model at 0 ms a token)
-  audio      text_input -> first response (echo + embedded espeak)
+  audio      text_input -> first response (echo + espeak, the cheapest voice, so that the
+             socket and the pipeline are measured rather than synthesis)
   interrupt  interrupt (sent mid-reply) -> stop_play
 and the embedded TTS's own time for the first chunk, in process. The socket measures are taken
 in interleaved rounds (floor, turns, interrupts, floor, ...) and pooled, so that the machine's
 drift during a run falls on the floor and the server alike. Targets (exit 1 if missed):
   delta and interrupt p50 <= 1.5 x floor p50;  audio p50 <= tts p50 + 1.5 x floor p50.
 
-Voice input (issue 3), with the embedded recogniser:
-  stt streaming    end_speaking -> user_msg for an utterance streamed in 100 ms frames at the
-                   pace of speech (decoded while it arrives)
-  stt batch        the same utterance sent as one frame right before end_speaking (all of it
-                   decoded after the user stopped)
-  ingest           seconds of audio taken per second of CPU by frame parsing, base64, checks and
-                   48 kHz -> 16 kHz conversion, without recognition (in process)
-Targets: streaming p50 <= batch p50 / 4; ingest >= 200 x real time.
+Voice (`--only voice` runs just these), on recordings of real people in ../shared/data/speech,
+streamed as a client would (100 ms frames at real time, then 0.7 s of silence), against the
+server on its embedded defaults (Whisper tiny.en, Silero VAD, Piper, the echo model at 0 ms):
+  word error rate               of each user_msg against the recording's transcript
+  end_speaking -> user_msg      (speculative recognition: the pause before it was decoded)
+  end_speaking -> first response
+  vad=server                    end of speech -> user_msg, no start/end frames
+  barge-in                      vad=server, a reply playing: start of speech -> stop_play
+and, in process, Whisper's decode and Piper's synthesis times, and the server's resident memory
+with all its engines loaded (its recogniser processes included). Targets: WER <= 10 %;
+end_speaking -> user_msg p50 <= 100 ms; -> first response p50 <= 300 ms; turn detection p50 <=
+LIVE_VAD_SILENCE_MS + 300 ms; RSS < 1 GB.
 
 Two more floors from the same bare server put those ratios in context (reported, not targets):
   turn floor       the server answers each frame with the three frames a turn must send before
@@ -347,22 +352,64 @@ async def spoken_turns(url: str, names: list[str]) -> dict[str, list[float]]:
     return out
 
 
-async def server_detected_turns(url: str, names: list[str]) -> list[float]:
-    """`vad=server`: speech then silence, no start/end frames; end of speech -> user_msg."""
+class Reader:
+    """Reads a socket in the background, so that it never pushes back on the server (a client
+    that stops reading would stall the server's pings), and keeps each frame's arrival time."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.frames: list[tuple[float, dict[str, Any]]] = []
+        self._changed = asyncio.Event()
+        self._task = asyncio.create_task(self._run(ws))
+
+    async def _run(self, ws: ClientConnection) -> None:
+        async for raw in ws:
+            self.frames.append((time.perf_counter(), json.loads(raw)))
+            self._changed.set()
+
+    def times(self, t: str) -> list[float]:
+        return [at for at, f in self.frames if f["t"] == t]
+
+    async def until(self, done: Any, timeout: float = 60.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not done():
+                self._changed.clear()
+                await self._changed.wait()
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+def first_turn_end(pcm: Any, silence_ms: int) -> float:
+    """Where the speech of the first turn a server VAD would cut ends (s)."""
+    from live_server.vad import ScorerPool, VoiceActivity
+
+    activity = VoiceActivity(ScorerPool.silero().take())
+    for i in range(0, len(pcm), 512):
+        activity.feed(pcm[i : i + 512])
+        if activity.speech_seen and not activity.speaking and activity.silence_ms >= silence_ms:
+            return activity.last_speech_end / 16000
+    return len(pcm) / 16000
+
+
+async def server_detected_turns(url: str, names: list[str], silence_ms: int) -> list[float]:
+    """`vad=server`: audio only, no start/end frames; end of speech -> the turn's user_msg."""
     import numpy as np
 
     out = []
     async with connect(url + "&vad=server", max_size=None) as ws:
-        await read_until(ws, "conversation")
+        reader = Reader(ws)
+        await reader.until(lambda: reader.times("conversation"))
         for name in names:
             pcm, _ = recording(name)
-            silence = np.zeros(3 * 16000, np.int16)  # more than the turn detection needs
-            start = time.perf_counter()
-            sender = asyncio.create_task(stream_real_time(ws, np.concatenate([pcm, silence])))
-            await read_until(ws, "user_msg")
-            out.append(time.perf_counter() - (start + len(pcm) / 16000))
-            await sender
-            await read_until(ws, "end")
+            seen = len(reader.times("user_msg"))
+            audio = np.concatenate([pcm, np.zeros(3 * 16000, np.int16)])
+            start = await stream_real_time(ws, audio)
+            await reader.until(
+                lambda: len(reader.times("end")) == len(reader.times("speech_stopped"))
+            )
+            user_msg = reader.times("user_msg")[seen]
+            out.append(user_msg - (start + first_turn_end(pcm, silence_ms)))
+        reader.stop()
     return out
 
 
@@ -372,19 +419,21 @@ async def barge_ins(url: str, names: list[str]) -> list[float]:
 
     out = []
     async with connect(url + "&vad=server", max_size=None) as ws:
-        await read_until(ws, "conversation")
+        reader = Reader(ws)
         for name in names:
             pcm, onset = recording(name)
+            stops = len(reader.times("stop_play"))
+            responses = len(reader.times("response"))
             await ws.send(json.dumps({"t": "text_input", "text": PROMPT}))
-            await read_until(ws, "response")
-            start = time.perf_counter()
-            tail = np.zeros(3 * 16000, np.int16)
-            sender = asyncio.create_task(stream_real_time(ws, np.concatenate([pcm, tail])))
-            await read_until(ws, "stop_play")
-            out.append(time.perf_counter() - (start + onset))
-            await read_until(ws, "end")  # the cut turn's
-            await read_until(ws, "end")  # the turn of the words spoken over it
-            await sender
+            await reader.until(lambda n=responses: len(reader.times("response")) > n)
+            audio = np.concatenate([pcm, np.zeros(3 * 16000, np.int16)])
+            sender = asyncio.create_task(stream_real_time(ws, audio))
+            await reader.until(lambda n=stops: len(reader.times("stop_play")) > n)
+            start = await sender
+            out.append(reader.times("stop_play")[stops] - (start + onset))
+            # Every turn the speech made has ended before the next round.
+            await reader.until(lambda: len(reader.times("end")) == len(reader.times("user_msg")))
+        reader.stop()
     return out
 
 
@@ -662,7 +711,7 @@ async def voice_bench(args: argparse.Namespace, results: dict[str, Any] | None =
         names = [name for name in RECORDINGS for _ in range(max(1, args.utterances))]
         url = f"ws://127.0.0.1:{voice.port}/api/live_chat/ws?token={token}"
         turns = await spoken_turns(url, names)
-        detected = await server_detected_turns(url, names)
+        detected = await server_detected_turns(url, names, silence_ms)
         talky_url = f"ws://127.0.0.1:{talky.port}/api/live_chat/ws?token={token}"
         barge = await barge_ins(talky_url, names)
         rss = max(rss, tree_rss_mb(voice.proc.pid))
