@@ -55,6 +55,10 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the recordings and their transcripts, as the tests read them
+from tests import speech  # noqa: E402
+
+RECORDINGS = {r.file: r for r in speech.RECORDINGS}
 PROMPT = "Please tell me, in a few words, what the weather is like in Paris today."
 
 
@@ -267,29 +271,15 @@ async def interrupt_latencies(url: str, n: int) -> list[float]:
 
 # --- voice: recordings of real people, streamed as a microphone would ----------------------
 
-SPEECH_DIR = ROOT.parent / "shared" / "data" / "speech"
-RECORDINGS = {
-    "jfk.flac": "And so my fellow Americans, ask not what your country can do for you, ask what "
-    "you can do for your country.",
-    "new-home-in-the-stars-16k.wav": "We must find a new home in the stars.",
-}
 CHUNK_MS = 100
 TAIL_S = 0.7  # silence streamed after the speech, before end_speaking
 
 
 def recording(name: str) -> tuple[Any, float]:
     """16 kHz mono PCM of a recording, and where its speech starts (s), by the server's VAD."""
-    import numpy as np
-    import soundfile
-
     from live_server.vad import Event, ScorerPool, VoiceActivity
 
-    samples, rate = soundfile.read(SPEECH_DIR / name, dtype="float32", always_2d=True)
-    mono = samples.mean(axis=1)
-    if rate != 16000:
-        t_out = np.arange(int(len(mono) * 16000 / rate)) / 16000
-        mono = np.interp(t_out, np.arange(len(mono)) / rate, mono)
-    pcm = np.clip(mono * 32768, -32768, 32767).astype(np.int16)
+    pcm, _ = speech.load(RECORDINGS[name])
     activity = VoiceActivity(ScorerPool.silero().take())
     onset = 0.0
     for i in range(0, len(pcm), 512):
@@ -297,18 +287,6 @@ def recording(name: str) -> tuple[Any, float]:
             onset = (activity.samples - 1024) / 16000  # two windows confirm a start
             break
     return pcm, onset
-
-
-def word_error_rate(said: str, heard: str) -> float:
-    import re
-
-    ref, hyp = (re.sub(r"[^a-z0-9' ]+", " ", t.lower()).split() for t in (said, heard))
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / max(1, len(ref))
 
 
 def part(samples: Any) -> str:
@@ -347,7 +325,8 @@ async def spoken_turns(url: str, names: list[str]) -> dict[str, list[float]]:
             out["user_msg"].append(time.perf_counter() - t0)
             await read_until(ws, "response")
             out["response"].append(time.perf_counter() - t0)
-            out["wer"].append(word_error_rate(RECORDINGS[name], user_msg["data"]["text"]))
+            heard = user_msg["data"]["text"]
+            out["wer"].append(speech.word_error_rate(RECORDINGS[name].text, heard))
             await read_until(ws, "end")
     return out
 

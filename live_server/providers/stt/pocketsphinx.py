@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import os
-import threading
-import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future
 from typing import Any
 
 from live_server.audio import PCM
 from live_server.errors import STTError
+from live_server.providers.stt.workers import Worker, exit_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +36,10 @@ def _load() -> None:
     global _decoder
     from pocketsphinx import Decoder
 
-    _exit_with_parent()
+    exit_with_parent()
     # Without the second (flat-lexicon) pass, ending an utterance takes milliseconds instead of
     # a re-decode of all of it, and on synthetic and clear speech it is as accurate.
     _decoder = Decoder(samprate=SAMPLE_RATE, fwdflat=False, loglevel="FATAL")
-
-
-def _exit_with_parent() -> None:
-    """A worker whose server is gone (even killed) exits instead of idling on forever."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _ready() -> None:
@@ -83,30 +67,15 @@ def _abort() -> None:
 # --- in the server ---------------------------------------------------------------------------
 
 
-class _Worker:
-    def __init__(self) -> None:
-        self.pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_load
-        )
-
-    def submit(self, fn: Any, *args: Any) -> Future[Any]:
-        try:
-            return self.pool.submit(fn, *args)
-        except (BrokenProcessPool, RuntimeError) as exc:
-            failed: Future[Any] = Future()
-            failed.set_exception(exc)
-            return failed
-
-
 class PocketsphinxSTT:
     name = "pocketsphinx"
     sample_rate = SAMPLE_RATE
 
     def __init__(self, *, workers: int) -> None:
         self._max = max(1, workers)
-        self._workers: list[_Worker] = []
-        self._idle: list[_Worker] = []
-        self._waiting: deque[asyncio.Future[_Worker]] = deque()
+        self._workers: list[Worker] = []
+        self._idle: list[Worker] = []
+        self._waiting: deque[asyncio.Future[Worker]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def warm_up(self) -> None:
@@ -124,21 +93,21 @@ class PocketsphinxSTT:
         self._loop = asyncio.get_running_loop()
         return _Recognition(self)
 
-    def _try_acquire(self) -> _Worker | None:
+    def _try_acquire(self) -> Worker | None:
         if self._idle:
             return self._idle.pop()
         if len(self._workers) < self._max:
-            worker = _Worker()
+            worker = Worker(_load)
             self._workers.append(worker)
             return worker
         return None
 
-    def _wait(self) -> asyncio.Future[_Worker]:
-        waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
+    def _wait(self) -> asyncio.Future[Worker]:
+        waiter: asyncio.Future[Worker] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
         return waiter
 
-    def _release(self, worker: _Worker, *, healthy: bool) -> None:
+    def _release(self, worker: Worker, *, healthy: bool) -> None:
         """Give a worker back (on the event loop's thread). A failed one is replaced."""
         if worker not in self._workers:
             return  # closed meanwhile
@@ -157,7 +126,7 @@ class PocketsphinxSTT:
                 return
         self._idle.append(worker)
 
-    def _release_when_done(self, worker: _Worker, job: Future[Any]) -> None:
+    def _release_when_done(self, worker: Worker, job: Future[Any]) -> None:
         """Give the worker back once `job` has run; job callbacks run on a pool thread."""
 
         def done(job: Future[Any]) -> None:
@@ -183,14 +152,14 @@ class _Recognition:
         self._finishing = False  # finish() was called: from then on it owns the worker
         self._abandoned = False
         self._worker = engine._try_acquire()
-        self._waiter: asyncio.Future[_Worker] | None = None
+        self._waiter: asyncio.Future[Worker] | None = None
         if self._worker is not None:
             self._jobs.append(self._worker.submit(_start))
         else:
             self._waiter = engine._wait()
             self._waiter.add_done_callback(self._on_worker)
 
-    def _on_worker(self, waiter: asyncio.Future[_Worker]) -> None:
+    def _on_worker(self, waiter: asyncio.Future[Worker]) -> None:
         if waiter.cancelled():
             return
         worker = self._worker = waiter.result()

@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
-import threading
-import time
 import zlib
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +33,7 @@ import numpy as np
 
 from live_server.audio import PCM
 from live_server.errors import ConfigError, STTError
+from live_server.providers.stt.workers import Worker, exit_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -81,24 +79,12 @@ def _load(model_dir: str, language: str | None) -> None:
     global _model, _language
     from faster_whisper import WhisperModel
 
-    _exit_with_parent()
+    exit_with_parent()
     _model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=1)
     _language = language if _model.model.is_multilingual else "en"
     # The first decode sets up CTranslate2's buffers and takes several times longer than the
     # next: do it now rather than in a user's turn.
     _decode(bytes(2 * SAMPLE_RATE))
-
-
-def _exit_with_parent() -> None:
-    """A worker whose server is gone (even killed) exits instead of idling on forever."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _ready() -> int:
@@ -180,25 +166,6 @@ def _clean(text: str) -> str:
 # --- in the server ---------------------------------------------------------------------------
 
 
-class _Worker:
-    def __init__(self, model_dir: Path, language: str | None) -> None:
-        self.busy = 0
-        self.pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_load,
-            initargs=(str(model_dir), language),
-        )
-
-    def submit(self, fn: Any, *args: Any) -> Future[Any]:
-        try:
-            return self.pool.submit(fn, *args)
-        except (BrokenProcessPool, RuntimeError) as exc:
-            failed: Future[Any] = Future()
-            failed.set_exception(exc)
-            return failed
-
-
 class WhisperSTT:
     sample_rate = SAMPLE_RATE
 
@@ -206,12 +173,13 @@ class WhisperSTT:
         self._model_dir = model_dir if model_dir is not None else default_model()
         check_model_dir(self._model_dir)
         self._language = language
-        self._workers = [_Worker(self._model_dir, language) for _ in range(max(1, workers))]
+        self._workers = [self._worker() for _ in range(max(1, workers))]
         self.name = "whisper"
-        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _worker(self) -> Worker:
+        return Worker(_load, str(self._model_dir), self._language)
 
     async def warm_up(self) -> None:
-        self._loop = asyncio.get_running_loop()
         for worker in self._workers:
             try:
                 await asyncio.wrap_future(worker.submit(_ready))
@@ -222,7 +190,6 @@ class WhisperSTT:
                 ) from exc
 
     def start(self, on_partial: Callable[[str], None] | None = None) -> WhisperRecognition:
-        self._loop = asyncio.get_running_loop()
         return WhisperRecognition(self, on_partial)
 
     def decode(self, pcm: PCM, *, urgent: bool) -> asyncio.Future[str] | None:
@@ -241,13 +208,14 @@ class WhisperSTT:
         job.add_done_callback(done)
         return asyncio.wrap_future(job, loop=loop)
 
-    def _done(self, worker: _Worker, job: Future[Any]) -> None:
+    def _done(self, worker: Worker, job: Future[Any]) -> None:
         worker.busy -= 1
-        if isinstance(job.exception(), BrokenProcessPool) and worker in self._workers:
+        broken = not job.cancelled() and isinstance(job.exception(), BrokenProcessPool)
+        if broken and worker in self._workers:
             log.error("a Whisper worker died; starting another")
             index = self._workers.index(worker)
             worker.pool.shutdown(wait=False, cancel_futures=True)
-            self._workers[index] = _Worker(self._model_dir, self._language)
+            self._workers[index] = self._worker()
 
     async def aclose(self) -> None:
         workers, self._workers = self._workers, []
@@ -289,7 +257,7 @@ class WhisperRecognition:
         result.add_done_callback(self._report)
 
     def _report(self, result: asyncio.Future[str]) -> None:
-        if self._over or result.cancelled() or result.exception() is not None:
+        if result.cancelled() or result.exception() is not None or self._over:
             return
         text = result.result()
         if text and text != self._last_partial and self._on_partial is not None:

@@ -1,0 +1,51 @@
+"""Recogniser worker processes: each a one-process pool that loads its model once, at start,
+and exits when the server is gone, even killed.
+
+Recognisers that keep the GIL while they decode (pocketsphinx), or decode for long (Whisper),
+run here rather than on threads of the server's process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+
+def exit_with_parent() -> None:
+    """In a worker: exit once the server that started it is gone, instead of idling on."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+class Worker:
+    """One process; its jobs run in the order given. `load(*args)` runs in it first."""
+
+    def __init__(self, load: Callable[..., None], *args: Any) -> None:
+        self.busy = 0  # jobs given and not yet done (kept by the caller)
+        self.pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=load,
+            initargs=args,
+        )
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """`fn(*args)` in the process; a broken or closed pool gives a failed future."""
+        try:
+            return self.pool.submit(fn, *args)
+        except (BrokenProcessPool, RuntimeError) as exc:
+            failed: Future[Any] = Future()
+            failed.set_exception(exc)
+            return failed
