@@ -362,12 +362,15 @@ def first_turn_end(pcm: Any, silence_ms: int) -> float:
     """Where the speech of the first turn a server VAD would cut ends (s)."""
     from live_server.vad import ScorerPool, VoiceActivity
 
+    import numpy as np
+
     activity = VoiceActivity(ScorerPool.silero().take())
-    for i in range(0, len(pcm), 512):
-        activity.feed(pcm[i : i + 512])
+    audio = np.concatenate([pcm, np.zeros(16 * (silence_ms + 100), np.int16)])
+    for i in range(0, len(audio), 512):
+        activity.feed(audio[i : i + 512])
         if activity.speech_seen and not activity.speaking and activity.silence_ms >= silence_ms:
             return activity.last_speech_end / 16000
-    return len(pcm) / 16000
+    raise ValueError("no speech in the recording")
 
 
 async def server_detected_turns(url: str, names: list[str], silence_ms: int) -> list[float]:
