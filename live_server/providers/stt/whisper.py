@@ -100,7 +100,7 @@ def _decode(pcm: bytes) -> str:
     short = min(FULL_FRAMES, features.shape[-1] + PAD_FRAMES)
     budget = 16 + int(8 * len(audio) / SAMPLE_RATE)  # tokens: far above any speaking rate
     text, no_speech, filled = _generate(features, short + short % 2, budget)
-    if filled or _loops(text):
+    if filled or looped(text):
         text, no_speech, _ = _generate(features, FULL_FRAMES, 224)
     return "" if no_speech >= NO_SPEECH_PROB else _clean(text)
 
@@ -143,18 +143,18 @@ def _decode_long(audio: Any) -> str:
     return _clean(" ".join(s.text for s in segments))
 
 
-def _loops(text: str) -> bool:
-    """Whether the decoder went round in a loop: the text compresses too well, or a phrase of
-    up to six words comes three times in a row."""
+def looped(text: str) -> bool:
+    """Whether the decoder went round in a loop: the text compresses too well, a word comes
+    three times in a row, or a run of five words comes twice (people rarely say the same five
+    words twice in one breath; a looping decoder does, often cut off in the second copy)."""
     data = text.encode()
     if data and len(data) / len(zlib.compress(data)) > MAX_COMPRESSION:
         return True
     words = [w.strip(".,!?").lower() for w in text.split()]
-    for n in range(1, 7):
-        for i in range(len(words) - 3 * n + 1):
-            if words[i : i + n] == words[i + n : i + 2 * n] == words[i + 2 * n : i + 3 * n]:
-                return True
-    return False
+    if any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2)):
+        return True
+    runs = [tuple(words[i : i + 5]) for i in range(len(words) - 4)]
+    return len(set(runs)) < len(runs)
 
 
 def _clean(text: str) -> str:
