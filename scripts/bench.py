@@ -23,6 +23,8 @@ server on its embedded defaults (Whisper tiny.en, Silero VAD, Piper, the echo mo
   end_speaking -> first response
   vad=server                    end of speech -> user_msg, no start/end frames
   barge-in                      vad=server, a reply playing: start of speech -> stop_play
+  text_input -> user_msg        with an OpenAI-compatible model (the tests' stub): user_msg
+                                leaves before the SDK builds the model's request
 and, in process, Whisper's decode and Piper's synthesis times, and the server's resident memory
 with all its engines loaded (its recogniser processes included). Targets: WER <= 10 %;
 end_speaking -> user_msg p50 <= 100 ms; -> first response p50 <= 300 ms; turn detection p50 <=
@@ -360,9 +362,9 @@ class Reader:
 
 def first_turn_end(pcm: Any, silence_ms: int) -> float:
     """Where the speech of the first turn a server VAD would cut ends (s)."""
-    from live_server.vad import ScorerPool, VoiceActivity
-
     import numpy as np
+
+    from live_server.vad import ScorerPool, VoiceActivity
 
     activity = VoiceActivity(ScorerPool.silero().take())
     audio = np.concatenate([pcm, np.zeros(16 * (silence_ms + 100), np.int16)])
@@ -416,6 +418,41 @@ async def barge_ins(url: str, names: list[str]) -> list[float]:
             # Every turn the speech made has ended before the next round.
             await reader.until(lambda: len(reader.times("end")) == len(reader.times("user_msg")))
         reader.stop()
+    return out
+
+
+async def user_msg_before_the_request(data_dir: str, token: str, n: int) -> list[float]:
+    """text_input -> user_msg with an OpenAI-compatible model (the tests' local stub), whose
+    SDK takes milliseconds to build each request: user_msg must not wait for that."""
+    from tests.stubs import StubOpenAI, ThreadedServer
+
+    stub = StubOpenAI(port=free_port())
+    out = []
+    with ThreadedServer(stub.app(), stub.port):
+        server = live_server(
+            {
+                "LIVE_LLM": "openai",
+                "LIVE_LLM_BASE_URL": stub.base_url,
+                "LIVE_LLM_API_KEY": "sk-bench",
+                "LIVE_STT": "none",
+                "LIVE_TTS": "none",
+            },
+            data_dir,
+        )
+        try:
+            await server.wait_ready()
+            url = f"ws://127.0.0.1:{server.port}/api/live_chat/ws?token={token}"
+            async with connect(url, max_size=None) as ws:
+                await read_until(ws, "conversation")
+                for i in range(n + 5):
+                    t0 = time.perf_counter()
+                    await ws.send(json.dumps({"t": "text_input", "text": PROMPT}))
+                    await read_until(ws, "user_msg")
+                    if i >= 5:
+                        out.append(time.perf_counter() - t0)
+                    await read_until(ws, "end")
+        finally:
+            server.stop()
     return out
 
 
@@ -700,6 +737,7 @@ async def voice_bench(args: argparse.Namespace, results: dict[str, Any] | None =
     finally:
         voice.stop()
         talky.stop()
+    user_msg_sdk = await user_msg_before_the_request(data_dir, token, 50)
     engines = await engine_times(max(3, args.utterances))
     wer = statistics.mean(turns["wer"])
     voice_results = {
@@ -708,6 +746,7 @@ async def voice_bench(args: argparse.Namespace, results: dict[str, Any] | None =
         "end_speaking_to_first_response": summary(turns["response"]),
         "server_vad_end_of_speech_to_user_msg": summary(detected),
         "barge_in_speech_start_to_stop_play": summary(barge),
+        "text_to_user_msg_openai_sdk": summary(user_msg_sdk),
         "server_rss_mb_all_engines": rss,
         **engines,
     }
@@ -719,6 +758,7 @@ async def voice_bench(args: argparse.Namespace, results: dict[str, Any] | None =
         "end_speaking_to_first_response",
         "server_vad_end_of_speech_to_user_msg",
         "barge_in_speech_start_to_stop_play",
+        "text_to_user_msg_openai_sdk",
     ):
         s = voice_results[name]
         print(f"  {name:40} p50 {1000 * s['p50']:8.1f} ms   p99 {1000 * s['p99']:8.1f} ms")
