@@ -113,9 +113,6 @@ class TurnRunner:
         turn.metrics.update(opening)
         self._emit_now(protocol.metrics(opening, turn_id=turn.id))
         self._emit_now(protocol.user_msg(turn.user_text, _now_ms(), turn_id=turn.id))
-        # Let the writer send them before the model's request is built: an SDK takes
-        # milliseconds to prepare one, and the user's words should be on screen first.
-        await asyncio.sleep(0)
         sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
         async with asyncio.TaskGroup() as group:
             if self._tts is not None:

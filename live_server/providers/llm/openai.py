@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
@@ -40,6 +41,9 @@ class OpenAILLM:
         sampling: Sampling | None = None,
         outcome: Outcome | None = None,
     ) -> AsyncGenerator[str, None]:
+        # The SDK takes milliseconds to build a request before its first await: let the caller's
+        # frames already queued (a turn's user_msg) go out first.
+        await asyncio.sleep(0)
         request: dict[str, Any] = {"model": self._model, "messages": list(messages)}
         if sampling is not None:
             request.update(sampling.params())
