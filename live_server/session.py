@@ -133,8 +133,6 @@ class Session:
         self._dropped_stamp: object = None
         self.detection = detection
         self._segments = 0  # segments the server's turn detection has opened
-        self._barged = False  # the open segment has already interrupted the bot
-        self._announced = False  # the open segment's speech_started is sent
         self._turn_ids = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -323,10 +321,10 @@ class Session:
         self._dropped_stamp = None
         self._open_segment(stt, stamp, sample_rate, listening=False)
 
-    def _open_segment(self, stt: STT, stamp: Stamp, sample_rate: int, *, listening: bool) -> None:
+    def _open_segment(
+        self, stt: STT, stamp: Stamp, sample_rate: int, *, listening: bool
+    ) -> VoiceSegment:
         assert self.engines.vad is not None
-        self._barged = False
-        self._announced = False
         self.voice = VoiceSegment(
             stamp,
             sample_rate=sample_rate,
@@ -336,6 +334,7 @@ class Session:
             on_partial=self._partial,
             listening=listening,
         )
+        return self.voice
 
     def _partial(self, text: str) -> None:
         self.send_control(protocol.user_partial(text))
@@ -348,9 +347,7 @@ class Session:
             if detection is not None:  # the server listens for the next turn
                 self._segments += 1
                 stamp = f"vad-{self._segments}"
-                self._open_segment(stt, stamp, detection.sample_rate, listening=True)
-                voice = self.voice
-                assert voice is not None
+                voice = self._open_segment(stt, stamp, detection.sample_rate, listening=True)
             elif self._dropped_stamp is not None:
                 return  # the rest of a segment already refused for its length
             else:
@@ -369,12 +366,12 @@ class Session:
         self, voice: VoiceSegment, events: list[Event], detection: TurnDetection
     ) -> None:
         activity = voice.activity
-        if Event.SPEECH_STARTED in events and not self._announced:
-            self._announced = True
+        if Event.SPEECH_STARTED in events and not voice.announced:
+            voice.announced = True
             self.send_control(protocol.speech_started())
-        if activity.speaking and not self._barged:
+        if activity.speaking and not voice.barged_in:
             if activity.speech_run_ms >= detection.barge_in_ms:
-                self._barged = True
+                voice.barged_in = True
                 self._barge_in()
             return
         if not activity.speech_seen or activity.silence_ms < detection.silence_ms:

@@ -42,6 +42,9 @@ class VoiceSegment:
             raise ValueError("the VAD needs the recogniser's audio at 16 kHz")
         self.stamp = stamp
         self.opened_by_server = listening
+        # Server turn detection's marks: speech_started was sent; the speech stopped the bot.
+        self.announced = False
+        self.barged_in = False
         self._stt = stt
         self._on_partial = on_partial
         self._max_samples = int(max_seconds * SAMPLE_RATE)
