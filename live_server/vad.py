@@ -159,10 +159,19 @@ class ScorerPool:
             self.give(scorer)
 
     def take(self) -> Scorer:
+        """A model for one stream. When this empties the pool, another is loaded on a thread,
+        so that the next segment does not load one (about 100 ms) on the event loop."""
         with self._lock:
-            if self._free:
-                return self._free.pop()
-        return self._factory()
+            scorer = self._free.pop() if self._free else None
+            low = not self._free
+        if low:
+            threading.Thread(target=self._add_one, name="vad-load", daemon=True).start()
+        return scorer if scorer is not None else self._factory()
+
+    def _add_one(self) -> None:
+        scorer = self._factory()
+        with self._lock:
+            self._free.append(scorer)
 
     def give(self, scorer: Scorer) -> None:
         scorer.reset()
