@@ -379,44 +379,49 @@ class Session:
         self.send_control(protocol.speech_stopped())
         if not voice.opened_by_server:
             self._dropped_stamp = voice.stamp  # its end_speaking, if it comes, is answered
-        if self._bot_talking(time.perf_counter()):
+        if self._talking_turn(time.perf_counter()) is not None:
             # Too short to stop the bot (a cough, a "mhm"): not a turn of its own.
             self._drop_segment()
             return
         self._end_voice(voice)
 
-    def _bot_talking(self, now: float) -> bool:
-        """A reply is streaming, or its audio is likely still playing on the client."""
+    def _talking_turn(self, now: float) -> Turn | None:
+        """The turn whose reply is streaming, or whose audio is likely still playing on the
+        client (counted in real time from when it started to go out); None when the bot is
+        quiet."""
         turn, last = self.turn, self._last_spoken
         if turn is not None and not turn.interrupted:
-            return True
-        return last is not None and last.played_estimate(now) < last.audio_ms()
+            return turn
+        if last is not None and last.played_estimate(now) < last.audio_ms():
+            return last
+        return None
 
     def _barge_in(self) -> None:
         """The user talks over the bot: stop the reply as `interrupt` would. The client sent no
         `played_ms`; it is estimated from when the reply's audio started to go out, as played
         in real time."""
         now = time.perf_counter()
-        turn = self.turn
-        if turn is not None and not turn.interrupted:
-            log.debug("barge-in: %s talked over turn %d", self.username, turn.id)
-            turn.metrics["played_ms_estimated"] = True
-            self._interrupt(turn.played_estimate(now))
+        talking = self._talking_turn(now)
+        if talking is None:
             return
-        last = self._last_spoken
-        if last is not None and last.played_estimate(now) < last.audio_ms():
-            log.debug("barge-in: %s talked over the end of turn %d", self.username, last.id)
-            self.send_control(protocol.stop_play(turn_id=last.id))
-            last.metrics["played_ms_estimated"] = True
-            self._cut_last(last.played_estimate(now))
+        log.debug("barge-in: %s talked over turn %d", self.username, talking.id)
+        talking.metrics["played_ms_estimated"] = True
+        if talking is self.turn:
+            self._interrupt(talking.played_estimate(now))
+        else:  # its reply has all been sent: stop the playing, cut what is kept of it
+            self.send_control(protocol.stop_play(turn_id=talking.id))
+            self._cut_last(talking.played_estimate(now))
 
     def _end_segment(self, stamp: object) -> None:
         self._stt()
         voice = self.voice
-        if voice is None or (self.detection is not None and stamp == self._dropped_stamp):
-            if self._dropped_stamp is not None and stamp == self._dropped_stamp:
-                self._dropped_stamp = None  # already answered: LIMIT_EXCEEDED, or turn detection
-                return
+        # A segment already answered (LIMIT_EXCEEDED, or ended by the server's turn detection,
+        # which may have opened the next one since) needs no reply to its end.
+        answered = self._dropped_stamp is not None and stamp == self._dropped_stamp
+        if answered and (voice is None or self.detection is not None):
+            self._dropped_stamp = None
+            return
+        if voice is None:
             raise AudioError("end_speaking without start_speaking")
         if stamp is None or stamp != voice.stamp:
             raise AudioError(
