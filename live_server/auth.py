@@ -26,7 +26,11 @@ USERNAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
 def ensure_data_dir(data_dir: Path) -> Path:
+    """The data dir, made if missing, and readable by its owner only whatever it was: it
+    holds the conversations, the key hashes and the signing secret."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if data_dir.stat().st_mode & 0o077:
+        data_dir.chmod(0o700)
     return data_dir
 
 

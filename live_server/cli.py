@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
 
 from live_server import logs
-from live_server.auth import ApiKeyStore, check_username, issue_token, load_jwt_secret
+from live_server.auth import (
+    ApiKeyStore,
+    check_username,
+    issue_token,
+    load_jwt_secret,
+    write_private,
+)
 from live_server.errors import ConfigError, LiveError
 from live_server.settings import Settings
 from live_server.users import UserStore
 
 log = logging.getLogger("live_server")
+SIGN_IN_FILE = "sign-in-url"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # What the server and its commands write (conversations, keys, the signing secret, the
+    # sign-in link) is for the owner only.
+    os.umask(0o077)
     try:
         settings = Settings.from_env()
         if args.command == "serve":
@@ -133,10 +146,13 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     from live_server.app import create_app
 
     logs.configure(settings.log_level)
-    app = create_app(settings)
-    state = app.state.live
     host = host or settings.host
     port = port if port is not None else settings.port
+    # Bound before anything else: a taken port is said at once, with how to pick another,
+    # and no sign-in link is made for a server that cannot start.
+    listener = _listen(host, port)
+    app = create_app(settings)
+    state = app.state.live
     _log_engines(settings, state.engines.llm.name, state.engines.tts, state.engines.stt)
     log.info("data dir: %s", settings.data_dir)
     web_dir = settings.web_dir or web.DEFAULT_WEB_DIR
@@ -151,25 +167,60 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         "ws://%s:%d/api/v1/live/ws (a key from `live-server apikey create`)",
         host, port, host, port,
     )  # fmt: skip
-    # Printed, not logged: the log redacts tokens, and this one is meant to be seen (and only
-    # by whoever started the server, like Jupyter's).
     token = issue_token(state.jwt_secret, settings.local_user, settings.jwt_ttl_s)
-    print(
-        f"\n    Open the Live page, signed in as {settings.local_user}:\n"
-        f"    {web.local_url(host, port, token)}\n",
-        file=sys.stderr,
-        flush=True,
-    )
-    uvicorn.run(
+    _show_sign_in(settings, web.local_url(host, port, token))
+    config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         log_config=None,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=settings.ws_deflate,
         timeout_graceful_shutdown=5,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
+    uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        hint = (
+            "another program (or another live-server) is using it"
+            if exc.errno == errno.EADDRINUSE
+            else exc.strerror
+        )
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {hint}. Choose another port with "
+            f"`live-server serve --port N` or LIVE_PORT=N"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _show_sign_in(settings: Settings, url: str) -> None:
+    """The sign-in link is for the person who started the server, never for the log: on a
+    terminal it is printed; when the output goes to a file or a journal, it is written to a
+    file only the owner can read, and the log says where."""
+    if sys.stderr.isatty():
+        print(
+            f"\n    Open the Live page, signed in as {settings.local_user}:\n    {url}\n",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    path = settings.data_dir / SIGN_IN_FILE
+    write_private(path, url + "\n")
+    log.info(
+        "the sign-in link for %s is in %s (not shown: the output is not a terminal)",
+        settings.local_user,
+        path,
+    )
 
 
 def _log_engines(settings: Settings, llm_name: str, tts: object, stt_engine: object) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,6 +20,10 @@ class Outgoing:
     # The turn this frame belongs to: once that turn is interrupted the frame is never sent.
     turn: Droppable | None = None
     on_sent: Callable[[], None] | None = None
+    # What must happen before this frame is sent (a turn's `end` waits for the turn to be
+    # stored): the writer awaits it, and sends the frames it gives (an error) first. Frames
+    # queued after this one wait with it, so the order on the wire is the order queued.
+    gate: Callable[[], Awaitable[Sequence[str]]] | None = None
 
 
 class OutboxOverflow(Exception):

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -123,7 +124,7 @@ class Session:
             self,
             max_replies=settings.chat_max_replies,
         )
-        self._saves: set[asyncio.Task[SavedTurn | None]] = set()
+        self._saves: set[asyncio.Task[Any]] = set()
         self.turn: Turn | None = None
         # The last turn that ended normally with audio: the client may still be playing it.
         self._last_spoken: Turn | None = None
@@ -241,6 +242,12 @@ class Session:
                     while (item := self.outbox.pop()) is not None:
                         if item.turn is not None and item.turn.interrupted:
                             continue
+                        if item.gate is not None:  # the client is not slow while we wait
+                            deadline.reschedule(None)
+                            for text in await item.gate():
+                                deadline.reschedule(loop.time() + limit)
+                                await self.ws.send_text(text)
+                            first = False
                         if not first:
                             deadline.reschedule(loop.time() + limit)
                         first = False
@@ -578,7 +585,15 @@ class Session:
             self._transition(Phase.IDLE)
             if not exchange.interrupted and any(ms for _, ms in turn.delivered):
                 self._last_spoken = turn
-        self.send_control(protocol.end(interrupted=exchange.interrupted, turn_id=turn.id))
+        # An `end` means the turn is stored: it leaves once the save is done (and after the
+        # error, should the save fail). Frames queued after it, a next turn's, wait with it.
+        end = Outgoing(
+            protocol.encode(protocol.end(interrupted=exchange.interrupted, turn_id=turn.id))
+        )
+        save = turn.save_task
+        if save is not None:
+            end.gate = lambda: _stored(save, turn.id)
+        self.outbox.put_control(end)
 
     def _save_cut_off(self) -> None:
         """Turns the client left in the middle of are saved as interrupted, with what it got."""
@@ -616,7 +631,7 @@ class Session:
 
         async def amend() -> None:
             saved = await save
-            if saved is None:
+            if isinstance(saved, LiveError):
                 return
             try:
                 await self.store.amend_reply(
@@ -635,7 +650,7 @@ class Session:
         if self.live is not None:
             self.feed.added(self.username, self.live.id, exchange, by=self.conversation)
 
-    def _keep_saving(self, task: asyncio.Task[SavedTurn | None]) -> None:
+    def _keep_saving(self, task: asyncio.Task[Any]) -> None:
         self._saves.add(task)
         task.add_done_callback(self._saves.discard)
 
@@ -653,13 +668,12 @@ class Session:
         )
         conversation_id = self.live.id
 
-        async def save() -> SavedTurn | None:
+        async def save() -> SavedTurn | LiveError:
             try:
                 return await self.store.save_turn(conversation_id, self.username, record)
-            except LiveError as exc:
+            except LiveError as exc:  # the client hears of it before the turn's `end`
                 log.error("could not save turn %d of %s: %s", turn.id, self.username, exc.message)
-                self.send_error(exc.code, exc.message, turn_id=turn.id)
-                return None
+                return exc
 
         turn.save_task = asyncio.create_task(save(), name=f"live-save-{turn.id}")
         self._keep_saving(turn.save_task)
@@ -676,6 +690,14 @@ def _yield_cpu() -> None:
 
 
 _sched_yield = getattr(os, "sched_yield", None)  # not on Windows
+
+
+async def _stored(save: asyncio.Task[SavedTurn | LiveError], turn_id: int) -> list[str]:
+    """Once the turn is saved, nothing to send before its `end`; if it could not be, why."""
+    saved = await asyncio.shield(save)
+    if isinstance(saved, LiveError):
+        return [protocol.encode(protocol.error_frame(saved.code, saved.message, turn_id=turn_id))]
+    return []
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

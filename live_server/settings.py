@@ -79,6 +79,10 @@ class Settings:
     # URL printed by `serve` is for.
     web_dir: Path | None = None
     local_user: str = "local"
+    # Proxies whose X-Forwarded-For/-Proto are believed (comma-separated addresses or
+    # networks, or "*"); none by default, so a client cannot choose the address it is
+    # throttled by.
+    trusted_proxies: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -142,6 +146,7 @@ class Settings:
             "ws_deflate": "WS_DEFLATE",
             "log_level": "LOG_LEVEL",
             "local_user": "LOCAL_USER",
+            "trusted_proxies": "TRUSTED_PROXIES",
         }
         types = {f.name: f.type for f in fields(cls)}
         for attr, name in simple.items():

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from live_server import protocol
 from live_server.conversation import Exchange, join_sentences
-from live_server.errors import ErrorCode, LLMError, TTSError
+from live_server.errors import ErrorCode, LiveError, LLMError, TTSError
 from live_server.providers import LLM, TTS, ChatMessage, Outcome
 from live_server.splitter import SentenceSplitter
 from live_server.storage import SavedTurn
@@ -55,7 +55,8 @@ class Turn:
     # When the first audio of the reply reached the socket (perf_counter), for estimating what
     # a client that sends no `played_ms` has played.
     audio_started: float | None = None
-    save_task: asyncio.Task[SavedTurn | None] | None = None
+    # Saving the turn: its stored ids, or why it could not be saved.
+    save_task: asyncio.Task[SavedTurn | LiveError] | None = None
     exchange: Exchange | None = None  # as kept in the history, once the turn is over
 
     def audio_ms(self) -> int:

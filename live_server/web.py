@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from live_server.auth import issue_token
 from live_server.chat import iso_time
@@ -47,13 +48,28 @@ def routes(web_dir: Path) -> list[BaseRoute]:
     out: list[BaseRoute] = [Route("/api/auth/login", login, methods=["POST"])]
     for prefix, parts in VENDOR.items():
         folder = web_dir / "node_modules" / Path(*parts)
-        out.append(Mount(prefix, app=StaticFiles(directory=folder, check_dir=False)))
+        if folder.is_dir():
+            out.append(Mount(prefix, app=StaticFiles(directory=folder)))
+        else:  # checked once: `npm ci` while the server runs needs a restart to be served
+            out.append(Mount(prefix, app=_not_installed("/".join(parts[:-1]), web_dir)))
     public = web_dir / "public"
     if public.is_dir():
         out.append(Mount("/", app=StaticFiles(directory=public, html=True)))
     else:
         out.append(Route("/", _no_page))
     return out
+
+
+def _not_installed(package: str, web_dir: Path) -> ASGIApp:
+    response = PlainTextResponse(
+        f"{package} is not installed: run `npm ci` in {web_dir} and restart the server",
+        status_code=404,
+    )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await response(scope, receive, send)
+
+    return app
 
 
 async def _no_page(request: Request) -> Response:

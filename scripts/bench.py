@@ -30,6 +30,11 @@ with all its engines loaded (its recogniser processes included). Targets: WER <=
 end_speaking -> user_msg p50 <= 100 ms; -> first response p50 <= 300 ms; turn detection p50 <=
 LIVE_VAD_SILENCE_MS + 300 ms; RSS < 1 GB.
 
+Store (`--only store`), in process, on a temp SQLite file: turns saved per second by 40
+concurrent savers (as 40 sockets ending turns at once) while the event loop is kept busy (a task
+holding it 2 ms at a time, as streaming turns do), against a commit per turn measured the same
+way. Target: at least 2,000 turns/s.
+
 Two more floors from the same bare server put those ratios in context (reported, not targets):
   turn floor       the server answers each frame with the three frames a turn must send before
                    its first delta (metrics, user_msg, bot_delta_chunk, built by our protocol
@@ -565,11 +570,13 @@ async def main() -> int:
     parser.add_argument(
         "--utterances", type=int, default=3, help="times each recording is spoken, per measure"
     )
-    parser.add_argument("--only", choices=["all", "text", "voice"], default="all")
+    parser.add_argument("--only", choices=["all", "text", "voice", "store"], default="all")
     parser.add_argument("--json", default="bench-results.json")
     args = parser.parse_args()
     if args.only == "voice":
         return await voice_bench(args)
+    if args.only == "store":
+        return await store_bench()
 
     data_dir = tempfile.mkdtemp(prefix="live-bench-")
     env = dict(os.environ)
@@ -695,11 +702,75 @@ async def main() -> int:
         results["context"][name] = ratio
         print(f"      {name}: {ratio:.2f} x")
     if args.only == "all":
+        failed += await store_bench(results)
         voice_failed = await voice_bench(args, results)
         failed += voice_failed
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(f"written to {args.json}")
     return 1 if failed else 0
+
+
+async def store_bench(results: dict[str, Any] | None = None, seconds: float = 3.0) -> int:
+    """Turns the conversation store saves per second under a busy event loop: batched (as the
+    server saves) against one transaction per turn (the baseline)."""
+    from live_server.storage import TurnRecord
+    from live_server.storage.sqlite import SQLiteStore
+
+    savers = 40
+
+    async def busy(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            t = time.perf_counter()
+            while time.perf_counter() - t < 0.002:
+                pass
+            await asyncio.sleep(0)
+
+    def turn(n: int) -> TurnRecord:
+        now = time.time()
+        text = f"turn {n}: " + "a reply of a few sentences, as a voice turn has. " * 4
+        return TurnRecord(f"question {n}", text, "text", now, now, metrics={"n": n})
+
+    async def rate(store: SQLiteStore, concurrent: int) -> float:
+        stop = asyncio.Event()
+        hog = asyncio.create_task(busy(stop))
+        counts = [0] * concurrent
+        deadline = time.perf_counter() + seconds
+
+        async def saver(i: int) -> None:
+            while time.perf_counter() < deadline:
+                await store.save_turn(f"bench-{i}", "bench", turn(counts[i]))
+                counts[i] += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(saver(i) for i in range(concurrent)))
+        elapsed = time.perf_counter() - t0
+        stop.set()
+        await hog
+        return sum(counts) / elapsed
+
+    data_dir = Path(tempfile.mkdtemp(prefix="live-bench-store-"))
+    batched = SQLiteStore(data_dir / "batched.sqlite3")
+    await batched.open()
+    single = SQLiteStore(data_dir / "single.sqlite3")
+    await single.open()
+    try:
+        per_turn = await rate(single, 1)  # one at a time: every commit holds one turn
+        together = await rate(batched, savers)
+    finally:
+        await batched.aclose()
+        await single.aclose()
+    ok = together >= 2000
+    print(f"store, {savers} savers, busy loop: {together:.0f} turns/s saved")
+    print(f"store, one commit per turn (baseline): {per_turn:.0f} turns/s")
+    print(f"{'PASS' if ok else 'FAIL'}  store >= 2000 turns/s: {together:.0f}")
+    if results is not None:
+        results["store_turns_per_s"] = {"batched": together, "commit_per_turn": per_turn}
+        results.setdefault("targets", {})["store >= 2000 turns/s"] = {
+            "value": together,
+            "limit": 2000,
+            "met": ok,
+        }
+    return 0 if ok else 1
 
 
 async def voice_bench(args: argparse.Namespace, results: dict[str, Any] | None = None) -> int:

@@ -55,6 +55,11 @@ class ServerProcess:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def sign_in_url(self) -> str:
+        """The tokenised page address `serve` made at start: written to a private file in the
+        data dir, since a test's server logs to a file rather than a terminal."""
+        return (self.data_dir / "sign-in-url").read_text().strip()
+
     def cli(self, *args: str) -> str:
         """Run `live-server ARGS` against this server's data dir; its stdout."""
         out = subprocess.run(
@@ -95,7 +100,7 @@ NO_VOICE = {"LIVE_STT": "none"}
 
 def start_server(tmp: Path, **settings: str) -> ServerProcess:
     port = free_port()
-    data_dir = tmp / "data"
+    data_dir = Path(settings.pop("LIVE_DATA_DIR", tmp / "data"))
     env = clean_env(LIVE_DATA_DIR=str(data_dir), **{**NO_VOICE, **settings})
     log_path = tmp / "server.log"
     with log_path.open("wb") as log:

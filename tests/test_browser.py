@@ -48,10 +48,10 @@ def page_server(server_factory: Callable[..., ServerProcess]) -> ServerProcess:
 
 
 def sign_in_url(server: ServerProcess) -> str:
-    """The tokenised URL `live-server serve` printed at start."""
-    match = re.search(r"(http://\S+/#token=\S+)", server.logs())
-    assert match, "serve printed no sign-in URL"
-    return match.group(1)
+    """The tokenised URL `live-server serve` made at start."""
+    url = server.sign_in_url()
+    assert re.fullmatch(r"http://\S+/#token=\S+", url), url
+    return url
 
 
 async def microphone(tmp: Path, *parts: Recording | float) -> Path:

@@ -22,6 +22,7 @@ from tests.client import (
     recv,
     send,
     text_turn,
+    types,
     until,
 )
 from tests.conftest import ServerProcess, start_server
@@ -356,6 +357,7 @@ async def test_another_users_reply_under_the_same_id_is_not_heard(echo_server: S
         frames = await text_turn(wes, "mine")
         assert "message number 1 from you" in deltas(frames)
         assert "secret" not in deltas(frames)
-        # The id is xan's now: wes's turn went through, but could not be stored under it.
-        error = await recv(wes)
-        assert error["t"] == "error" and error["code"] == "FORBIDDEN"
+        # The id is xan's now: wes's turn went through, but could not be stored under it,
+        # which the client hears before the turn's `end`.
+        assert types(frames)[-3:] == ["error", "end", "metrics"]
+        assert frames[-3]["code"] == "FORBIDDEN" and frames[-3]["turn_id"] == frames[-2]["turn_id"]

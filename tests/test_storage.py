@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -144,3 +145,44 @@ def test_servers_starting_together_migrate_once(tmp_path: Path):
     for t in threads:
         t.join(timeout=30)
     assert results == [len(MIGRATIONS)] * 4
+
+
+async def test_a_batch_commits_together_refuses_alone_and_waits_out_a_lock(tmp_path: Path):
+    path = tmp_path / "b.sqlite3"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        await store.save_turn("taken", "ann", record("first", "one", 1.0))
+        # Asked for in one turn of the loop: one transaction, ids in the order asked.
+        batch = [
+            store.save_turn(f"c{i % 3}", "bob", record(f"q{i}", f"a{i}", 10.0 + i))
+            for i in range(30)
+        ]
+        refused = store.save_turn("taken", "bob", record("mine?", "no", 50.0))
+        outcomes = await asyncio.gather(*batch, refused, return_exceptions=True)
+        saved, no = outcomes[:-1], outcomes[-1]
+        assert isinstance(no, NotYours)
+        ids = [s.user_message_id for s in saved]  # type: ignore[union-attr]
+        assert ids == sorted(ids) and len(set(ids)) == 30
+        for i, s in enumerate(saved):
+            kept = await store.messages(f"c{i % 3}", offset=0, limit=100)
+            by_id = {m.id: m.content for m in kept}
+            assert by_id[s.user_message_id] == f"q{i}"  # type: ignore[union-attr]
+            assert by_id[s.assistant_message_id] == f"a{i}"  # type: ignore[union-attr]
+        assert [m.content for m in await store.history("taken", 10)] == ["first", "one"]
+
+        # Another process holds the write lock: the save waits for it, and the loop does not.
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        pending = asyncio.create_task(store.save_turn("c0", "bob", record("late", "x", 99.0)))
+        ticks = 0
+        while ticks < 20:  # the loop keeps turning while the save waits
+            await asyncio.sleep(0.001)
+            ticks += 1
+        assert not pending.done()
+        other.execute("COMMIT")
+        other.close()
+        late = await asyncio.wait_for(pending, timeout=5)
+        assert (await store.messages("c0", offset=0, limit=100))[-2].id == late.user_message_id
+    finally:
+        await store.aclose()

@@ -124,10 +124,16 @@ async def test_repeated_failures_are_throttled_with_429(echo_server: ServerProce
     assert codes == [401] * LOGIN_FAILURES + [429]
 
 
-def test_serve_prints_a_sign_in_url_that_works(echo_server: ServerProcess):
-    match = re.search(r"http://127\.0\.0\.1:(\d+)/#token=(\S+)", echo_server.logs())
+def test_serve_makes_a_sign_in_url_that_works_and_keeps_it_out_of_the_log(
+    echo_server: ServerProcess,
+):
+    match = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/#token=(\S+)", echo_server.sign_in_url())
     assert match and int(match.group(1)) == echo_server.port
     token = match.group(2)
+    # The log (a file here, as under systemd or docker) says where the link is, not the link.
+    assert token not in echo_server.logs() and "#token=" not in echo_server.logs()
+    assert str(echo_server.data_dir / "sign-in-url") in echo_server.logs()
+    assert (echo_server.data_dir / "sign-in-url").stat().st_mode & 0o777 == 0o600
     # The page is served, and the token is a dashboard token for the local user.
     page = httpx.get(f"{echo_server.http}/")
     assert page.status_code == 200 and "<title>Live</title>" in page.text
