@@ -11,6 +11,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Awaitable
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,6 +83,7 @@ class ChatReply:
         self.saved: SavedTurn | None = None
         self.task: asyncio.Task[None] | None = None
         self._to_sender = True
+        self._started = False
         self._concluding = False  # past the stream: an interrupt no longer changes anything
         # The session is the user's, so frames may go to its listeners (the caller may have
         # checked already).
@@ -101,11 +103,15 @@ class ChatReply:
         if self.task is None or self.task.done() or self.interrupted or self._concluding:
             return
         self.interrupted = True
-        self.task.cancel()
+        # A task cancelled before its first step never runs its body (no `end`, no save, never
+        # leaving the hub): one not started yet sees `interrupted` when it starts instead.
+        if self._started:
+            self.task.cancel()
 
     # --- the reply ----------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        self._started = True
         try:
             try:
                 if not self._accepted:
@@ -116,7 +122,8 @@ class ChatReply:
                         await self._publish(self._error(exc.code, exc.message))
                         return
                     self._accepted = True
-                await self._stream()
+                if not self.interrupted:
+                    await self._stream()
             except asyncio.CancelledError:
                 if not self.interrupted:
                     raise
@@ -232,21 +239,18 @@ class ChatChannel:
         self.subscriber = subscriber
         self.max_replies = max_replies
         self._replies: dict[str, ChatReply] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    def handle(self, request: protocol.ChatRequest) -> None:
+    def handle(self, request: protocol.ChatRequest) -> Awaitable[None] | None:
+        """Act on a request; a bind returns what the reader awaits before its next frame (one
+        store read), so that binds are answered one at a time, at the client's pace."""
         match request:
             case protocol.ChatBind(session_id=session_id):
-                self._spawn(self._bind(session_id))
+                return self._bind(session_id)
             case protocol.ChatSend():
                 self._send(request)
             case protocol.ChatInterrupt(message_id=message_id):
                 self._interrupt(message_id)
-
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        return None
 
     async def _bind(self, session_id: str) -> None:
         try:
@@ -314,9 +318,7 @@ class ChatChannel:
         replies = list(self._replies.values())
         for reply in replies:
             reply.interrupt(sender_left=True)
-        for task in self._tasks:
-            task.cancel()
-        pending = [r.task for r in replies if r.task is not None] + list(self._tasks)
+        pending = [r.task for r in replies if r.task is not None]
         await asyncio.gather(*pending, return_exceptions=True)
 
 

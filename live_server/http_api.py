@@ -9,12 +9,12 @@ client handles both this API and `/v1/chat/completions`.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse as _StarletteJSON
+from starlette.responses import Response, StreamingResponse
 
 from live_server import protocol
 from live_server.auth import KEY_PREFIX, check_username, verify_token
@@ -77,17 +77,22 @@ async def json_body(request: Request, state: AppState) -> dict[str, Any]:
         raw += chunk
         if len(raw) > limit:
             raise ProtocolError(f"the body is over {limit} bytes", code=ErrorCode.LIMIT_EXCEEDED)
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ProtocolError("the body is not valid JSON") from None
+    body = protocol.decode_json(raw, "the body")
     if not isinstance(body, dict):
         raise ProtocolError("the body must be a JSON object")
     return body
 
 
+class JSONResponse(_StarletteJSON):
+    """A JSON response that any text can be in: a lone surrogate (in a stored message, or a
+    model's output) becomes U+FFFD instead of a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return protocol.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+
+
 def sse(data: object) -> str:
-    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    text = data if isinstance(data, str) else protocol.dumps(data)
     return f"data: {text}\n\n"
 
 
@@ -171,14 +176,17 @@ async def _reply_events(reply: ChatReply) -> AsyncIterator[str]:
         await asyncio.gather(task, closer, return_exceptions=True)
 
 
+MAX_PAGE = 10_000_000  # beyond any real history, and an offset SQLite can take
+
+
 def _page(request: Request, default_size: int, max_size: int) -> tuple[int, int]:
     try:
         page = int(request.query_params.get("page", "1"))
         size = int(request.query_params.get("page_size", str(default_size)))
     except ValueError:
         raise ProtocolError("page and page_size must be integers") from None
-    if page < 1 or not 1 <= size <= max_size:
-        raise ProtocolError(f"page must be 1 or more and page_size from 1 to {max_size}")
+    if not 1 <= page <= MAX_PAGE or not 1 <= size <= max_size:
+        raise ProtocolError(f"page must be from 1 to {MAX_PAGE} and page_size from 1 to {max_size}")
     return page, size
 
 

@@ -19,11 +19,18 @@ from contextlib import aclosing
 from typing import Any, cast
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from live_server.endpoints import app_state
 from live_server.errors import ErrorCode, LiveError, LLMError, ProtocolError
-from live_server.http_api import SSE_HEADERS, check_credential, error_response, json_body, sse
+from live_server.http_api import (
+    SSE_HEADERS,
+    JSONResponse,
+    check_credential,
+    error_response,
+    json_body,
+    sse,
+)
 from live_server.providers import ChatMessage, Outcome, Sampling
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}

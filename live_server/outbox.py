@@ -24,6 +24,7 @@ class Outgoing:
     # stored): the writer awaits it, and sends the frames it gives (an error) first. Frames
     # queued after this one wait with it, so the order on the wire is the order queued.
     gate: Callable[[], Awaitable[Sequence[str]]] | None = None
+    control: bool = False  # queued with `put_control`
 
 
 class OutboxOverflow(Exception):
@@ -37,6 +38,8 @@ class Outbox:
 
     def __init__(self, maxsize: int, control_reserve: int = 32) -> None:
         self._items: deque[Outgoing] = deque()
+        self._controls = 0  # control frames waiting
+        self._control_sent = asyncio.Event()
         self._maxsize = maxsize
         self._hard_limit = maxsize + control_reserve
         self._not_empty = asyncio.Event()
@@ -59,13 +62,26 @@ class Outbox:
             return
         if len(self._items) >= self._hard_limit:
             raise OutboxOverflow(f"{len(self._items)} frames are waiting for the client")
+        item.control = True
+        self._controls += 1
         self._append(item)
+
+    async def control_room(self, limit: int) -> None:
+        """Return once fewer than `limit` control frames wait. The reader waits here before
+        taking the next client frame, so a client that sends fast (a burst of mistakes, each
+        earning an `error`) is read at the pace it reads our answers, and only a client that
+        stops reading fills the outbox."""
+        while self._controls >= limit and not self._closed:
+            self._control_sent.clear()
+            await self._control_sent.wait()
 
     def close(self) -> None:
         """The connection is gone: drop what waits, and let producers go on without waiting."""
         self._closed = True
         self._items.clear()
+        self._controls = 0
         self._not_full.set()
+        self._control_sent.set()
 
     def _append(self, item: Outgoing) -> None:
         if self._closed:
@@ -76,6 +92,7 @@ class Outbox:
     def discard_stale(self) -> None:
         """Drop the frames of interrupted turns now, freeing their memory."""
         self._items = deque(i for i in self._items if i.turn is None or not i.turn.interrupted)
+        self._controls = sum(i.control for i in self._items)
         self._update()
 
     async def wait(self) -> None:
@@ -89,6 +106,9 @@ class Outbox:
         if not self._items:
             return None
         item = self._items.popleft()
+        if item.control:
+            self._controls -= 1
+            self._control_sent.set()
         self._update()
         return item
 

@@ -83,6 +83,83 @@ DEFAULT_SAMPLE_RATE = 16000
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
 
 
+MAX_PLAYED_MS = 24 * 3600 * 1000
+MAX_JSON_DEPTH = 64
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB]|\\u[dD][c-fC-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def decode_json(raw: str | bytes, what: str = "frame") -> Any:
+    """JSON as a client may send it, or `ProtocolError`; never an exception of another kind.
+
+    Numbers must be finite (`NaN`, `Infinity` and `1e999` are refused), nesting is at most
+    `MAX_JSON_DEPTH` deep, and a lone UTF-16 surrogate escape (`"\\ud800"`, which a
+    browser's `JSON.stringify` writes for text cut inside an emoji) becomes U+FFFD, as an
+    invalid UTF-8 sequence would: such a string cannot be stored or sent back as it is.
+    """
+    try:
+        obj = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise _too_deep(what) from None
+    except ValueError:  # UnicodeDecodeError and digit-limit errors included
+        raise ProtocolError(f"{what} is not valid JSON") from None
+    pattern = _SURROGATE_ESCAPE
+    found = (
+        pattern.search(raw) if isinstance(raw, str) else re.search(pattern.pattern.encode(), raw)
+    )
+    return _checked(obj, what, surrogates=found is not None)
+
+
+def _no_constant(name: str) -> Any:
+    raise ProtocolError(f"{name} is not a number JSON allows; numbers must be finite")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ProtocolError(f"the number {text[:40]} is out of range; numbers must be finite")
+    return value
+
+
+def _too_deep(what: str) -> ProtocolError:
+    return ProtocolError(f"{what} is nested more than {MAX_JSON_DEPTH} deep")
+
+
+def _checked(obj: Any, what: str, *, surrogates: bool) -> Any:
+    """`obj` with its depth checked and, if `surrogates`, its strings repaired. Iterative: the
+    parser accepts nesting deeper than Python's recursion limit allows walking."""
+    fix: Any = _repair if surrogates else (lambda v: v)
+    root = [fix(obj)]
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep(what)
+        if isinstance(node, list):
+            for i, value in enumerate(node):
+                if isinstance(value, str | list | dict):
+                    node[i] = value = fix(value)
+                    if not isinstance(value, str):
+                        stack.append((value, depth + 1))
+        elif isinstance(node, dict):
+            if surrogates and any(_LONE_SURROGATE.search(k) for k in node):
+                items = [(_repair(k), v) for k, v in node.items()]
+                node.clear()
+                node.update(items)
+            for key, value in node.items():
+                if isinstance(value, str | list | dict):
+                    node[key] = value = fix(value)
+                    if not isinstance(value, str):
+                        stack.append((value, depth + 1))
+    return root[0]
+
+
+def _repair(value: Any) -> Any:
+    if isinstance(value, str) and _LONE_SURROGATE.search(value):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    return value
+
+
 def parse_client_frame(
     raw: str | bytes,
     *,
@@ -97,10 +174,7 @@ def parse_client_frame(
     """
     if isinstance(raw, bytes):
         raise ProtocolError("binary frames are not supported; send JSON text frames")
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        raise ProtocolError("frame is not valid JSON") from None
+    obj = decode_json(raw, "frame")
     if not isinstance(obj, dict):
         raise ProtocolError("frame must be a JSON object")
     t = obj.get("t")
@@ -121,9 +195,13 @@ def parse_client_frame(
     if t == "interrupt":
         played = obj.get("played_ms")
         if played is not None and (
-            isinstance(played, bool) or not isinstance(played, int | float) or played < 0
+            isinstance(played, bool)
+            or not isinstance(played, int | float)
+            or not 0 <= played <= MAX_PLAYED_MS
         ):
-            raise ProtocolError('"played_ms" must be a number of milliseconds, 0 or more')
+            raise ProtocolError(
+                f'"played_ms" must be a number of milliseconds from 0 to {MAX_PLAYED_MS}'
+            )
         return Interrupt(played_ms=None if played is None else int(played))
     if t == "start_speaking":
         rate = obj.get("sample_rate", DEFAULT_SAMPLE_RATE)
@@ -351,4 +429,13 @@ def encode(f: Frame) -> str:
 
 
 def _dumps(f: Frame) -> str:
-    return json.dumps(f, ensure_ascii=False, separators=(",", ":"))
+    return dumps(f, separators=(",", ":"))
+
+
+def dumps(value: object, **kwargs: Any) -> str:
+    """JSON text that can be sent as UTF-8: a lone surrogate (from a model's output, say)
+    becomes U+FFFD instead of failing the send."""
+    out = json.dumps(value, ensure_ascii=False, **kwargs)
+    if not out.isascii() and _LONE_SURROGATE.search(out):
+        out = _LONE_SURROGATE.sub("\ufffd", out)
+    return out

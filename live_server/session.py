@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -42,6 +42,9 @@ from live_server.vad import Event, ScorerPool
 from live_server.voice import VoiceSegment
 
 log = logging.getLogger(__name__)
+# Control frames (errors, answers to requests) that may wait for the client before the reader
+# takes its next frame.
+CONTROL_BACKLOG = 16
 
 
 class Phase(Enum):
@@ -159,6 +162,7 @@ class Session:
             self.feed.join(self.username, self.live.id, self.conversation)
         reader = asyncio.create_task(self._read_loop(), name="live-reader")
         writer = asyncio.create_task(self._write_loop(), name="live-writer")
+        close: tuple[CloseCode, str] | None = None
         try:
             done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
             error = next((t.exception() for t in done if t.exception() is not None), None)
@@ -166,10 +170,10 @@ class Session:
                 log.warning(
                     "Client is not reading; closing %s's connection: %s", self.username, error
                 )
-                await self._close(CloseCode.TRY_AGAIN_LATER, "Client is not reading")
+                close = (CloseCode.TRY_AGAIN_LATER, "Client is not reading")
             elif error is not None:
                 log.error("session %s failed", self.username, exc_info=error)
-                await self._close(CloseCode.INTERNAL_ERROR, "Internal error")
+                close = (CloseCode.INTERNAL_ERROR, "Internal error")
         finally:
             self._transition(Phase.CLOSED)
             self._drop_segment()
@@ -182,11 +186,16 @@ class Session:
             # Turns already over are saved even though the client has gone.
             if self._saves:
                 await asyncio.shield(asyncio.gather(*self._saves, return_exceptions=True))
+        if close is not None:  # with the turns stopped: waiting for the client costs nothing
+            await self._close(*close)
 
     async def _close(self, code: CloseCode, reason: str) -> None:
-        # A client that does not read may not take the close frame either; don't wait forever.
+        """Send the close frame. A client that stopped reading takes it only once it reads
+        again: it is given as long as any frame (`LIVE_SEND_TIMEOUT_S`), so that one that was
+        only away for a while learns why it was cut off; after that the connection is ended
+        without it."""
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.close(code, reason), timeout=1.0)
+            await asyncio.wait_for(self.ws.close(code, reason), self.settings.send_timeout_s)
 
     async def _cancel_all(self, *tasks: asyncio.Task[None]) -> None:
         pending = [*tasks, *self._tasks]
@@ -223,9 +232,17 @@ class Session:
                     default_ct=self.channel,
                     force_ct=self.force_channel,
                 )
-                self._dispatch(frame)
+                pending = self._dispatch(frame)
+                if pending is not None:
+                    await pending
             except LiveError as exc:
                 self.send_error(exc.code, exc.message)
+            except OutboxOverflow:
+                raise
+            except Exception:  # a bug must cost one frame its answer, not the connection
+                log.exception("a frame from %s could not be handled", self.username)
+                self.send_error(ErrorCode.INTERNAL_ERROR, "the frame could not be handled")
+            await self.outbox.control_room(CONTROL_BACKLOG)
 
     async def _write_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -279,7 +296,8 @@ class Session:
         except OutboxOverflow as exc:
             self._overflow = exc  # the writer closes the connection
 
-    def _dispatch(self, frame: protocol.ClientFrame) -> None:
+    def _dispatch(self, frame: protocol.ClientFrame) -> Awaitable[None] | None:
+        """Act on a frame; what the reader must await before the next one, if anything."""
         match frame:
             case protocol.TextInput(text=text):
                 self._start_turn(self._new_turn(text, "text"))
@@ -292,12 +310,13 @@ class Session:
             case protocol.EndSpeaking(stamp=stamp):
                 self._end_segment(stamp)
             case protocol.ChatFrame():
-                self._dispatch_chat(frame)
+                return self._dispatch_chat(frame)
+        return None
 
-    def _dispatch_chat(self, frame: protocol.ChatFrame) -> None:
+    def _dispatch_chat(self, frame: protocol.ChatFrame) -> Awaitable[None] | None:
         try:
             request = protocol.parse_chat_frame(frame, max_text_chars=self.settings.max_text_chars)
-            self.chat.handle(request)
+            return self.chat.handle(request)
         except ChatRequestError as exc:
             self.offer(
                 protocol.chat_error(
@@ -306,6 +325,7 @@ class Session:
             )
         except LiveError as exc:
             self.offer(protocol.chat_error(exc.code, exc.message))
+        return None
 
     # --- voice input -----------------------------------------------------------------------
 

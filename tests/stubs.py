@@ -96,6 +96,8 @@ class StubOpenAI:
         last_user = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
         if "FAIL_HTTP" in last_user:
             return JSONResponse({"error": {"message": "stub says no", "type": "server_error"}}, 500)
+        if "HANG" in last_user:  # a model that never answers (until the test is long over)
+            await asyncio.sleep(60)
         if "stream_options" in body and self.refuses_stream_options:
             error = {"message": "Extra inputs are not permitted: stream_options"}
             return JSONResponse({"error": error}, 422)
@@ -184,6 +186,8 @@ class StubOpenAI:
         )
         if self.transcript == "FAIL":
             return JSONResponse({"error": {"message": "no ears today"}}, 500)
+        if self.transcript == "NO_TEXT":  # a 200 that holds no transcript
+            return JSONResponse({"result": "ok", "text": None})
         return JSONResponse({"text": self.transcript})
 
 

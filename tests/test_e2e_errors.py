@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.client import deltas, of, open_live, recv, send, text_turn, types, until
@@ -101,6 +103,29 @@ async def test_llm_http_error_is_reported(stub_server: ServerProcess, llm_stub: 
     assert len(errors) == 1 and errors[0]["code"] == "LLM_ERROR"
     assert "500" in errors[0]["data"]
     assert not of(frames, "bot_delta_chunk")
+
+
+async def test_the_llm_timeout_is_the_whole_budget(server_factory, llm_stub: StubOpenAI):
+    """A model that never answers fails the turn after LIVE_LLM_TIMEOUT_S, not after that
+    once per attempt (the SDK retries once)."""
+    budget = 2.0
+    server = server_factory(
+        LIVE_LLM="openai",
+        LIVE_LLM_BASE_URL=llm_stub.base_url,
+        LIVE_LLM_TIMEOUT_S=str(budget),
+        LIVE_TTS="none",
+    )
+    async with open_live(server.live_url()) as ws:
+        await send(ws, {"t": "text_input", "text": "HANG please"})
+        started = time.monotonic()
+        frames = await until(ws, "end")
+        took = time.monotonic() - started
+        error = of(frames, "error")[0]
+        assert error["code"] == "LLM_ERROR" and "LIVE_LLM_TIMEOUT_S" in error["data"]
+        # Two attempts would take twice the budget, plus the SDK's back-off between them.
+        assert budget <= took < 1.5 * budget, took
+        await recv(ws)
+        assert of(await text_turn(ws, "and now?"), "bot_delta_chunk")  # the socket goes on
 
 
 async def test_unreachable_llm_is_reported(server_factory):

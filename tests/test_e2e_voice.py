@@ -303,6 +303,20 @@ async def test_openai_stt_failure_ends_the_turn_with_stt_error(remote_stt_server
     assert "recovered" in deltas(frames)
 
 
+async def test_an_stt_answer_without_a_transcript_is_stt_error(remote_stt_server, llm_stub):
+    """A service that answers 200 with no "text" string: never the user saying "None"."""
+    llm_stub.transcript = "NO_TEXT"
+    samples, rate = load(STARS)
+    async with open_live(remote_stt_server.live_url()) as ws:
+        frames = await voice_turn(ws, samples, rate)
+        assert types(frames) == ["error", "end"] and frames[0]["code"] == "STT_ERROR"
+        assert '"text"' in frames[0]["data"]
+        # Nothing was kept of the failed turn: the echo model, which counts the user's
+        # messages, sees this one as the first.
+        history = await text_turn(ws, "what did I say?")
+    assert "message number 1 from you" in deltas(history) and "None" not in deltas(history)
+
+
 def children_of(pid: int) -> set[int]:
     out = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):

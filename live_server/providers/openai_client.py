@@ -10,7 +10,10 @@ if TYPE_CHECKING:
 
 def openai_client(*, base_url: str | None, api_key: str | None, timeout_s: float) -> AsyncOpenAI:
     """A client with one retry. Local servers (Ollama, vLLM, faster-whisper) often take no
-    key, but the SDK insists on one, so a placeholder stands in."""
+    key, but the SDK insists on one, so a placeholder stands in.
+
+    The SDK's timeout holds for each attempt, so a request that hangs would take it twice:
+    callers bound the whole request, retry included, with `asyncio.timeout(timeout_s)`."""
     from openai import AsyncOpenAI
 
     return AsyncOpenAI(

@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -247,7 +248,7 @@ class SQLiteStore:
     async def amend_reply(
         self, message_id: int, content: str, *, interrupted: bool, metrics: dict[str, Any]
     ) -> None:
-        await self._write(_Amend(message_id, content, interrupted, json.dumps(metrics)))
+        await self._write(_Amend(message_id, _text(content), interrupted, json.dumps(metrics)))
 
     async def history(self, conversation_id: str, limit: int) -> list[StoredMessage]:
         def last(db: sqlite3.Connection) -> list[StoredMessage]:
@@ -361,15 +362,17 @@ def _commit_batch(db: sqlite3.Connection, jobs: list[_Save | _Amend]) -> list[An
             continue
         row = conversations.get(cid)
         if row is None:
-            conversations[cid] = [cid, owner, turn.user_text[:TITLE_CHARS], turn.user_at, 0.0]
+            title = _text(turn.user_text[:TITLE_CHARS])
+            conversations[cid] = [cid, owner, title, turn.user_at, 0.0]
             row = conversations[cid]
         row[4] = turn.assistant_at  # the last turn saved is the conversation's latest
         messages.append(
             (
                 i,
                 [
-                    cid, "user", turn.user_text, turn.user_at, turn.input_type, 0, None,
-                    cid, "assistant", turn.assistant_text, turn.assistant_at, turn.input_type,
+                    cid, "user", _text(turn.user_text), turn.user_at, turn.input_type, 0, None,
+                    cid, "assistant", _text(turn.assistant_text), turn.assistant_at,
+                    turn.input_type,
                     int(turn.interrupted), json.dumps(turn.metrics),
                 ],
             )
@@ -406,6 +409,16 @@ def _commit_batch(db: sqlite3.Connection, jobs: list[_Save | _Amend]) -> list[An
                 (job.content, int(job.interrupted), job.metrics, job.message_id),
             )
     return outcomes
+
+
+def _text(value: str) -> str:
+    """Text SQLite can take: UTF-8 has no lone surrogates, so they become U+FFFD."""
+    if value.isascii() or not _LONE_SURROGATE.search(value):
+        return value
+    return _LONE_SURROGATE.sub("\ufffd", value)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _busy(exc: sqlite3.Error) -> bool:

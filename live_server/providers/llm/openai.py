@@ -27,6 +27,7 @@ class OpenAILLM:
                 "LIVE_LLM=openai needs the 'openai' package: pip install openai"
             ) from exc
         self._model = model
+        self._timeout_s = timeout_s
         # Whether the server takes `stream_options` (how a stream asks for its token count):
         # None until a request has shown it.
         self._takes_stream_options: bool | None = None
@@ -71,11 +72,24 @@ class OpenAILLM:
     async def _open(self, request: dict[str, Any], *, count_tokens: bool) -> Any:
         """Start the stream; asked to count tokens, ask the server for the count too. A server
         that refuses the option is asked again without it, and from then on never with it."""
-        from openai import APIStatusError
 
         create: Any = self._client.chat.completions.create  # one call, two shapes
         ask = count_tokens and self._takes_stream_options is not False
         options = {"stream_options": _COUNT_TOKENS} if ask else {}
+        try:
+            async with asyncio.timeout(self._timeout_s):  # the whole budget, retries included
+                return await self._create(create, request, options, ask)
+        except TimeoutError:
+            raise LLMError(
+                f"the model did not start answering within {self._timeout_s:g} s "
+                "(LIVE_LLM_TIMEOUT_S)"
+            ) from None
+
+    async def _create(
+        self, create: Any, request: dict[str, Any], options: dict[str, Any], ask: bool
+    ) -> Any:
+        from openai import APIStatusError
+
         try:
             try:
                 stream = await create(**request, stream=True, **options)

@@ -16,6 +16,7 @@ from live_server.errors import STTError
 from live_server.providers.openai_client import openai_client
 
 SAMPLE_RATE = 16000
+TIMEOUT_S = 60.0  # for the whole request, its retry included
 
 
 class OpenAISTT:
@@ -24,7 +25,7 @@ class OpenAISTT:
     def __init__(
         self, *, base_url: str | None, api_key: str | None, model: str, language: str | None
     ) -> None:
-        self._client = openai_client(base_url=base_url, api_key=api_key, timeout_s=60.0)
+        self._client = openai_client(base_url=base_url, api_key=api_key, timeout_s=TIMEOUT_S)
         self._model = model
         self._language = language
 
@@ -43,18 +44,36 @@ class OpenAISTT:
         from openai import omit
 
         try:
-            result = await self._client.audio.transcriptions.create(
-                model=self._model,
-                file=("speech.wav", wav, "audio/wav"),
-                response_format="json",
-                language=self._language or omit,
-            )
+            async with asyncio.timeout(TIMEOUT_S):
+                result = await self._client.audio.transcriptions.create(
+                    model=self._model,
+                    file=("speech.wav", wav, "audio/wav"),
+                    response_format="json",
+                    language=self._language or omit,
+                )
+        except TimeoutError:
+            raise STTError(f"the transcription took over {TIMEOUT_S:g} s") from None
         except Exception as exc:
             raise STTError(f"the transcription request failed: {exc}") from exc
-        return str(result.text).strip()
+        # The SDK builds its result from whatever JSON came back: anything but a transcript
+        # (no "text", or not a string) is the service failing, not the user saying "None".
+        text = getattr(result, "text", None)
+        if not isinstance(text, str):
+            raise STTError(
+                f'the transcription service answered without a "text" string: {_shown(result)}'
+            )
+        return text.strip()
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _shown(result: object) -> str:
+    try:
+        shown = repr(result.model_dump())  # type: ignore[attr-defined]
+    except Exception:
+        shown = repr(result)
+    return shown[:200]
 
 
 class _Recognition:

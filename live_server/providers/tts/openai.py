@@ -9,13 +9,14 @@ from live_server.errors import TTSError
 from live_server.providers.openai_client import openai_client
 
 DEFAULT_VOICE = "alloy"
+TIMEOUT_S = 30.0  # for the whole request, its retry included
 
 
 class OpenAITTS:
     def __init__(
         self, *, base_url: str | None, api_key: str | None, model: str, voice: str | None
     ) -> None:
-        self._client = openai_client(base_url=base_url, api_key=api_key, timeout_s=30.0)
+        self._client = openai_client(base_url=base_url, api_key=api_key, timeout_s=TIMEOUT_S)
         self._model = model
         self._voice = voice or DEFAULT_VOICE
 
@@ -25,10 +26,15 @@ class OpenAITTS:
 
     async def synthesize(self, text: str) -> Audio:
         try:
-            async with self._client.audio.speech.with_streaming_response.create(
-                model=self._model, voice=self._voice, input=text, response_format="wav"
-            ) as response:
+            async with (
+                asyncio.timeout(TIMEOUT_S),
+                self._client.audio.speech.with_streaming_response.create(
+                    model=self._model, voice=self._voice, input=text, response_format="wav"
+                ) as response,
+            ):
                 data = await response.read()
+        except TimeoutError:
+            raise TTSError(f"the speech took over {TIMEOUT_S:g} s") from None
         except Exception as exc:
             raise TTSError(f"the speech request failed: {exc}") from exc
         try:
