@@ -14,6 +14,7 @@ from live_server.auth import ApiKeyStore, ensure_data_dir, load_jwt_secret
 from live_server.conversation import ConversationFeed
 from live_server.hub import ChatHub
 from live_server.providers import build_llm, build_stt, build_tts
+from live_server.revocation import KeySessions
 from live_server.session import Engines
 from live_server.settings import Settings
 from live_server.storage import build_store
@@ -32,11 +33,13 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
             stt=stt,
             vad=ScorerPool.silero() if stt is not None else None,
         )
+    keys = ApiKeyStore(settings.data_dir)
     state = endpoints.AppState(
         settings=settings,
         engines=engines,
         jwt_secret=load_jwt_secret(settings.data_dir, settings.jwt_secret),
-        keys=ApiKeyStore(settings.data_dir),
+        keys=keys,
+        key_sessions=KeySessions(keys),
         store=build_store(settings),
         hub=ChatHub(),
         feed=ConversationFeed(),
@@ -52,7 +55,12 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
                 await stt.warm_up()  # load the recogniser's model now, not on the first turn
             if state.engines.vad is not None:
                 await asyncio.to_thread(state.engines.vad.warm_up)
-            yield
+            revocations = asyncio.create_task(state.key_sessions.watch(), name="live-revocations")
+            try:
+                yield
+            finally:
+                revocations.cancel()
+                await asyncio.gather(revocations, return_exceptions=True)
         finally:
             await state.engines.llm.aclose()
             if state.engines.tts is not None:

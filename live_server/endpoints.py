@@ -18,6 +18,7 @@ from live_server.auth import ApiKeyStore, check_username, verify_token
 from live_server.conversation import Conversation, ConversationFeed
 from live_server.errors import AuthError, CloseCode, ErrorCode, LiveError, ProtocolError
 from live_server.hub import ChatHub
+from live_server.revocation import KeySessions
 from live_server.session import Engines, LiveConversation, Session, TurnDetection
 from live_server.settings import Settings
 from live_server.storage import StorageError, Store, claim
@@ -36,6 +37,7 @@ class AppState:
     hub: ChatHub
     feed: ConversationFeed
     users: UserStore
+    key_sessions: KeySessions
 
 
 def app_state(conn: Request | WebSocket) -> AppState:
@@ -84,7 +86,12 @@ def _turn_detection(ws: WebSocket, settings: Settings) -> TurnDetection | None:
 
 
 async def _run(
-    ws: WebSocket, state: AppState, username: str, ct: protocol.ChannelType, force: bool
+    ws: WebSocket,
+    state: AppState,
+    username: str,
+    ct: protocol.ChannelType,
+    force: bool,
+    key_id: str | None = None,
 ) -> None:
     live: LiveConversation | None = None
     detection: TurnDetection | None = None
@@ -117,7 +124,13 @@ async def _run(
         force_channel=force,
         detection=detection,
     )
-    await session.run()
+    if key_id is not None:  # a revoked key ends the socket
+        state.key_sessions.add(key_id, session)
+    try:
+        await session.run()
+    finally:
+        if key_id is not None:
+            state.key_sessions.remove(key_id, session)
     log.info("%s disconnected", username)
 
 
@@ -154,7 +167,7 @@ async def open_live_ws(ws: WebSocket) -> None:
     state = app_state(ws)
     await ws.accept()
     try:
-        state.keys.verify(api_key(ws))
+        key = state.keys.verify(api_key(ws))
         username = check_username(ws.query_params.get("username"))
         ct = ws.query_params.get("ct") or "live"
         if ct not in ("live", "chat"):
@@ -163,4 +176,4 @@ async def open_live_ws(ws: WebSocket) -> None:
         await ws.send_text(protocol.encode(protocol.error_frame(exc.code, exc.message)))
         await ws.close(CloseCode.POLICY_VIOLATION, exc.message)
         return
-    await _run(ws, state, username, "chat" if ct == "chat" else "live", force=True)
+    await _run(ws, state, username, "chat" if ct == "chat" else "live", force=True, key_id=key.id)

@@ -139,6 +139,10 @@ class Session:
         self._segments = 0  # segments the server's turn detection has opened
         self._turn_ids = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set by `end`: the close code, its reason, and a frame to send before closing.
+        self._ended: asyncio.Future[tuple[CloseCode, str, protocol.Frame | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
 
     # --- state -------------------------------------------------------------------------
 
@@ -162,11 +166,20 @@ class Session:
             self.feed.join(self.username, self.live.id, self.conversation)
         reader = asyncio.create_task(self._read_loop(), name="live-reader")
         writer = asyncio.create_task(self._write_loop(), name="live-writer")
+        ended = self._ended
         close: tuple[CloseCode, str] | None = None
+        last: protocol.Frame | None = None
         try:
-            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-            error = next((t.exception() for t in done if t.exception() is not None), None)
-            if isinstance(error, SlowClient | OutboxOverflow):
+            waiting: set[asyncio.Future[Any]] = {reader, writer, ended}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            error = next(
+                (t.exception() for t in done if t is not ended and t.exception() is not None),
+                None,
+            )
+            if ended in done:
+                code, reason, last = ended.result()
+                close = (code, reason)
+            elif isinstance(error, SlowClient | OutboxOverflow):
                 log.warning(
                     "Client is not reading; closing %s's connection: %s", self.username, error
                 )
@@ -187,15 +200,29 @@ class Session:
             if self._saves:
                 await asyncio.shield(asyncio.gather(*self._saves, return_exceptions=True))
         if close is not None:  # with the turns stopped: waiting for the client costs nothing
-            await self._close(*close)
+            await self._close(*close, last=last)
 
-    async def _close(self, code: CloseCode, reason: str) -> None:
+    def end(self, code: CloseCode, reason: str, error: protocol.Frame | None = None) -> None:
+        """End the connection from outside (its credential was revoked): `error` is sent, the
+        turns stop as on a disconnect, and the socket is closed with `code`."""
+        if not self._ended.done():
+            self._ended.set_result((code, reason, error))
+
+    async def _close(
+        self, code: CloseCode, reason: str, *, last: protocol.Frame | None = None
+    ) -> None:
         """Send the close frame. A client that stopped reading takes it only once it reads
         again: it is given as long as any frame (`LIVE_SEND_TIMEOUT_S`), so that one that was
         only away for a while learns why it was cut off; after that the connection is ended
         without it."""
+
+        async def close() -> None:
+            if last is not None:
+                await self.ws.send_text(protocol.encode(last))
+            await self.ws.close(code, reason)
+
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.close(code, reason), self.settings.send_timeout_s)
+            await asyncio.wait_for(close(), self.settings.send_timeout_s)
 
     async def _cancel_all(self, *tasks: asyncio.Task[None]) -> None:
         pending = [*tasks, *self._tasks]

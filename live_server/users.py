@@ -22,9 +22,14 @@ from live_server.errors import AuthError, ErrorCode, LiveError
 # scrypt with N=2^15, r=8: about 32 MiB and tens of milliseconds per guess.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 MIN_PASSWORD = 8
-LOGIN_FAILURES = 5  # per user and window, then that user's logins wait
-# Per client address and window, whatever the usernames: one source guessing many accounts.
+# Per user *and* client address, then that pair's logins wait: someone guessing at a name
+# from elsewhere does not lock its owner out.
+LOGIN_FAILURES = 5
+# Per client address, whatever the usernames: one source guessing many accounts.
 LOGIN_FAILURES_PER_CLIENT = 20
+# Per user from all addresses: many sources guessing one account. High enough that its owner
+# is only locked out by a distributed attack, never by one guesser.
+LOGIN_FAILURES_PER_USER = 100
 LOGIN_WINDOW_S = 60.0
 
 
@@ -66,8 +71,9 @@ class UserRecord:
 class UserStore:
     def __init__(self, data_dir: Path) -> None:
         self._file = RecordFile(data_dir / "users.json", "users", UserRecord)
-        # ("user", name) or ("client", address) -> times of recent failed logins
-        self._failures: dict[tuple[str, str], deque[float]] = {}
+        # ("pair", name, address), ("client", address) or ("user", name) -> times of recent
+        # failed logins
+        self._failures: dict[tuple[str, ...], deque[float]] = {}
         self._lock = threading.Lock()  # logins run on worker threads
 
     def _load(self) -> dict[str, UserRecord]:
@@ -108,8 +114,12 @@ class UserStore:
         """The username, if the password is right; `AuthError` if not. Blocking (scrypt):
         call it off the event loop. Logins are refused with `LIMIT_EXCEEDED`, without a
         password check, for the rest of the minute after `LOGIN_FAILURES` failures for one
-        user, or `LOGIN_FAILURES_PER_CLIENT` from one client address (`client`)."""
-        keys = [(("user", username), LOGIN_FAILURES)]
+        user from one client address (`client`), `LOGIN_FAILURES_PER_CLIENT` from that address
+        for any users, or `LOGIN_FAILURES_PER_USER` for that user from anywhere."""
+        keys: list[tuple[tuple[str, ...], int]] = [
+            (("pair", username, client or ""), LOGIN_FAILURES),
+            (("user", username), LOGIN_FAILURES_PER_USER),
+        ]
         if client:
             keys.append((("client", client), LOGIN_FAILURES_PER_CLIENT))
         with self._lock:
@@ -129,7 +139,7 @@ class UserStore:
                 raise AuthError("Invalid username or password")
             # A success clears the user's count, not the client's: one known password does
             # not buy another round of guesses at other accounts.
-            self._failures.pop(("user", username), None)
+            self._failures.pop(("pair", username, client or ""), None)
         return username
 
     def _forget_failures_before(self, horizon: float) -> None:

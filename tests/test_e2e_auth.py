@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.request
@@ -10,7 +11,7 @@ import jwt
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.client import deltas, open_socket, recv, text_turn
+from tests.client import deltas, open_socket, recv, send, text_turn
 from tests.conftest import ServerProcess
 
 JWT_PATHS = ["/api/live_chat/ws", "/api/unified_chat/ws"]
@@ -132,9 +133,23 @@ async def test_revoked_key_is_refused(echo_server: ServerProcess):
         if "\tshort-lived\t" in line
     )
     url = f"{echo_server.ws}/api/v1/live/ws?username=erin&api_key={key}"
-    async with open_socket(url) as ws:
+    other = echo_server.cli("apikey", "create", "--name", "stays")
+    still = f"{echo_server.ws}/api/v1/live/ws?username=erin&api_key={other}"
+    async with open_socket(url) as ws, open_socket(still) as kept:
         await text_turn(ws, "before revoking")
-    echo_server.cli("apikey", "revoke", key_id)
+        # A turn is running when the key is revoked: the socket is ended within seconds all
+        # the same, told why, and the turn is kept as far as it was heard.
+        await send(ws, {"t": "text_input", "text": "a long answer please " * 40})
+        echo_server.cli("apikey", "revoke", key_id)
+        frames = []
+        with pytest.raises(ConnectionClosed):
+            async with asyncio.timeout(10):
+                while True:
+                    frames.append(await recv(ws))
+        assert ws.close_code == 1008 and ws.close_reason == "API key revoked"
+        assert frames[-1]["t"] == "error" and frames[-1]["code"] == "UNAUTHORIZED"
+        # Sockets of other keys go on.
+        assert "still" in deltas(await text_turn(kept, "still here"))
     code, _, frames = await closed_with(url)
     assert code == 1008 and frames[0]["code"] == "UNAUTHORIZED"
     assert "revoked" in echo_server.cli("apikey", "list")

@@ -16,6 +16,7 @@ from live_server.errors import AuthError, ErrorCode, LiveError
 from live_server.users import (
     LOGIN_FAILURES,
     LOGIN_FAILURES_PER_CLIENT,
+    LOGIN_FAILURES_PER_USER,
     UserStore,
     check_password,
     hash_password,
@@ -47,9 +48,19 @@ def test_user_store_rules_and_throttle(tmp_path: Path):
         with pytest.raises(AuthError) as caught:
             users.login("ann", "wrong guess")
         assert caught.value.code is ErrorCode.UNAUTHORIZED
-    # Now even the right password waits: guessing is throttled per user.
+    # Now even the right password waits from there: guessing is throttled per user and
+    # address...
     with pytest.raises(AuthError) as caught:
         users.login("ann", "long enough")
+    assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
+    # ...so the guesser does not lock the owner out, elsewhere.
+    assert users.login("ann", "long enough", client="192.0.2.7") == "ann"
+    # Many addresses guessing one name do, past a much higher bound.
+    for i in range(LOGIN_FAILURES_PER_USER):
+        with pytest.raises(AuthError):
+            users.login("ann", "wrong guess", client=f"198.51.100.{i}")
+    with pytest.raises(AuthError) as caught:
+        users.login("ann", "long enough", client="192.0.2.7")
     assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
     with pytest.raises(AuthError):
         users.login("nobody", "long enough")
@@ -154,8 +165,16 @@ async def test_login_throttles_a_client_address_and_refuses_oversize_bodies(
     async with httpx.AsyncClient(timeout=30) as http:
         huge = await http.post(url, content=b"{" + b" " * 100_000 + b"}")
         assert huge.status_code == 413  # a size limit, not the login throttle
+        # A forwarded-for header, rotated, does not make each guess come from elsewhere: no
+        # proxy is trusted unless LIVE_TRUSTED_PROXIES names it.
         codes = [
-            (await http.post(url, json={"username": f"x{i}", "password": "guess"})).status_code
+            (
+                await http.post(
+                    url,
+                    json={"username": f"x{i}", "password": "guess"},
+                    headers={"X-Forwarded-For": f"203.0.113.{i}"},
+                )
+            ).status_code
             for i in range(LOGIN_FAILURES_PER_CLIENT)
         ]
         refused = await http.post(url, json={"username": "sam", "password": "right password"})
