@@ -58,6 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     users.add_parser("list", help="list accounts")
     remove = users.add_parser("remove", help="delete an account")
     remove.add_argument("username")
+    lines = sub.add_parser(
+        "voice-lines", help="print a recording as voice frames, one JSON line each (for websocat)"
+    )
+    lines.add_argument("path", help="a WAV, FLAC, OGG or MP3 file")
+    lines.add_argument("--stamp", default="seg-1")
+    lines.add_argument("--chunk-ms", type=int, default=100, help="audio per frame (default 100)")
+    lines.add_argument(
+        "--vad-server",
+        action="store_true",
+        help="audio only, then a second of silence: for a socket opened with vad=server",
+    )
     return parser
 
 
@@ -77,6 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "user":
             return _user(settings, args)
+        if args.command == "voice-lines":
+            from live_server.voice_lines import voice_lines
+
+            frames = voice_lines(args.path, args.stamp, args.chunk_ms, args.vad_server)
+            sys.stdout.write("\n".join(frames) + "\n")
+            return 0
         return _apikey(settings, args)
     except (ConfigError, LiveError) as exc:
         print(f"live-server: {exc}", file=sys.stderr)

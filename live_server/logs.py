@@ -58,3 +58,6 @@ def configure(level: str = "info") -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # The websockets library logs every frame at debug, cut in the middle: noise that reads
+    # like a transcript but is not one. A turn's own debug line holds its whole text.
+    logging.getLogger("websockets").setLevel(max(root.level, logging.INFO))

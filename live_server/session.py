@@ -558,7 +558,7 @@ class Session:
             if turn.after is not None:
                 await turn.after.finished.wait()
             if voice is not None and not await self._recognize(turn, voice):
-                self._finish(turn, Exchange("", ""))
+                self._finish(turn, Exchange("", ""), "nothing recognised")
                 return
             runner = TurnRunner(
                 turn,
@@ -578,14 +578,16 @@ class Session:
         except Exception:
             log.exception("turn %d of %s failed", turn.id, self.username)
             self.send_error(ErrorCode.INTERNAL_ERROR, "The turn failed", turn_id=turn.id)
-            self._finish(turn, Exchange(turn.user_text, turn.heard_text()))
+            self._finish(turn, Exchange(turn.user_text, turn.heard_text()), "failed")
             return
         # A failed reply keeps what reached the client; a complete one, all of it.
         failed = runner.llm_error is not None
         assistant = turn.heard_text() if failed else "".join(runner.reply)
         total = round(time.perf_counter() - turn.started, 4)
         turn.metrics["wav_to_tts_total_time"] = total
-        self._finish(turn, Exchange(turn.user_text, assistant))
+        self._finish(
+            turn, Exchange(turn.user_text, assistant), "model failed" if failed else "done"
+        )
         self.send_control(protocol.metrics({"wav_to_tts_total_time": total}, turn_id=turn.id))
 
     def _interrupt(self, played_ms: int | None) -> None:
@@ -617,11 +619,14 @@ class Session:
             await turn.after.finished.wait()
         # Every frame queued before `stop_play` has now been sent or dropped: `delivered` is final.
         await stop_sent
-        self._finish(turn, Exchange(turn.user_text, turn.heard_text(), interrupted=True))
+        self._finish(
+            turn, Exchange(turn.user_text, turn.heard_text(), interrupted=True), "interrupted"
+        )
 
-    def _finish(self, turn: Turn, exchange: Exchange) -> None:
+    def _finish(self, turn: Turn, exchange: Exchange, outcome: str) -> None:
         """Record the turn and send its one `end`, with no await in between: once `end` is
         queued the session is idle, and a new turn's frames can only follow it."""
+        self._log_turn(turn, exchange, outcome)
         if exchange.user:  # a voice turn cut off before its transcript has nothing to keep
             self._record(turn, exchange)
             self._save(turn, exchange)
@@ -641,6 +646,35 @@ class Session:
         if save is not None:
             end.gate = lambda: _stored(save, turn.id)
         self.outbox.put_control(end)
+
+    def _log_turn(self, turn: Turn, exchange: Exchange, outcome: str) -> None:
+        """One line per turn at info: who, what kind, how long, how fast, how it ended. The
+        words themselves only at debug level, whole."""
+        if not log.isEnabledFor(logging.INFO):
+            return
+        m = turn.metrics
+        figures = " ".join(
+            f"{name}={m[key]:.3f}s"
+            for name, key in _LOGGED_TIMES
+            if isinstance(m.get(key), int | float)
+        )
+        log.info(
+            "turn %d of %s: %s, %d chars in, %d out, %s%s",
+            turn.id,
+            self.username,
+            turn.input_type,
+            len(exchange.user),
+            len(exchange.assistant),
+            outcome,
+            f"; {figures}" if figures else "",
+        )
+        log.debug(
+            "turn %d of %s: user %r, assistant %r",
+            turn.id,
+            self.username,
+            exchange.user,
+            exchange.assistant,
+        )
 
     def _save_cut_off(self) -> None:
         """Turns the client left in the middle of are saved as interrupted, with what it got."""
@@ -724,6 +758,17 @@ class Session:
 
         turn.save_task = asyncio.create_task(save(), name=f"live-save-{turn.id}")
         self._keep_saving(turn.save_task)
+
+
+# The stage timings in a turn's log line: (name in the log, key in the turn's metrics).
+_LOGGED_TIMES = (
+    ("stt", "stt_time"),
+    ("llm_first", "llm_ttft"),
+    ("llm", "llm_total_time"),
+    ("tts_first", "tts_first_frame_time"),
+    ("first_audio", "speak_to_first_frame"),
+    ("total", "wav_to_tts_total_time"),
+)
 
 
 def _yield_cpu() -> None:

@@ -66,3 +66,24 @@ def test_the_page_without_its_npm_packages_answers_404(
         assert "npm ci" in response.text
     assert httpx.get(f"{server.http}/").status_code == 200
     assert "Traceback" not in server.logs()
+
+
+async def test_each_turn_leaves_one_info_line_without_its_words(
+    server_factory: Callable[..., ServerProcess],
+):
+    quiet = server_factory(LIVE_ECHO_DELAY_MS="0", LIVE_TTS="none")
+    chatty = server_factory(LIVE_ECHO_DELAY_MS="0", LIVE_TTS="none", LIVE_LOG_LEVEL="debug")
+    said = "a rather private sentence, " * 10
+    for server in (quiet, chatty):
+        async with open_live(server.live_url("lou")) as ws:
+            await text_turn(ws, said.strip())
+    for server in (quiet, chatty):
+        lines = [line for line in server.logs().splitlines() if "turn 1 of lou:" in line]
+        info = [line for line in lines if " INFO " in line]
+        assert len(info) == 1, lines
+        assert f"text, {len(said.strip())} chars in" in info[0] and "done" in info[0]
+        assert "llm_first=" in info[0] and "total=" in info[0]
+        assert "private" not in info[0]
+    assert "private" not in quiet.logs()
+    # At debug level the whole exchange is there, uncut.
+    assert said.strip() in chatty.logs()

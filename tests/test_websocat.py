@@ -57,12 +57,12 @@ def voice_server(server_factory) -> ServerProcess:
 
 
 async def voice_script(tmp_path: Path, *options: str) -> Path:
-    """A real recording as websocat lines, made by scripts/voice_lines.py."""
+    """A real recording as websocat lines, made by `live-server voice-lines`."""
     samples, rate = load(STARS, rate=None)
     wav = tmp_path / "speech.wav"
     soundfile.write(wav, samples, rate, subtype="PCM_16")
     maker = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "scripts" / "voice_lines.py"), str(wav), *options,
+        sys.executable, "-m", "live_server", "voice-lines", str(wav), *options,
         stdout=subprocess.PIPE,
     )  # fmt: skip
     out, _ = await maker.communicate()
