@@ -157,9 +157,14 @@ def _checked(obj: Any, what: str, *, surrogates: bool) -> Any:
 
 
 def _repair(value: Any) -> Any:
-    if isinstance(value, str) and _LONE_SURROGATE.search(value):
-        return _LONE_SURROGATE.sub("\ufffd", value)
-    return value
+    return well_formed(value) if isinstance(value, str) else value
+
+
+def well_formed(text: str) -> str:
+    """`text` with each lone surrogate (which no UTF-8 can hold) replaced by U+FFFD."""
+    if text.isascii() or not _LONE_SURROGATE.search(text):
+        return text
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def parse_client_frame(
@@ -437,7 +442,4 @@ def _dumps(f: Frame) -> str:
 def dumps(value: object, **kwargs: Any) -> str:
     """JSON text that can be sent as UTF-8: a lone surrogate (from a model's output, say)
     becomes U+FFFD instead of failing the send."""
-    out = json.dumps(value, ensure_ascii=False, **kwargs)
-    if not out.isascii() and _LONE_SURROGATE.search(out):
-        out = _LONE_SURROGATE.sub("\ufffd", out)
-    return out
+    return well_formed(json.dumps(value, ensure_ascii=False, **kwargs))

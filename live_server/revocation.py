@@ -47,7 +47,7 @@ class KeySessions:
         ended = 0
         for key_id in [k for k in self._open if k not in valid]:
             sessions = self._open.pop(key_id)
-            log.info("%s: ending its %d open socket(s)", f"key {key_id} revoked", len(sessions))
+            log.info("key %s revoked: ending its %d open socket(s)", key_id, len(sessions))
             for session in sessions:
                 error = protocol.error_frame(ErrorCode.UNAUTHORIZED, "the API key was revoked")
                 session.end(CloseCode.POLICY_VIOLATION, REVOKED, error)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from tests.client import deltas, open_live, recv, send, text_turn
@@ -20,19 +23,25 @@ async def wait_for_log(server: ServerProcess, text: str, timeout: float = 30) ->
         await asyncio.sleep(0.05)
 
 
+@asynccontextmanager
+async def stalled_client(server: ServerProcess) -> AsyncIterator[ClientConnection]:
+    """A client that asks for a long reply (many sentences of audio, far more than the socket
+    buffers hold) and reads none of it, until the server has cut it off."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    async with open_live(server.live_url(), sock=sock, max_queue=1) as stalled:
+        await send(stalled, {"t": "text_input", "text": "blah " * 700})
+        await wait_for_log(server, "Client is not reading")
+        yield stalled
+
+
 async def test_a_client_that_stops_reading_is_disconnected(server_factory) -> None:
     server: ServerProcess = server_factory(
         LIVE_SEND_TIMEOUT_S="1", LIVE_OUTBOX_FRAMES="4", LIVE_ECHO_DELAY_MS="0"
     )
-    url = f"{server.ws}/api/live_chat/ws?token={server.token()}"
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    async with open_live(url, sock=sock, max_queue=1) as stalled:
-        # A long reply: many sentences of audio, far more than the socket buffers hold.
-        await send(stalled, {"t": "text_input", "text": "blah " * 700})
-        await wait_for_log(server, "Client is not reading")
-
+    url = server.live_url()
+    async with stalled_client(server) as stalled:
         # The server and other clients are unaffected.
         async with open_live(url) as ws:
             frames = await text_turn(ws, "are you ok?")
@@ -53,13 +62,7 @@ async def test_a_client_back_from_a_pause_finds_its_close_frame(server_factory) 
     server: ServerProcess = server_factory(
         LIVE_SEND_TIMEOUT_S=str(timeout), LIVE_OUTBOX_FRAMES="4", LIVE_ECHO_DELAY_MS="0"
     )
-    url = f"{server.ws}/api/live_chat/ws?token={server.token()}"
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    async with open_live(url, sock=sock, max_queue=1) as stalled:
-        await send(stalled, {"t": "text_input", "text": "blah " * 700})
-        await wait_for_log(server, "Client is not reading")
+    async with stalled_client(server) as stalled:
         # Still away for a while after being cut off: what this test is about, not a wait for
         # the server (the server once gave the close frame 1 s and then dropped it).
         await asyncio.sleep(timeout / 2)

@@ -27,7 +27,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from live_server.errors import LiveError
+from live_server.protocol import well_formed
 from live_server.storage import (
     ConversationInfo,
     InputKind,
@@ -188,7 +188,8 @@ class SQLiteStore:
 
     async def open(self) -> None:
         _private_file(self.path)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        # Used on the event loop's thread only (the checkpoint thread has its own).
+        db = sqlite3.connect(self.path, isolation_level=None)
         db.row_factory = sqlite3.Row
         # Servers starting together on one file: wait for each other's migrations (once, at
         # start), then never wait on a lock again.
@@ -248,7 +249,9 @@ class SQLiteStore:
     async def amend_reply(
         self, message_id: int, content: str, *, interrupted: bool, metrics: dict[str, Any]
     ) -> None:
-        await self._write(_Amend(message_id, _text(content), interrupted, json.dumps(metrics)))
+        await self._write(
+            _Amend(message_id, well_formed(content), interrupted, json.dumps(metrics))
+        )
 
     async def history(self, conversation_id: str, limit: int) -> list[StoredMessage]:
         def last(db: sqlite3.Connection) -> list[StoredMessage]:
@@ -362,7 +365,7 @@ def _commit_batch(db: sqlite3.Connection, jobs: list[_Save | _Amend]) -> list[An
             continue
         row = conversations.get(cid)
         if row is None:
-            title = _text(turn.user_text[:TITLE_CHARS])
+            title = well_formed(turn.user_text[:TITLE_CHARS])
             conversations[cid] = [cid, owner, title, turn.user_at, 0.0]
             row = conversations[cid]
         row[4] = turn.assistant_at  # the last turn saved is the conversation's latest
@@ -370,10 +373,10 @@ def _commit_batch(db: sqlite3.Connection, jobs: list[_Save | _Amend]) -> list[An
             (
                 i,
                 [
-                    cid, "user", _text(turn.user_text), turn.user_at, turn.input_type, 0, None,
-                    cid, "assistant", _text(turn.assistant_text), turn.assistant_at,
-                    turn.input_type,
-                    int(turn.interrupted), json.dumps(turn.metrics),
+                    cid, "user", well_formed(turn.user_text), turn.user_at,
+                    turn.input_type, 0, None,
+                    cid, "assistant", well_formed(turn.assistant_text), turn.assistant_at,
+                    turn.input_type, int(turn.interrupted), json.dumps(turn.metrics),
                 ],
             )
         )  # fmt: skip
@@ -409,16 +412,6 @@ def _commit_batch(db: sqlite3.Connection, jobs: list[_Save | _Amend]) -> list[An
                 (job.content, int(job.interrupted), job.metrics, job.message_id),
             )
     return outcomes
-
-
-def _text(value: str) -> str:
-    """Text SQLite can take: UTF-8 has no lone surrogates, so they become U+FFFD."""
-    if value.isascii() or not _LONE_SURROGATE.search(value):
-        return value
-    return _LONE_SURROGATE.sub("\ufffd", value)
-
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _busy(exc: sqlite3.Error) -> bool:
