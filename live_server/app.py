@@ -82,6 +82,9 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
             Route("/v1/chat/completions", openai_compat.chat_completions, methods=["POST"]),
             WebSocketRoute("/api/live_chat/ws", endpoints.live_chat_ws),
             WebSocketRoute("/api/unified_chat/ws", endpoints.unified_chat_ws),
+            # The paths AstrBot 4.29's dashboard connects to: the same sockets.
+            WebSocketRoute("/api/v1/live-chat/ws", endpoints.live_chat_ws),
+            WebSocketRoute("/api/v1/unified-chat/ws", endpoints.unified_chat_ws),
             WebSocketRoute("/api/v1/live/ws", endpoints.open_live_ws),
             WebSocketRoute("/v1/live/ws", endpoints.open_live_ws),
             # Last: the page is mounted at "/".

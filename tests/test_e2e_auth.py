@@ -14,7 +14,13 @@ from websockets.exceptions import ConnectionClosed
 from tests.client import deltas, open_socket, recv, send, text_turn
 from tests.conftest import ServerProcess
 
-JWT_PATHS = ["/api/live_chat/ws", "/api/unified_chat/ws"]
+# The last two are the paths AstrBot 4.29's dashboard uses.
+JWT_PATHS = [
+    "/api/live_chat/ws",
+    "/api/unified_chat/ws",
+    "/api/v1/live-chat/ws",
+    "/api/v1/unified-chat/ws",
+]
 KEY_PATHS = ["/api/v1/live/ws", "/v1/live/ws"]
 
 
@@ -68,6 +74,21 @@ async def test_jwt_sockets_accept_a_cli_token(echo_server: ServerProcess, path: 
     async with open_socket(f"{echo_server.ws}{path}?token={token}") as ws:
         frames = await text_turn(ws, "token works")
     assert "token works" in deltas(frames)
+
+
+async def test_astrbot_4_29_paths_keep_their_modes(echo_server: ServerProcess):
+    token = echo_server.token("carol")
+    bind = {"ct": "chat", "t": "bind", "session_id": "nowhere"}
+    async with open_socket(f"{echo_server.ws}/api/v1/unified-chat/ws?token={token}") as ws:
+        await recv(ws)  # conversation
+        await send(ws, bind)
+        answer = await recv(ws)
+        assert answer["ct"] == "chat" and answer["code"] == "NOT_FOUND"
+    async with open_socket(f"{echo_server.ws}/api/v1/live-chat/ws?token={token}") as ws:
+        await recv(ws)
+        await send(ws, bind)  # live only: `ct` is not read, and `bind` is no live frame
+        answer = await recv(ws)
+        assert "ct" not in answer and answer["code"] == "INVALID_MESSAGE_FORMAT"
 
 
 @pytest.fixture(scope="module")
