@@ -13,13 +13,10 @@ from websockets.exceptions import ConnectionClosed
 from tests.client import (
     chat_until_end,
     deltas,
-    of,
     open_live,
-    post_chat,
     recv,
     send,
     text_turn,
-    types,
     until,
 )
 from tests.conftest import ServerProcess
@@ -149,6 +146,3 @@ async def test_invalid_utf8_in_a_text_frame_closes_1007_quietly(echo_server: Ser
     assert echo_server.logs().count("Traceback") == before
     async with open_live(echo_server.live_url("uma")) as ws:
         assert "ok" in deltas(await text_turn(ws, "ok"))
-
-
-_ = (of, post_chat, types, until)

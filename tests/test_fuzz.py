@@ -4,6 +4,7 @@ whatever a client sends gets a documented answer, and the connection stays usabl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Coroutine, Iterator
@@ -79,9 +80,9 @@ def test_the_parser_answers_anything_with_a_frame_or_a_protocol_error(
             protocol.parse_chat_frame(frame, max_text_chars=100)
         except ProtocolError as exc:
             assert exc.code.value in CODES
-    # Whatever was accepted can be sent back as UTF-8.
-    for value in vars(frame).values() if hasattr(frame, "__dict__") else ():
-        json.dumps(value).encode()
+    # Whatever was accepted can be stored and sent back as UTF-8: no lone surrogate, no NaN.
+    # (The frames are slotted dataclasses: `asdict`, not `vars`, reaches their fields.)
+    json.dumps(dataclasses.asdict(frame), ensure_ascii=False, allow_nan=False).encode()
     protocol.encode(protocol.user_msg(getattr(frame, "text", "x"), 0)).encode()
 
 
