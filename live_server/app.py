@@ -15,8 +15,8 @@ from live_server.conversation import ConversationFeed
 from live_server.hub import ChatHub
 from live_server.providers import build_llm, build_stt, build_tts
 from live_server.revocation import KeySessions
-from live_server.session import Engines
 from live_server.settings import Settings
+from live_server.state import AppState, Engines
 from live_server.storage import build_store
 from live_server.users import UserStore
 from live_server.vad import ScorerPool
@@ -34,7 +34,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
             vad=ScorerPool.silero() if stt is not None else None,
         )
     keys = ApiKeyStore(settings.data_dir)
-    state = endpoints.AppState(
+    state = AppState(
         settings=settings,
         engines=engines,
         jwt_secret=load_jwt_secret(settings.data_dir, settings.jwt_secret),

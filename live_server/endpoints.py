@@ -7,42 +7,27 @@ and reason (and, on the API-key socket, an `error` frame) instead of a bare HTTP
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from live_server import protocol
-from live_server.auth import ApiKeyStore, check_username, verify_token
-from live_server.conversation import Conversation, ConversationFeed
+from live_server.astrbot_socket import AstrBotSocket
+from live_server.auth import check_username, verify_token
+from live_server.chat import ChatContext
+from live_server.codec.astrbot import AstrBotCodec
+from live_server.connection import Connection, Handler
+from live_server.conversation import Conversation
 from live_server.errors import AuthError, CloseCode, ErrorCode, LiveError, ProtocolError
-from live_server.hub import ChatHub
-from live_server.revocation import KeySessions
-from live_server.session import Engines, LiveConversation, Session, TurnDetection
+from live_server.history import LiveConversation
+from live_server.session import Session
 from live_server.settings import Settings
-from live_server.storage import StorageError, Store, claim
-from live_server.users import UserStore
+from live_server.state import AppState, api_key, app_state
+from live_server.storage import StorageError, claim
+from live_server.voice_input import TurnDetection
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class AppState:
-    settings: Settings
-    engines: Engines
-    jwt_secret: str
-    keys: ApiKeyStore
-    store: Store
-    hub: ChatHub
-    feed: ConversationFeed
-    users: UserStore
-    key_sessions: KeySessions
-
-
-def app_state(conn: Request | WebSocket) -> AppState:
-    state: AppState = conn.app.state.live
-    return state
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -111,27 +96,39 @@ async def _run(
         ws.url.path,
         f" (conversation {live.id})" if live is not None else "",
     )
+    connection = Connection(ws, AstrBotCodec(), state.settings, name=username)
     session = Session(
-        ws,
         username=username,
         settings=state.settings,
         engines=state.engines,
         store=state.store,
-        hub=state.hub,
         feed=state.feed,
         live=live,
-        channel=ct,
-        force_channel=force,
+        output=connection,
         detection=detection,
     )
-    if key_id is not None:  # a revoked key ends the socket
-        state.key_sessions.add(key_id, session)
+    chat = ChatContext(state.settings, state.engines.llm, state.store, state.hub, state.feed)
+    handler = AstrBotSocket(connection, session, chat, channel=ct, force_channel=force)
+    await serve(connection, session, handler, state, key_id)
+    log.info("%s disconnected", username)
+
+
+async def serve(
+    connection: Connection,
+    session: Session,
+    handler: Handler,
+    state: AppState,
+    key_id: str | None,
+) -> None:
+    """Run a socket's session over its connection; a revoked key ends it."""
+    if key_id is not None:
+        state.key_sessions.add(key_id, connection)
     try:
-        await session.run()
+        session.open()
+        await connection.serve(handler)
     finally:
         if key_id is not None:
-            state.key_sessions.remove(key_id, session)
-    log.info("%s disconnected", username)
+            state.key_sessions.remove(key_id, connection)
 
 
 async def _jwt_socket(ws: WebSocket, *, unified: bool) -> None:
@@ -152,14 +149,6 @@ async def live_chat_ws(ws: WebSocket) -> None:
 
 async def unified_chat_ws(ws: WebSocket) -> None:
     await _jwt_socket(ws, unified=True)
-
-
-def api_key(conn: HTTPConnection) -> str | None:
-    """The key from `Authorization: Bearer`, `X-API-Key` or the `api_key` query parameter."""
-    auth = conn.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip() or None
-    return conn.headers.get("x-api-key") or conn.query_params.get("api_key")
 
 
 async def open_live_ws(ws: WebSocket) -> None:

@@ -19,8 +19,8 @@ from starlette.responses import Response, StreamingResponse
 from live_server import protocol
 from live_server.auth import KEY_PREFIX, check_username, verify_token
 from live_server.chat import ChatContext, ChatReply, iso_time
-from live_server.endpoints import AppState, api_key, app_state
 from live_server.errors import AuthError, ErrorCode, LiveError, ProtocolError
+from live_server.state import AppState, api_key, app_state
 from live_server.storage import ConversationInfo, StoredMessage, claim
 
 SSE_BACKLOG = 64

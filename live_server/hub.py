@@ -7,12 +7,9 @@ listener that falls too far behind is disconnected instead.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from live_server.protocol import Frame
-
-if TYPE_CHECKING:
-    from live_server.chat import ChatReply
 
 
 class Subscriber(Protocol):
@@ -28,11 +25,29 @@ class Subscriber(Protocol):
         ...
 
 
+class Running(Protocol):
+    """A reply in progress, as the hub sees it."""
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def sender(self) -> Subscriber: ...
+
+    def interrupt(self) -> None: ...
+
+
 class ChatHub:
     def __init__(self) -> None:
         self._bound: dict[str, set[Subscriber]] = {}
         # Keyed by user too: clients choose message ids, and two users may choose the same.
-        self._replies: dict[tuple[str, str], ChatReply] = {}
+        self._replies: dict[tuple[str, str], Running] = {}
 
     # --- bindings -----------------------------------------------------------------------------
 
@@ -59,14 +74,14 @@ class ChatHub:
 
     # --- replies ------------------------------------------------------------------------------
 
-    def add_reply(self, reply: ChatReply) -> None:
+    def add_reply(self, reply: Running) -> None:
         self._replies[reply.username, reply.message_id] = reply
 
-    def remove_reply(self, reply: ChatReply) -> None:
+    def remove_reply(self, reply: Running) -> None:
         key = (reply.username, reply.message_id)
         if self._replies.get(key) is reply:
             del self._replies[key]
 
-    def reply(self, username: str, message_id: str) -> ChatReply | None:
+    def reply(self, username: str, message_id: str) -> Running | None:
         """The user's running reply with this id."""
         return self._replies.get((username, message_id))

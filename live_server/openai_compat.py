@@ -21,7 +21,6 @@ from typing import Any, cast
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from live_server.endpoints import app_state
 from live_server.errors import ErrorCode, LiveError, LLMError, ProtocolError
 from live_server.http_api import (
     SSE_HEADERS,
@@ -32,6 +31,7 @@ from live_server.http_api import (
     sse,
 )
 from live_server.providers import ChatMessage, Outcome, Sampling
+from live_server.state import app_state
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Protocol
 
-from live_server import protocol
+from live_server import events
 from live_server.auth import ApiKeyStore
 from live_server.errors import CloseCode, ErrorCode
 
@@ -21,7 +21,7 @@ REVOKED = "API key revoked"
 
 
 class Endable(Protocol):
-    def end(self, code: CloseCode, reason: str, error: protocol.Frame | None = None) -> None: ...
+    def end(self, code: CloseCode, reason: str, error: events.Event | None = None) -> None: ...
 
 
 class KeySessions:
@@ -49,7 +49,7 @@ class KeySessions:
             sessions = self._open.pop(key_id)
             log.info("key %s revoked: ending its %d open socket(s)", key_id, len(sessions))
             for session in sessions:
-                error = protocol.error_frame(ErrorCode.UNAUTHORIZED, "the API key was revoked")
+                error = events.Failed(ErrorCode.UNAUTHORIZED, "the API key was revoked")
                 session.end(CloseCode.POLICY_VIOLATION, REVOKED, error)
                 ended += 1
         return ended

@@ -21,9 +21,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from live_server.auth import issue_token
 from live_server.chat import iso_time
-from live_server.endpoints import app_state
 from live_server.errors import AuthError, ErrorCode, LiveError, ProtocolError
 from live_server.http_api import error_response, json_body
+from live_server.state import app_state
 
 log = logging.getLogger(__name__)
 

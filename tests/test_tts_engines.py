@@ -26,8 +26,8 @@ from live_server.providers.stt.whisper import WhisperSTT
 from live_server.providers.tts.edge import EdgeTTS
 from live_server.providers.tts.espeak import EspeakTTS
 from live_server.providers.tts.piper import PiperTTS, load_voice
-from live_server.session import Engines
 from live_server.settings import Settings
+from live_server.state import Engines
 from tests.client import decode_wav, of, open_live, rms, text_turn
 from tests.conftest import ServerProcess, clean_env, free_port
 from tests.speech import word_error_rate
