@@ -19,9 +19,10 @@ from typing import Any
 
 from live_server import protocol
 from live_server.conversation import Conversation, ConversationFeed, Exchange
-from live_server.errors import ErrorCode, LiveError, LLMError
+from live_server.errors import ErrorCode, LiveError
 from live_server.hub import ChatHub, Subscriber
-from live_server.providers import LLM, Outcome
+from live_server.providers import LLM
+from live_server.reply import ModelReply
 from live_server.settings import Settings
 from live_server.storage import (
     InputKind,
@@ -76,9 +77,7 @@ class ChatReply:
         self.message_id = message_id or new_message_id()
         self.streaming = streaming
         self.input_type = input_type
-        self.reply: list[str] = []
-        self.outcome = Outcome()  # how the model says the reply ended, and its token count
-        self.llm_failed = False
+        self.reply = ModelReply(ctx.llm)
         self.interrupted = False
         self.saved: SavedTurn | None = None
         self.task: asyncio.Task[None] | None = None
@@ -88,7 +87,6 @@ class ChatReply:
         # The session is the user's, so frames may go to its listeners (the caller may have
         # checked already).
         self._accepted = claimed
-        self._times: dict[str, float] = {}
         self._received_at = time.time()
 
     def start(self) -> asyncio.Task[None]:
@@ -140,26 +138,23 @@ class ChatReply:
 
     async def _stream(self) -> None:
         conversation = await Conversation.load(self.ctx.store, self.ctx.settings, self.session_id)
-        times = self._times
-        times["start"] = time.perf_counter()
-        try:
-            stream = self.ctx.llm.stream(conversation.messages_for(self.text), outcome=self.outcome)
-            async with aclosing(stream) as deltas:
-                async for delta in deltas:
-                    times.setdefault("first", time.perf_counter())
-                    self.reply.append(delta)
-                    if self.streaming:
-                        await self._publish(self._frame("plain", delta, streaming=True))
-        except LLMError as exc:
-            self.llm_failed = True
-            await self._publish(self._error(exc.code, exc.message))
-        finally:
-            times["end"] = time.perf_counter()
+        # AstrBot 4.29's client learns here that the reply runs, and under which id.
+        await self._publish(self._frame("run_started", {"run_id": self.message_id}))
+        stream = self.reply.stream(conversation.messages_for(self.text))
+        async with aclosing(stream) as deltas:  # closed at once when the reply is cancelled
+            async for delta in deltas:
+                if self.streaming:
+                    await self._publish(self._frame("plain", delta, streaming=True))
+        if (error := self.reply.error) is not None:
+            await self._publish(self._error(error.code, error.message))
 
     async def _conclude(self) -> None:
-        text = "".join(self.reply)
-        if not self.streaming and text and not self.interrupted:
-            await self._publish(self._frame("plain", text))
+        text = self.reply.text
+        if text and not self.interrupted:
+            if self.streaming:  # the streamed reply, whole: AstrBot 4.29's `complete`
+                await self._publish(self._frame("complete", text, streaming=True))
+            else:
+                await self._publish(self._frame("plain", text))
         # Live sockets open on this conversation keep its history in memory: tell them.
         exchange = Exchange(self.text, text, self.interrupted)
         self.ctx.feed.added(self.username, self.session_id, exchange)
@@ -180,6 +175,12 @@ class ChatReply:
             log.error("could not save chat reply %s: %s", self.message_id, exc.message)
             await self._publish(self._error(exc.code, exc.message))
         else:
+            # The exchange is stored as one: the user's message is saved with the reply.
+            user_saved = {
+                "id": self.saved.user_message_id,
+                "created_at": iso_time(self.saved.created_at),
+            }
+            await self._publish(self._frame("user_message_saved", user_saved))
             saved = {
                 "id": self.saved.assistant_message_id,
                 "user_message_id": self.saved.user_message_id,
@@ -192,26 +193,24 @@ class ChatReply:
         await self._publish(self._frame("end", "", **end_extra))
 
     def stats(self) -> dict[str, Any]:
-        t = self._times
-        ttft = t["first"] - t["start"] if "first" in t and "start" in t else None
-        total = t["end"] - t["start"] if "end" in t and "start" in t else None
+        reply = self.reply
         out: dict[str, Any] = {
-            "time_to_first_token": None if ttft is None else round(ttft, 4),
-            "total_time": None if total is None else round(total, 4),
+            "time_to_first_token": reply.time_to_first(),
+            "total_time": reply.total_time(),
             "chat_model": self.ctx.llm.name,
-            "output_chars": sum(len(d) for d in self.reply),
+            "output_chars": len(reply.text),
         }
         # A stream stopped by an interrupt or a failure has no reason of the model's.
-        if not (self.llm_failed or self.interrupted):
-            out["finish_reason"] = self.outcome.finish_reason
-        if self.outcome.usage is not None:
-            out["usage"] = self.outcome.usage.as_dict()
+        if (reason := reply.finish_reason(interrupted=self.interrupted)) is not None:
+            out["finish_reason"] = reason
+        if (usage := reply.usage()) is not None:
+            out["usage"] = usage
         return out
 
     # --- frames -------------------------------------------------------------------------------
 
     def _frame(self, type_: str, data: Any, **extra: Any) -> protocol.Frame:
-        if type_ == "plain":
+        if type_ in ("plain", "complete"):
             extra.setdefault("chain_type", None)
         return protocol.chat_frame(
             type_, data, session_id=self.session_id, message_id=self.message_id, **extra

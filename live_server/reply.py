@@ -9,7 +9,7 @@ that cut the stream short, if one did.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from live_server.errors import LLMError
@@ -34,9 +34,10 @@ class ModelReply:
     def failed(self) -> bool:
         return self.error is not None
 
-    async def stream(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
-        """The deltas. A model failure ends the stream and is kept in `error`; the provider's
-        stream is closed however the iteration ends (a cancelled turn included)."""
+    async def stream(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
+        """The deltas. A model failure ends the stream and is kept in `error`. Iterate it in
+        `aclosing`: the provider's stream is then closed at once however the iteration ends (a
+        cancelled turn included)."""
         self.started = time.perf_counter()
         try:
             async with aclosing(self.llm.stream(messages, outcome=self.outcome)) as deltas:

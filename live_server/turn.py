@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,12 +154,13 @@ class TurnRunner:
         turn = self.turn
         splitter = SentenceSplitter()
         speaking = self._tts is not None
-        async for delta in self.reply.stream(self._messages):
-            on_sent = None if speaking else _deliver(turn, delta, 0)
-            await self._emit(events.TextDelta(turn.id, delta), on_sent)
-            if speaking:
-                for sentence in splitter.feed(delta):
-                    await sentences.put(sentence)
+        async with aclosing(self.reply.stream(self._messages)) as deltas:
+            async for delta in deltas:
+                on_sent = None if speaking else _deliver(turn, delta, 0)
+                await self._emit(events.TextDelta(turn.id, delta), on_sent)
+                if speaking:
+                    for sentence in splitter.feed(delta):
+                        await sentences.put(sentence)
         if (error := self.reply.error) is not None:
             # Sentences completed before the failure are still spoken; the partial one is not.
             await self._emit(events.Failed(error.code, error.message, turn.id), None)

@@ -51,12 +51,13 @@ async def test_two_sockets_bound_to_one_session_both_receive_the_reply(
     # Every frame reached both sockets, in the same order, and the sender got no duplicates.
     assert got_a == got_b
     kinds = [f["type"] for f in got_a]
-    assert kinds[-3:] == ["agent_stats", "message_saved", "end"]
-    assert set(kinds[:-3]) == {"plain"}
-    assert all(f["streaming"] is True and f["chain_type"] is None for f in got_a[:-3])
+    assert kinds[-4:] == ["agent_stats", "user_message_saved", "message_saved", "end"]
+    assert kinds[0] == "run_started" and kinds[-5] == "complete"
+    assert set(kinds[1:-5]) == {"plain"}
+    assert all(f["streaming"] is True and f["chain_type"] is None for f in got_a[1:-4])
     assert all(f["session_id"] == "shared-1" and f["message_id"] == "m1" for f in got_a)
     assert "Hello both of you" in text_of(got_a, "m1")
-    stats = got_a[-3]["data"]
+    stats = got_a[-4]["data"]
     assert stats["time_to_first_token"] >= 0 and stats["total_time"] >= stats["time_to_first_token"]
     saved = got_a[-2]["data"]
     assert isinstance(saved["id"], int) and saved["created_at"].endswith("Z")
@@ -94,7 +95,12 @@ async def test_concurrent_replies_on_one_socket_are_multiplexed(echo_server: Ser
     for n in (1, 2, 3):
         assert f"question {n}" in text_of(frames, f"r{n}")
         own = [f for f in frames if f["message_id"] == f"r{n}"]
-        assert [f["type"] for f in own][-3:] == ["agent_stats", "message_saved", "end"]
+        assert [f["type"] for f in own][-4:] == [
+            "agent_stats",
+            "user_message_saved",
+            "message_saved",
+            "end",
+        ]
         sessions.add(own[0]["session_id"])
     assert len(sessions) == 3, "without a session_id each send starts its own session"
     assert order
@@ -229,8 +235,43 @@ async def test_without_streaming_the_reply_comes_whole(echo_server: ServerProces
             {"ct": "chat", "t": "send", "message": plain("all at once"), "enable_streaming": False},
         )
         frames = await chat_until_end(ws)
-    assert [f["type"] for f in frames] == ["plain", "agent_stats", "message_saved", "end"]
-    assert frames[0]["streaming"] is False and "all at once" in frames[0]["data"]
+    kinds = ["run_started", "plain", "agent_stats", "user_message_saved", "message_saved", "end"]
+    assert [f["type"] for f in frames] == kinds
+    assert frames[1]["streaming"] is False and "all at once" in frames[1]["data"]
+
+
+async def test_astrbot_4_29_frames_frame_a_streamed_reply(echo_server: ServerProcess):
+    """`run_started` opens the reply, `complete` carries the streamed text whole, and
+    `user_message_saved` gives the stored user message's id, as AstrBot 4.29's client expects."""
+    async with open_live(echo_server.unified_url("ria")) as ws:
+        await send(
+            ws, {"ct": "chat", "t": "send", "message": plain("frame me"), "message_id": "m1"}
+        )
+        frames = await chat_until_end(ws)
+    kinds = [f["type"] for f in frames]
+    assert kinds[0] == "run_started" and frames[0]["data"] == {"run_id": "m1"}
+    plain_text = "".join(f["data"] for f in frames if f["type"] == "plain")
+    (complete,) = [f for f in frames if f["type"] == "complete"]
+    assert complete["data"] == plain_text and complete["streaming"] is True
+    assert kinds.index("complete") > max(i for i, k in enumerate(kinds) if k == "plain")
+    (user_saved,) = [f for f in frames if f["type"] == "user_message_saved"]
+    (saved,) = [f for f in frames if f["type"] == "message_saved"]
+    assert user_saved["data"]["id"] == saved["data"]["user_message_id"]
+    assert user_saved["data"]["created_at"].endswith("Z")
+    assert {f["message_id"] for f in frames} == {"m1"}
+
+
+async def test_an_interrupted_reply_has_no_complete(echo_server: ServerProcess):
+    async with open_live(echo_server.unified_url("rib")) as ws:
+        long = "word " * 400
+        await send(ws, {"ct": "chat", "t": "send", "message": plain(long), "message_id": "m2"})
+        async with asyncio.timeout(30):
+            while (await recv(ws)).get("type") != "plain":
+                pass
+        await send(ws, {"ct": "chat", "t": "interrupt", "message_id": "m2"})
+        frames = await chat_until_end(ws, "m2")
+    assert "complete" not in [f["type"] for f in frames]
+    assert frames[-1]["interrupted"] is True
 
 
 async def test_a_failing_model_gives_a_chat_error_then_end(
@@ -253,8 +294,13 @@ async def test_a_failing_model_gives_a_chat_error_then_end(
         assert "finish_reason" not in stats and "usage" not in stats
         await send(ws, {"ct": "chat", "t": "send", "message": "fine now"})
         frames = await chat_until_end(ws)
-    assert [f["type"] for f in frames][-3:] == ["agent_stats", "message_saved", "end"]
-    stats = frames[-3]["data"]
+    assert [f["type"] for f in frames][-4:] == [
+        "agent_stats",
+        "user_message_saved",
+        "message_saved",
+        "end",
+    ]
+    stats = frames[-4]["data"]
     assert stats["finish_reason"] == "stop"
     assert stats["usage"] == llm_stub.usages[-1], "the model's own count, passed on"
 

@@ -30,12 +30,13 @@ async def test_chat_streams_deltas_then_the_saved_id(echo_server: ServerProcess,
     first, rest = events[0], events[1:]
     assert first["type"] == "session_id" and first["session_id"] and first["message_id"]
     kinds = [e["type"] for e in rest]
-    assert kinds[-3:] == ["agent_stats", "message_saved", "end"]
-    assert set(kinds[:-3]) == {"plain"} and len(kinds) > 5
+    assert kinds[-4:] == ["agent_stats", "user_message_saved", "message_saved", "end"]
+    assert kinds[0] == "run_started" and kinds[-5] == "complete"
+    assert set(kinds[1:-5]) == {"plain"} and len(kinds) > 7
     assert "Hi over HTTP" in "".join(e["data"] for e in rest if e["type"] == "plain")
     saved = rest[-2]["data"]
     assert rest[-1]["saved_message_id"] == saved["id"]
-    stats = rest[-3]["data"]
+    stats = rest[-4]["data"]
     assert stats["finish_reason"] == "stop" and stats["usage"]["completion_tokens"] > 5
 
     # The session was created for rita and continues with its id.
