@@ -87,6 +87,9 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
             WebSocketRoute("/api/v1/unified-chat/ws", endpoints.unified_chat_ws),
             WebSocketRoute("/api/v1/live/ws", endpoints.open_live_ws),
             WebSocketRoute("/v1/live/ws", endpoints.open_live_ws),
+            # The OpenAI Realtime API, where its SDKs connect (`<base_url>/realtime`).
+            WebSocketRoute("/v1/realtime", endpoints.realtime_ws),
+            WebSocketRoute("/api/v1/realtime", endpoints.realtime_ws),
             # Last: the page is mounted at "/".
             *web.routes(settings.web_dir or web.DEFAULT_WEB_DIR),
         ],

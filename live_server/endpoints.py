@@ -17,10 +17,12 @@ from live_server.astrbot_socket import AstrBotSocket
 from live_server.auth import check_username, verify_token
 from live_server.chat import ChatContext
 from live_server.codec.astrbot import AstrBotCodec
+from live_server.codec.realtime import RealtimeCodec
 from live_server.connection import Connection, Handler
 from live_server.conversation import Conversation
 from live_server.errors import AuthError, CloseCode, ErrorCode, LiveError, ProtocolError
 from live_server.history import LiveConversation
+from live_server.realtime_socket import RealtimeSocket
 from live_server.session import Session
 from live_server.settings import Settings
 from live_server.state import AppState, api_key, app_state
@@ -166,3 +168,36 @@ async def open_live_ws(ws: WebSocket) -> None:
         await ws.close(CloseCode.POLICY_VIOLATION, exc.message)
         return
     await _run(ws, state, username, "chat" if ct == "chat" else "live", force=True, key_id=key.id)
+
+
+async def realtime_ws(ws: WebSocket) -> None:
+    """The OpenAI Realtime API socket: `/v1/realtime` (the official SDKs' path)."""
+    state = app_state(ws)
+    await ws.accept()
+    codec = RealtimeCodec(audio=state.engines.tts is not None)
+    try:
+        key = state.keys.verify(api_key(ws))
+        username = check_username(ws.query_params.get("username") or key.name)
+        live = await _live_conversation(ws, state, username)
+    except LiveError as exc:
+        await ws.send_text(codec.dump(codec.error(exc.code, exc.message)))
+        failed = isinstance(exc, StorageError)
+        code = CloseCode.INTERNAL_ERROR if failed else CloseCode.POLICY_VIOLATION
+        await ws.close(code, exc.message[:120])
+        return
+    log.info("%s connected to %s (conversation %s)", username, ws.url.path, live.id)
+    connection = Connection(ws, codec, state.settings, name=username)
+    session = Session(
+        username=username,
+        settings=state.settings,
+        engines=state.engines,
+        store=state.store,
+        feed=state.feed,
+        live=live,
+        output=connection,
+    )
+    model = ws.query_params.get("model") or state.engines.llm.name
+    handler = RealtimeSocket(connection, session, codec, model=model)
+    handler.greet()  # `session.created` comes first
+    await serve(connection, session, handler, state, key.id)
+    log.info("%s disconnected", username)

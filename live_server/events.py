@@ -63,6 +63,7 @@ class Transcript:
 
     input_id: int
     text: str
+    seconds: float = 0.0  # the length of the speech recognised
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,7 +93,8 @@ class Heard:
         t0 = time.perf_counter()
         text = await self.voice.transcript()
         self.stt_time = round(time.perf_counter() - t0, 4)
-        self._tell(events.Transcript(self.input_id, text))
+        seconds = self.voice.samples / self.voice.segment.sample_rate
+        self._tell(events.Transcript(self.input_id, text, round(seconds, 3)))
         return text
 
     def cancel(self) -> None:
@@ -251,17 +252,18 @@ class Session:
         turn = self._recent.get(turn_id)
         if turn is None:
             raise ProtocolError(f"no reply {turn_id} to cut", code=ErrorCode.NOT_FOUND)
-        if turn is self.turn and not turn.finished.is_set():
+        if turn is self.turn and not turn.interrupted:
             self.interrupt(played_ms)
-            return
-        if turn.exchange is None:  # interrupted, not recorded yet: it will keep this much
+            kept = turn.heard_text()
+        elif turn.exchange is None:  # interrupted, not recorded yet: it will keep this much
             turn.played_ms = played_ms
-            return
-        if turn is self._last_spoken:
-            self._last_spoken = None
-        heard = self.history.cut(turn, played_ms)
-        if heard is not None:
-            self.tell(events.Truncated(turn.id, played_ms, heard))
+            kept = turn.heard_text()
+        else:
+            if turn is self._last_spoken:
+                self._last_spoken = None
+            self.history.cut(turn, played_ms)
+            kept = turn.exchange.assistant
+        self.tell(events.Truncated(turn.id, played_ms, kept))
 
     # --- voice (`voice_input.Listener`) ----------------------------------------------------
 

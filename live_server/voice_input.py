@@ -19,7 +19,7 @@ from live_server import events
 from live_server.errors import AudioError, ErrorCode, ProtocolError
 from live_server.providers import STT
 from live_server.segment import Stamp
-from live_server.vad import SAMPLE_RATE, Event, ScorerPool
+from live_server.vad import Event, ScorerPool
 from live_server.voice import VoiceSegment
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class VoiceInput:
                 self._dropped_stamp = None if detection is not None else voice.stamp
                 self.drop()
             raise
-        self.received_ms += (voice.samples - before) * 1000 // SAMPLE_RATE
+        self.received_ms += (voice.samples - before) * 1000 // voice.segment.sample_rate
         if detection is not None:
             self._detect(voice, found, detection)
 

@@ -1,0 +1,255 @@
+"""The session logic in process: scripted engines, a list for an output, no socket, no sleeps.
+
+The engines here are fakes injected through the provider protocols; what the tests follow is
+the order of the session's events, what is kept of each reply, and what the model is asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from live_server import events
+from live_server.audio import Audio
+from live_server.conversation import ConversationFeed
+from live_server.errors import ErrorCode, ProtocolError
+from live_server.outbox import Droppable
+from live_server.providers import ChatMessage, Outcome, Sampling
+from live_server.session import Phase, Session
+from live_server.settings import Settings
+from live_server.state import Engines
+
+
+class ScriptedLLM:
+    """Replies with the given deltas; a delta of None waits for `go` before going on."""
+
+    name = "scripted"
+
+    def __init__(self, *deltas: str | None) -> None:
+        self.deltas = deltas
+        self.go = asyncio.Event()
+        self.requests: list[list[ChatMessage]] = []
+        self.closed = asyncio.Event()
+
+    async def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        sampling: Sampling | None = None,
+        outcome: Outcome | None = None,
+    ) -> AsyncGenerator[str, None]:
+        self.requests.append(list(messages))
+        try:
+            for delta in self.deltas:
+                if delta is None:
+                    await self.go.wait()
+                else:
+                    yield delta
+        finally:
+            self.closed.set()
+
+    async def aclose(self) -> None:
+        pass
+
+
+class FixedTTS:
+    """Every sentence is 100 ms of a tone per word."""
+
+    name = "fixed"
+
+    async def synthesize(self, text: str) -> Audio:
+        samples = 1600 * len(text.split())
+        tone = (3000 * np.sin(np.arange(samples) / 5)).astype(np.int16)
+        return Audio(tone, 16000)
+
+    async def aclose(self) -> None:
+        pass
+
+
+class Recorder:
+    """The session's `Output`: events in the order the session sent them, as a connection
+    would write them (an interrupted turn's events are dropped, `on_sent` runs on sending)."""
+
+    def __init__(self) -> None:
+        self.events: list[events.Event] = []
+        self._changed = asyncio.Event()
+        self._gates: list[asyncio.Task[None]] = []
+        self._last_gate: asyncio.Task[None] | None = None
+
+    def _put(self, event: events.Event, turn: Droppable | None, on_sent: Any) -> None:
+        if turn is not None and turn.interrupted:
+            return
+        self.events.append(event)
+        if on_sent is not None:
+            on_sent()
+        self._changed.set()
+
+    async def send(self, event: events.Event, *, turn: Any = None, on_sent: Any = None) -> None:
+        self._put(event, turn, on_sent)
+
+    def send_now(self, event: events.Event, *, turn: Any = None, on_sent: Any = None) -> None:
+        self._put(event, turn, on_sent)
+
+    def send_when(self, event: events.Event, ready: Awaitable[events.Event | None]) -> None:
+        before = self._last_gate
+
+        async def gated() -> None:
+            if before is not None:
+                await before
+            first = await ready
+            if first is not None:
+                self._put(first, None, None)
+            self._put(event, None, None)
+
+        self._last_gate = asyncio.create_task(gated())
+
+    def discard_stale(self) -> None:
+        pass
+
+    async def wait_for(self, kind: type, count: int = 1) -> list[events.Event]:
+        async with asyncio.timeout(10):
+            while len(self.of(kind)) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.events
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def make_session(llm: ScriptedLLM, *, speak: bool = True) -> tuple[Session, Recorder]:
+    output = Recorder()
+    settings = Settings(data_dir=Path("/nonexistent"), system_prompt="Be kind.")
+    engines = Engines(llm=llm, tts=FixedTTS() if speak else None)
+    session = Session(
+        username="tess",
+        settings=settings,
+        engines=engines,
+        store=None,  # type: ignore[arg-type]  # no live conversation: nothing is stored
+        feed=ConversationFeed(),
+        live=None,
+        output=output,
+    )
+    return session, output
+
+
+def kinds(output: Recorder) -> list[str]:
+    return [type(e).__name__ for e in output.events]
+
+
+async def test_a_text_turn_streams_then_ends_once():
+    llm = ScriptedLLM("Hello there. ", "How are ", "you?")
+    session, output = make_session(llm)
+    session.say("hi")
+    assert session.phase is Phase.RESPONDING
+    await output.wait_for(events.Ended)
+    assert kinds(output)[0] == "TurnStarted" and kinds(output).count("Ended") == 1
+    said = [e.text for e in output.of(events.Sentence)]
+    assert said == ["Hello there.", "How are you?"]
+    assert [e.text for e in output.of(events.SpokenAudio)] == said
+    (ended,) = output.of(events.Ended)
+    assert ended.assistant == "Hello there. How are you?" and not ended.interrupted
+    assert session.phase is Phase.IDLE
+    assert llm.requests[0] == [
+        {"role": "system", "content": "Be kind."},
+        {"role": "user", "content": "hi"},
+    ]
+
+
+async def test_an_interrupt_keeps_what_was_played_and_closes_the_stream():
+    llm = ScriptedLLM("One two. ", "Three four. ", "Five", None, " never said.")
+    session, output = make_session(llm)
+    session.say("count")
+    await output.wait_for(events.SpokenAudio, 2)
+    session.interrupt(played_ms=250)  # the first sentence is 200 ms, the second 200 more
+    await output.wait_for(events.Ended)
+    assert kinds(output)[-2:] == ["Stopped", "Ended"]
+    (ended,) = output.of(events.Ended)
+    assert ended.interrupted and ended.assistant == "One two."
+    assert llm.closed.is_set()
+    # The next turn's model request holds only what was heard, marked as cut.
+    llm.go.set()
+    session.say("go on")
+    await output.wait_for(events.Ended, 2)
+    assert llm.requests[-1][-2] == {
+        "role": "assistant",
+        "content": "One two. [interrupted by the user]",
+    }
+
+
+async def test_a_second_turn_while_one_runs_is_refused():
+    llm = ScriptedLLM("Wait", None)
+    session, output = make_session(llm)
+    session.say("first")
+    with pytest.raises(ProtocolError) as refused:
+        session.say("second")
+    assert refused.value.code is ErrorCode.PROCESSING_ERROR
+    llm.go.set()
+    await output.wait_for(events.Ended)
+
+
+async def test_inputs_wait_for_respond():
+    llm = ScriptedLLM("Fine.")
+    session, output = make_session(llm, speak=False)
+    with pytest.raises(ProtocolError):
+        session.respond()
+    session.add_text("one")
+    session.add_text("two")
+    assert output.of(events.TurnStarted) == []
+    session.respond()
+    await output.wait_for(events.Ended)
+    assert [e.text for e in output.of(events.InputAdded)] == ["one", "two"]
+    assert llm.requests[0][-1] == {"role": "user", "content": "one\ntwo"}
+    (ended,) = output.of(events.Ended)
+    assert ended.assistant == "Fine." and output.of(events.TextDelta)[0].text == "Fine."
+
+
+async def test_cutting_an_ended_reply_changes_the_history():
+    llm = ScriptedLLM("Alpha beta. ", "Gamma delta.")
+    session, output = make_session(llm)
+    session.say("letters")
+    await output.wait_for(events.Ended)
+    turn_id = output.of(events.Ended)[0].turn_id
+    session.cut(turn_id, played_ms=210)
+    (truncated,) = output.of(events.Truncated)
+    assert truncated.assistant == "Alpha beta."
+    session.say("more")
+    await output.wait_for(events.Ended, 2)
+    assert llm.requests[-1][-2]["content"] == "Alpha beta. [interrupted by the user]"
+    with pytest.raises(ProtocolError):
+        session.cut(999, 10)
+
+
+async def test_a_model_failure_keeps_what_was_delivered():
+    class Failing(ScriptedLLM):
+        async def stream(self, *args: Any, **kwargs: Any) -> AsyncGenerator[str, None]:
+            from live_server.errors import LLMError
+
+            yield "Half a thought. "
+            yield "And then"
+            raise LLMError("the model broke")
+
+    session, output = make_session(Failing(), speak=True)
+    session.say("think")
+    await output.wait_for(events.Ended)
+    (failed,) = output.of(events.Failed)
+    assert failed.code is ErrorCode.LLM_ERROR
+    (ended,) = output.of(events.Ended)
+    # The sentence completed before the failure was spoken and is kept; the partial one is not.
+    assert ended.failed and ended.assistant == "Half a thought."
+
+
+async def test_closing_mid_turn_stops_everything():
+    llm = ScriptedLLM("Start. ", None)
+    session, output = make_session(llm)
+    session.say("hold")
+    await output.wait_for(events.TextDelta)
+    await session.aclose()
+    assert session.phase is Phase.CLOSED
+    assert llm.closed.is_set()
+    assert session.turn is not None and session.turn.task is not None
+    assert session.turn.task.done()
