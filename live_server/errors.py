@@ -1,6 +1,6 @@
 """One error hierarchy, each error carrying the wire code it maps to.
 
-`session.py` is the one place that turns these into `error` frames; `endpoints.py` is the one
+The codecs (`codec/`) are where these become error frames; `endpoints.py` is the one
 place that turns authentication failures into close codes.
 """
 
