@@ -570,13 +570,17 @@ async def main() -> int:
     parser.add_argument(
         "--utterances", type=int, default=3, help="times each recording is spoken, per measure"
     )
-    parser.add_argument("--only", choices=["all", "text", "voice", "store"], default="all")
+    parser.add_argument(
+        "--only", choices=["all", "text", "voice", "store", "realtime"], default="all"
+    )
     parser.add_argument("--json", default="bench-results.json")
     args = parser.parse_args()
     if args.only == "voice":
         return await voice_bench(args)
     if args.only == "store":
         return await store_bench()
+    if args.only == "realtime":
+        return await realtime_bench(args)
 
     data_dir = tempfile.mkdtemp(prefix="live-bench-")
     env = dict(os.environ)
@@ -703,6 +707,7 @@ async def main() -> int:
         print(f"      {name}: {ratio:.2f} x")
     if args.only == "all":
         failed += await store_bench(results)
+        failed += await realtime_bench(args, results)
         voice_failed = await voice_bench(args, results)
         failed += voice_failed
     Path(args.json).write_text(json.dumps(results, indent=2))
@@ -866,6 +871,139 @@ async def voice_bench(args: argparse.Namespace, results: dict[str, Any] | None =
         Path(args.json).write_text(json.dumps(results, indent=2))
         print(f"written to {args.json}")
     return failed
+
+
+# --- the Realtime codec against the AstrBot socket -----------------------------------------
+
+
+async def astrbot_turns(url: str, n: int) -> dict[str, list[float]]:
+    """Text -> first delta and -> first audio, and interrupt -> end, on the API-key socket."""
+    out: dict[str, list[float]] = {"delta": [], "audio": [], "stop": []}
+    async with connect(url, max_size=None) as ws:
+        for i in range(n + 5):
+            t0 = time.perf_counter()
+            await ws.send(json.dumps({"t": "text_input", "text": PROMPT}))
+            await read_until(ws, "bot_delta_chunk")
+            t_delta = time.perf_counter() - t0
+            await read_until(ws, "response")
+            t_audio = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            await ws.send(json.dumps({"t": "interrupt"}))
+            await read_until(ws, "end")
+            if i >= 5:
+                out["delta"].append(t_delta)
+                out["audio"].append(t_audio)
+                out["stop"].append(time.perf_counter() - t1)
+    return out
+
+
+async def realtime_turns(url: str, key: str, n: int) -> dict[str, list[float]]:
+    """The same three measures over /v1/realtime: first `response.output_text.delta` (a text
+    session), first `response.output_audio.delta`, and `response.cancel` -> `response.done`
+    (an audio session)."""
+    out: dict[str, list[float]] = {"delta": [], "audio": [], "stop": []}
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def until(ws: ClientConnection, kind: str) -> None:
+        while json.loads(await ws.recv())["type"] != kind:
+            pass
+
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": PROMPT}]}
+    ask = [
+        json.dumps({"type": "conversation.item.create", "item": item}),
+        json.dumps({"type": "response.create"}),
+    ]
+    text_only = {"type": "session.update", "session": {"output_modalities": ["text"]}}
+    async with (
+        connect(url, max_size=None, additional_headers=headers) as text_ws,
+        connect(url, max_size=None, additional_headers=headers) as audio_ws,
+    ):
+        await text_ws.send(json.dumps(text_only))
+        await until(text_ws, "session.updated")
+        for i in range(n + 5):
+            t0 = time.perf_counter()
+            for event in ask:
+                await text_ws.send(event)
+            await until(text_ws, "response.output_text.delta")
+            t_delta = time.perf_counter() - t0
+            await until(text_ws, "response.done")
+            t0 = time.perf_counter()
+            for event in ask:
+                await audio_ws.send(event)
+            await until(audio_ws, "response.output_audio.delta")
+            t_audio = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            await audio_ws.send(json.dumps({"type": "response.cancel"}))
+            await until(audio_ws, "response.done")
+            if i >= 5:
+                out["delta"].append(t_delta)
+                out["audio"].append(t_audio)
+                out["stop"].append(time.perf_counter() - t1)
+    return out
+
+
+async def realtime_bench(args: argparse.Namespace, results: dict[str, Any] | None = None) -> int:
+    """Over /v1/realtime and the AstrBot API-key socket of the same server, in interleaved
+    rounds: the Realtime codec may add at most 10 % to each measure."""
+    data_dir = tempfile.mkdtemp(prefix="live-bench-rt-")
+    env = {**os.environ, "LIVE_DATA_DIR": data_dir}
+    server = live_server(
+        {"LIVE_ECHO_DELAY_MS": "0", "LIVE_STT": "none", "LIVE_TTS": "espeak"}, data_dir
+    )
+    samples: dict[str, list[float]] = {}
+    try:
+        await server.wait_ready()
+        key = (
+            subprocess.run(
+                [sys.executable, "-m", "live_server", "apikey", "create", "--name", "bench"],
+                env=env,
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .strip()
+        )
+        base = f"ws://127.0.0.1:{server.port}"
+        astrbot_url = f"{base}/api/v1/live/ws?username=bench&api_key={key}"
+        realtime_url = f"{base}/v1/realtime?model=bench&username=bench"
+        rounds = max(1, args.rounds)
+        turns = max(1, args.turns // rounds // 3)
+        for _ in range(rounds):
+            for name, values in (await astrbot_turns(astrbot_url, turns)).items():
+                samples.setdefault(f"astrbot_{name}", []).extend(values)
+            for name, values in (await realtime_turns(realtime_url, key, turns)).items():
+                samples.setdefault(f"realtime_{name}", []).extend(values)
+    finally:
+        server.stop()
+    failed = 0
+    out: dict[str, Any] = {}
+    labels = {
+        "delta": "text -> first text delta",
+        "audio": "text -> first audio",
+        "stop": "stop -> end",
+    }
+    for name, label in labels.items():
+        astrbot, realtime = (
+            summary(samples[f"astrbot_{name}"]),
+            summary(samples[f"realtime_{name}"]),
+        )
+        ok = realtime["p50"] <= 1.1 * astrbot["p50"]
+        failed += not ok
+        out[name] = {
+            "astrbot": astrbot,
+            "realtime": realtime,
+            "ratio": realtime["p50"] / astrbot["p50"],
+        }
+        print(
+            f"{'PASS' if ok else 'FAIL'}  realtime {label}: {1000 * realtime['p50']:.3f} ms p50, "
+            f"astrbot {1000 * astrbot['p50']:.3f} ms ({realtime['p50'] / astrbot['p50']:.2f} x, "
+            "limit 1.10 x)"
+        )
+    if results is not None:
+        results["realtime"] = out
+    else:
+        Path(args.json).write_text(json.dumps({"realtime": out}, indent=2))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

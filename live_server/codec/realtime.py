@@ -316,7 +316,9 @@ def _user_item(item_id: str, content: dict[str, Any], status: str) -> dict[str, 
 
 def _pcm_chunks(samples: np.ndarray[Any, Any], rate: int) -> list[str]:
     """The speech as 24 kHz PCM16 in `CHUNK_MS` pieces, base64."""
-    if rate != RATE:
+    if rate < RATE:
+        samples = _upsample(samples, rate)
+    elif rate > RATE:
         resampler = Resampler(rate, RATE)
         samples = np.concatenate([resampler.feed(samples), resampler.flush()])
     step = RATE * CHUNK_MS // 1000
@@ -325,3 +327,25 @@ def _pcm_chunks(samples: np.ndarray[Any, Any], rate: int) -> list[str]:
         base64.b64encode(data[i : i + step].tobytes()).decode("ascii")
         for i in range(0, len(data), step)
     ]
+
+
+# Where each 24 kHz sample falls between two source samples, per source rate: computed once
+# (and grown as longer sentences come) since the voice's rate does not change.
+_POSITIONS: dict[int, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = {}
+
+
+def _upsample(samples: np.ndarray[Any, Any], rate: int) -> np.ndarray[Any, Any]:
+    """Linear interpolation to 24 kHz. Raising the rate adds no frequencies to filter out, so
+    this is exact enough for speech, at a tenth of the streaming resampler's cost: it runs on
+    the event loop, in front of the first audio delta."""
+    n = len(samples) * RATE // rate
+    index, frac = _POSITIONS.get(rate, (np.zeros(0, np.int32), np.zeros(0, np.float32)))
+    if len(index) < n:
+        pos = np.arange(max(n, 2 * len(index)), dtype=np.int64) * rate
+        index, frac = (pos // RATE).astype(np.int32), ((pos % RATE) / RATE).astype(np.float32)
+        _POSITIONS[rate] = index, frac
+    x = samples.astype(np.float32)
+    step = np.diff(x, append=x[-1:])
+    i = index[:n]
+    out: np.ndarray[Any, Any] = (x[i] + step[i] * frac[:n]).astype(np.int16)
+    return out
