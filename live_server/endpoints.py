@@ -87,10 +87,7 @@ async def _run(
             detection = _turn_detection(ws, state.settings)
             live = await _live_conversation(ws, state, username)
         except LiveError as exc:
-            await ws.send_text(protocol.encode(protocol.error_frame(exc.code, exc.message)))
-            failed = isinstance(exc, StorageError)
-            code = CloseCode.INTERNAL_ERROR if failed else CloseCode.POLICY_VIOLATION
-            await ws.close(code, exc.message[:120])
+            await _refuse(ws, protocol.encode(protocol.error_frame(exc.code, exc.message)), exc)
             return
     log.info(
         "%s connected to %s%s",
@@ -99,7 +96,21 @@ async def _run(
         f" (conversation {live.id})" if live is not None else "",
     )
     connection = Connection(ws, AstrBotCodec(), state.settings, name=username)
-    session = Session(
+    session = _session(state, username, live, connection, detection)
+    chat = ChatContext(state.settings, state.engines.llm, state.store, state.hub, state.feed)
+    handler = AstrBotSocket(connection, session, chat, channel=ct, force_channel=force)
+    await serve(connection, session, handler, state, key_id)
+    log.info("%s disconnected", username)
+
+
+def _session(
+    state: AppState,
+    username: str,
+    live: LiveConversation | None,
+    connection: Connection,
+    detection: TurnDetection | None = None,
+) -> Session:
+    return Session(
         username=username,
         settings=state.settings,
         engines=state.engines,
@@ -109,10 +120,14 @@ async def _run(
         output=connection,
         detection=detection,
     )
-    chat = ChatContext(state.settings, state.engines.llm, state.store, state.hub, state.feed)
-    handler = AstrBotSocket(connection, session, chat, channel=ct, force_channel=force)
-    await serve(connection, session, handler, state, key_id)
-    log.info("%s disconnected", username)
+
+
+async def _refuse(ws: WebSocket, error: str, exc: LiveError) -> None:
+    """A socket that cannot start: the protocol's error, then the close."""
+    await ws.send_text(error)
+    failed = isinstance(exc, StorageError)
+    code = CloseCode.INTERNAL_ERROR if failed else CloseCode.POLICY_VIOLATION
+    await ws.close(code, exc.message[:120])
 
 
 async def serve(
@@ -180,22 +195,11 @@ async def realtime_ws(ws: WebSocket) -> None:
         username = check_username(ws.query_params.get("username") or key.name)
         live = await _live_conversation(ws, state, username)
     except LiveError as exc:
-        await ws.send_text(codec.dump(codec.error(exc.code, exc.message)))
-        failed = isinstance(exc, StorageError)
-        code = CloseCode.INTERNAL_ERROR if failed else CloseCode.POLICY_VIOLATION
-        await ws.close(code, exc.message[:120])
+        await _refuse(ws, codec.dump(codec.error(exc.code, exc.message)), exc)
         return
     log.info("%s connected to %s (conversation %s)", username, ws.url.path, live.id)
     connection = Connection(ws, codec, state.settings, name=username)
-    session = Session(
-        username=username,
-        settings=state.settings,
-        engines=state.engines,
-        store=state.store,
-        feed=state.feed,
-        live=live,
-        output=connection,
-    )
+    session = _session(state, username, live, connection)
     model = ws.query_params.get("model") or state.engines.llm.name
     handler = RealtimeSocket(connection, session, codec, model=model)
     handler.greet()  # `session.created` comes first

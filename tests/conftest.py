@@ -181,13 +181,18 @@ def llm_stub(stub: StubOpenAI) -> StubOpenAI:
     return stub
 
 
+def stub_llm(stub: StubOpenAI) -> dict[str, str]:
+    """The settings that make the stub the server's LLM."""
+    return {
+        "LIVE_LLM": "openai",
+        "LIVE_LLM_BASE_URL": stub.base_url,
+        "LIVE_LLM_API_KEY": "sk-test-llm-key",
+        "LIVE_LLM_MODEL": "stub-model",
+        "LIVE_SYSTEM_PROMPT": "You are a test.",
+    }
+
+
 @pytest.fixture(scope="session")
 def stub_server(server_factory: Callable[..., ServerProcess], stub: StubOpenAI) -> ServerProcess:
     """The live server with the OpenAI-compatible stub as its LLM and espeak as TTS."""
-    return server_factory(
-        LIVE_LLM="openai",
-        LIVE_LLM_BASE_URL=stub.base_url,
-        LIVE_LLM_API_KEY="sk-test-llm-key",
-        LIVE_LLM_MODEL="stub-model",
-        LIVE_SYSTEM_PROMPT="You are a test.",
-    )
+    return server_factory(**stub_llm(stub))

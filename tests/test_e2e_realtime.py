@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from openai import AsyncOpenAI
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, stub_llm
 from tests.speech import STARS, load, silence, word_error_rate
 from tests.stubs import StubOpenAI
 
@@ -23,15 +23,7 @@ TIMEOUT = 60
 
 @pytest.fixture(scope="module")
 def server(server_factory: Callable[..., ServerProcess], stub: StubOpenAI) -> ServerProcess:
-    return server_factory(
-        LIVE_LLM="openai",
-        LIVE_LLM_BASE_URL=stub.base_url,
-        LIVE_LLM_API_KEY="sk-test-llm-key",
-        LIVE_LLM_MODEL="stub-model",
-        LIVE_SYSTEM_PROMPT="You are a test.",
-        LIVE_STT="whisper",
-        LIVE_STT_WORKERS="1",
-    )
+    return server_factory(**stub_llm(stub), LIVE_STT="whisper", LIVE_STT_WORKERS="1")
 
 
 @pytest.fixture(scope="module")
