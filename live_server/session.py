@@ -38,8 +38,6 @@ OnSent = Callable[[], None]
 Tell = Callable[[events.Event], None]
 RECENT_TURNS = 64  # turns whose replies a client may still cut (Realtime's truncate)
 
-__all__ = ["LiveConversation", "Output", "Phase", "Session", "TurnDetection"]
-
 
 class Output(Protocol):
     """Where a session's events go: a connection, or a test's list."""
@@ -218,14 +216,6 @@ class Session:
         turn = self._new_turn(self._pending)
         self._pending = []
         self._start_turn(turn)
-
-    def clear_inputs(self) -> None:
-        """Forget the inputs waiting for a reply, and the audio not committed yet."""
-        for source in self._pending:
-            if isinstance(source, Heard):
-                source.cancel()
-        self._pending = []
-        self.voice.drop()
 
     def interrupt(self, played_ms: int | None) -> None:
         turn = self.turn

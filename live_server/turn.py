@@ -31,8 +31,6 @@ Emit = Callable[[events.Event, "OnSent | None"], Awaitable[None]]
 EmitNow = Callable[[events.Event], None]
 SENTENCE_QUEUE = 16
 
-__all__ = ["InputType", "Turn", "TurnRunner"]
-
 
 @dataclass(eq=False)
 class Turn:
