@@ -11,6 +11,7 @@ the whole reply, or what the user heard of it.
 from __future__ import annotations
 
 import base64
+import itertools
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, assert_never
@@ -41,8 +42,15 @@ CLIENT_ERRORS = frozenset(
 )
 
 
+# Ids only need to be unique, not secret (a client can name only its own connection's items):
+# a random prefix per process and a counter, rather than a getrandom call for each of the
+# half-dozen events that precede a response's first delta.
+_ID_PREFIX = secrets.token_hex(6)
+_ID_COUNTER = itertools.count(1)
+
+
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
+    return f"{prefix}_{_ID_PREFIX}{next(_ID_COUNTER):08x}"
 
 
 @dataclass
