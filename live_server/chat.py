@@ -29,7 +29,6 @@ from live_server.storage import (
     NotYours,
     SavedTurn,
     Store,
-    TurnRecord,
     claim,
     new_conversation_id,
 )
@@ -160,13 +159,9 @@ class ChatReply:
         self.ctx.feed.added(self.username, self.session_id, exchange)
         stats = self.stats()
         await self._publish(self._frame("agent_stats", stats))
-        record = TurnRecord(
-            user_text=self.text,
-            assistant_text=text,
-            input_type=self.input_type,
+        record = exchange.record(
+            self.input_type,
             user_at=self._received_at,
-            assistant_at=time.time(),
-            interrupted=self.interrupted,
             metrics={"input_type": self.input_type, **stats},
         )
         try:

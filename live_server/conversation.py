@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from live_server.providers import ChatMessage
 from live_server.settings import Settings
 from live_server.splitter import is_cjk
-from live_server.storage import Store, StoredMessage
+from live_server.storage import InputKind, Store, StoredMessage, TurnRecord
 
 INTERRUPTED_NOTE = "[interrupted by the user]"
 
@@ -29,6 +31,21 @@ class Exchange:
             {"role": "user", "content": self.user},
             {"role": "assistant", "content": assistant},
         ]
+
+    def record(
+        self, input_type: InputKind, *, user_at: float, metrics: dict[str, Any]
+    ) -> TurnRecord:
+        """The exchange as stored: a live turn and a chat reply are saved alike, the reply
+        timed now, when it is over."""
+        return TurnRecord(
+            user_text=self.user,
+            assistant_text=self.assistant,
+            input_type=input_type,
+            user_at=user_at,
+            assistant_at=time.time(),
+            interrupted=self.interrupted,
+            metrics=metrics,
+        )
 
 
 class Conversation:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from live_server import events
 from live_server.conversation import Conversation, ConversationFeed, Exchange
 from live_server.errors import LiveError
-from live_server.storage import SavedTurn, Store, TurnRecord
+from live_server.storage import SavedTurn, Store
 from live_server.turn import Turn
 
 log = logging.getLogger(__name__)
@@ -125,14 +124,8 @@ class History:
     def _save(self, turn: Turn, exchange: Exchange) -> None:
         if self.live is None:
             return
-        record = TurnRecord(
-            user_text=exchange.user,
-            assistant_text=exchange.assistant,
-            input_type=turn.input_type,
-            user_at=turn.started_at,
-            assistant_at=time.time(),
-            interrupted=exchange.interrupted,
-            metrics=dict(turn.metrics),
+        record = exchange.record(
+            turn.input_type, user_at=turn.started_at, metrics=dict(turn.metrics)
         )
         conversation_id = self.live.id
 

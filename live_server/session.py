@@ -56,16 +56,11 @@ class Output(Protocol):
 
 
 class Phase(Enum):
+    """What a session is doing, read off its turn: replying while it has one."""
+
     IDLE = "idle"
     RESPONDING = "responding"
     CLOSED = "closed"
-
-
-_TRANSITIONS: dict[Phase, frozenset[Phase]] = {
-    Phase.IDLE: frozenset({Phase.RESPONDING, Phase.CLOSED}),
-    Phase.RESPONDING: frozenset({Phase.IDLE, Phase.CLOSED}),
-    Phase.CLOSED: frozenset(),
-}
 
 
 class Heard:
@@ -121,7 +116,7 @@ class Session:
         self.settings = settings
         self.engines = engines
         self.output = output
-        self.phase = Phase.IDLE
+        self._closed = False
         self.tts = engines.tts  # None: text replies only
         # False: a finished segment waits for `respond()` (a Realtime client's own reply).
         self.auto_respond = auto_respond
@@ -156,11 +151,11 @@ class Session:
 
     # --- state -------------------------------------------------------------------------
 
-    def _transition(self, to: Phase) -> None:
-        if to not in _TRANSITIONS[self.phase]:
-            raise RuntimeError(f"session cannot go from {self.phase.value} to {to.value}")
-        log.debug("session %s: %s -> %s", self.username, self.phase.value, to.value)
-        self.phase = to
+    @property
+    def phase(self) -> Phase:
+        if self._closed:
+            return Phase.CLOSED
+        return Phase.IDLE if self.turn is None else Phase.RESPONDING
 
     def open(self) -> None:
         """The connection is up: announce the stored conversation, and follow it."""
@@ -172,7 +167,9 @@ class Session:
 
     async def aclose(self) -> None:
         """The client is gone: stop the turns, keep what it got of them, finish saving."""
-        self._transition(Phase.CLOSED)
+        if self._closed:
+            raise RuntimeError("the session is already closed")
+        self._closed = True
         self.voice.drop()
         for source in self._pending:
             if isinstance(source, Heard):
@@ -329,9 +326,9 @@ class Session:
         return turn
 
     def _start_turn(self, turn: Turn) -> None:
+        if self._closed:
+            raise RuntimeError("a closed session starts no turn")
         self.turn = turn
-        if self.phase is Phase.IDLE:
-            self._transition(Phase.RESPONDING)
         turn.task = asyncio.create_task(self._run_turn(turn), name=f"live-turn-{turn.id}")
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -431,8 +428,6 @@ class Session:
         turn.sources = []
         if self.turn is turn:
             self.turn = None
-            if self.phase is Phase.RESPONDING:
-                self._transition(Phase.IDLE)
             if not exchange.interrupted and any(ms for _, ms in turn.delivered):
                 self._last_spoken = turn
         # An end means the turn is stored: it leaves once the save is done (and after the
