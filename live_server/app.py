@@ -10,15 +10,14 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
 from live_server import endpoints, http_api, openai_compat, web
-from live_server.auth import ApiKeyStore, ensure_data_dir, load_jwt_secret
+from live_server.auth import ensure_data_dir, load_jwt_secret
+from live_server.backends import build_backends
 from live_server.conversation import ConversationFeed
 from live_server.hub import ChatHub
 from live_server.providers import build_llm, build_stt, build_tts
 from live_server.revocation import KeySessions
 from live_server.settings import Settings
 from live_server.state import AppState, Engines
-from live_server.storage import build_store
-from live_server.users import UserStore
 from live_server.vad import ScorerPool
 
 
@@ -33,17 +32,17 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
             stt=stt,
             vad=ScorerPool.silero() if stt is not None else None,
         )
-    keys = ApiKeyStore(settings.data_dir)
+    backends = build_backends(settings)
     state = AppState(
         settings=settings,
         engines=engines,
         jwt_secret=load_jwt_secret(settings.data_dir, settings.jwt_secret),
-        keys=keys,
-        key_sessions=KeySessions(keys),
-        store=build_store(settings),
+        keys=backends.keys,
+        key_sessions=KeySessions(backends.keys),
+        store=backends.store,
         hub=ChatHub(),
         feed=ConversationFeed(),
-        users=UserStore(settings.data_dir),
+        users=backends.users,
     )
 
     @contextlib.asynccontextmanager

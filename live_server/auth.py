@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import jwt
 
@@ -136,14 +136,68 @@ class RecordFile(Generic[R]):
         self._cache = None
 
 
-class ApiKeyStore:
-    """API keys in `<data_dir>/api_keys.json`, which keys made with the CLI reach at once."""
+class KeyRecords(Protocol):
+    """Where API key records live: the keys file, or the database."""
+
+    async def add(self, record: ApiKeyRecord) -> bool: ...
+
+    async def all(self) -> list[ApiKeyRecord]: ...
+
+    async def find(self, key_hash: str) -> ApiKeyRecord | None:
+        """The record with this hash, revoked or not."""
+        ...
+
+    async def revoke(self, key_id: str) -> bool:
+        """False if there is no active key with this id."""
+        ...
+
+    async def valid_ids(self) -> set[str]: ...
+
+
+class KeyFile:
+    """API key records in `<data_dir>/api_keys.json`, which keys made with the CLI reach at
+    once."""
 
     def __init__(self, data_dir: Path) -> None:
         self._file = RecordFile(data_dir / "api_keys.json", "keys", ApiKeyRecord)
-        self._load, self._save = self._file.load, self._file.save
 
-    def create(self, name: str, scopes: list[str] | None = None) -> tuple[str, ApiKeyRecord]:
+    async def add(self, record: ApiKeyRecord) -> bool:
+        self._file.save([*self._file.load(), record])
+        return True
+
+    async def all(self) -> list[ApiKeyRecord]:
+        return list(self._file.load())
+
+    async def find(self, key_hash: str) -> ApiKeyRecord | None:
+        match: ApiKeyRecord | None = None
+        # Compare against every record so the time taken does not depend on where a match is.
+        for r in self._file.load():
+            if hmac.compare_digest(r.key_hash, key_hash):
+                match = r
+        return match
+
+    async def revoke(self, key_id: str) -> bool:
+        records = self._file.load()
+        found = False
+        for r in records:
+            if r.id == key_id and not r.revoked:
+                r.revoked = True
+                found = True
+        if found:
+            self._file.save(records)
+        return found
+
+    async def valid_ids(self) -> set[str]:
+        return {r.id for r in self._file.load() if not r.revoked}
+
+
+class ApiKeyStore:
+    """Making, listing, revoking and checking API keys, whichever `KeyRecords` keeps them."""
+
+    def __init__(self, records: KeyRecords) -> None:
+        self.records = records
+
+    async def create(self, name: str, scopes: list[str] | None = None) -> tuple[str, ApiKeyRecord]:
         """Make a key; the key itself is returned here once and never stored."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         record = ApiKeyRecord(
@@ -152,33 +206,21 @@ class ApiKeyStore:
             key_hash=hash_key(key),
             scopes=scopes or [SCOPE_CHAT],
         )
-        self._save([*self._load(), record])
+        await self.records.add(record)
         return key, record
 
-    def list(self) -> list[ApiKeyRecord]:
-        return list(self._load())
+    async def list(self) -> list[ApiKeyRecord]:
+        return await self.records.all()
 
-    def revoke(self, key_id: str) -> bool:
-        records = self._load()
-        found = False
-        for r in records:
-            if r.id == key_id and not r.revoked:
-                r.revoked = True
-                found = True
-        if found:
-            self._save(records)
-        return found
+    async def revoke(self, key_id: str) -> bool:
+        return await self.records.revoke(key_id)
 
-    def verify(self, key: str | None, scope: str = SCOPE_CHAT) -> ApiKeyRecord:
+    async def verify(self, key: str | None, scope: str = SCOPE_CHAT) -> ApiKeyRecord:
         if not key:
             raise AuthError("Missing API key")
         digest = hash_key(key)
-        match: ApiKeyRecord | None = None
-        # Compare against every record so the time taken does not depend on where a match is.
-        for r in self._load():
-            if hmac.compare_digest(r.key_hash, digest) and not r.revoked:
-                match = r
-        if match is None:
+        match = await self.records.find(digest)
+        if match is None or match.revoked or not hmac.compare_digest(match.key_hash, digest):
             raise AuthError("Invalid API key")
         if scope not in match.scopes:
             raise AuthError(f"API key lacks the {scope!r} scope")

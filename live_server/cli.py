@@ -1,8 +1,9 @@
-"""The `live-server` command: serve, token, apikey."""
+"""The `live-server` command: serve, token, apikey, user, migrate."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
 import logging
 import os
@@ -12,16 +13,10 @@ import time
 from collections.abc import Sequence
 
 from live_server import logs
-from live_server.auth import (
-    ApiKeyStore,
-    check_username,
-    issue_token,
-    load_jwt_secret,
-    write_private,
-)
+from live_server.auth import check_username, issue_token, load_jwt_secret, write_private
+from live_server.backends import opened
 from live_server.errors import ConfigError, LiveError
 from live_server.settings import Settings
-from live_server.users import UserStore
 
 log = logging.getLogger("live_server")
 SIGN_IN_FILE = "sign-in-url"
@@ -58,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     users.add_parser("list", help="list accounts")
     remove = users.add_parser("remove", help="delete an account")
     remove.add_argument("username")
+    sub.add_parser(
+        "migrate",
+        help="copy the data dir's conversations, keys and accounts into LIVE_DATABASE_URL",
+    )
     lines = sub.add_parser(
         "voice-lines", help="print a recording as voice frames, one JSON line each (for websocat)"
     )
@@ -87,56 +86,62 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(issue_token(secret, username, args.ttl or settings.jwt_ttl_s))
             return 0
         if args.command == "user":
-            return _user(settings, args)
+            return asyncio.run(_user(settings, args))
+        if args.command == "migrate":
+            from live_server.migrate import migrate
+
+            return asyncio.run(migrate(settings))
         if args.command == "voice-lines":
             from live_server.voice_lines import voice_lines
 
             frames = voice_lines(args.path, args.stamp, args.chunk_ms, args.vad_server)
             sys.stdout.write("\n".join(frames) + "\n")
             return 0
-        return _apikey(settings, args)
+        return asyncio.run(_apikey(settings, args))
     except (ConfigError, LiveError) as exc:
         print(f"live-server: {exc}", file=sys.stderr)
         return 2
 
 
-def _apikey(settings: Settings, args: argparse.Namespace) -> int:
-    store = ApiKeyStore(settings.data_dir)
-    if args.action == "create":
-        key, record = store.create(args.name)
-        print(f"created {record.id} ({record.name}); it is shown only once", file=sys.stderr)
-        print(key)
-        return 0
-    if args.action == "list":
-        for r in store.list():
-            status = "revoked" if r.revoked else "active"
-            print(f"{r.id}\t{r.name}\t{','.join(r.scopes)}\t{_when(r.created_at)}\t{status}")
-        return 0
-    if store.revoke(args.key_id):
-        print(f"revoked {args.key_id}", file=sys.stderr)
-        return 0
+async def _apikey(settings: Settings, args: argparse.Namespace) -> int:
+    async with opened(settings) as backends:
+        keys = backends.keys
+        if args.action == "create":
+            key, record = await keys.create(args.name)
+            print(f"created {record.id} ({record.name}); it is shown only once", file=sys.stderr)
+            print(key)
+            return 0
+        if args.action == "list":
+            for r in await keys.list():
+                status = "revoked" if r.revoked else "active"
+                print(f"{r.id}\t{r.name}\t{','.join(r.scopes)}\t{_when(r.created_at)}\t{status}")
+            return 0
+        if await keys.revoke(args.key_id):
+            print(f"revoked {args.key_id}", file=sys.stderr)
+            return 0
     print(f"live-server: no active key with id {args.key_id!r}", file=sys.stderr)
     return 1
 
 
-def _user(settings: Settings, args: argparse.Namespace) -> int:
-    store = UserStore(settings.data_dir)
-    if args.action in ("add", "passwd"):
-        password = _read_password(args.password_stdin)
+async def _user(settings: Settings, args: argparse.Namespace) -> int:
+    password = _read_password(args.password_stdin) if args.action in ("add", "passwd") else ""
+    async with opened(settings) as backends:
+        users = backends.users
         if args.action == "add":
-            store.add(args.username, password)
+            await users.add(args.username, password)
             print(f"created user {args.username}", file=sys.stderr)
-        else:
-            store.set_password(args.username, password)
+            return 0
+        if args.action == "passwd":
+            await users.set_password(args.username, password)
             print(f"changed the password of {args.username}", file=sys.stderr)
-        return 0
-    if args.action == "list":
-        for u in store.list():
-            print(f"{u.username}\t{_when(u.created_at)}")
-        return 0
-    if store.remove(args.username):
-        print(f"removed user {args.username}", file=sys.stderr)
-        return 0
+            return 0
+        if args.action == "list":
+            for u in await users.list():
+                print(f"{u.username}\t{_when(u.created_at)}")
+            return 0
+        if await users.remove(args.username):
+            print(f"removed user {args.username}", file=sys.stderr)
+            return 0
     print(f"live-server: no user {args.username!r}", file=sys.stderr)
     return 1
 
@@ -168,6 +173,11 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     # Bound before anything else: a taken port is said at once, with how to pick another,
     # and no sign-in link is made for a server that cannot start.
     listener = _listen(host, port)
+    if settings.database_url is not None:
+        # Reached (and migrated) now, so that a wrong address is said plainly, not as a
+        # failed start-up's traceback.
+        asyncio.run(_check_database(settings))
+        log.info("conversations, keys and accounts: PostgreSQL at %s", _redacted(settings))
     app = create_app(settings)
     state = app.state.live
     _log_engines(settings, state.engines.llm.name, state.engines.tts, state.engines.stt)
@@ -197,6 +207,17 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     )
     uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+async def _check_database(settings: Settings) -> None:
+    async with opened(settings):
+        pass
+
+
+def _redacted(settings: Settings) -> str:
+    from live_server.storage.postgres import redact_url
+
+    return redact_url(settings.database_url or "")
 
 
 def _listen(host: str, port: int) -> socket.socket:

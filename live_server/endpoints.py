@@ -173,7 +173,7 @@ async def open_live_ws(ws: WebSocket) -> None:
     state = app_state(ws)
     await ws.accept()
     try:
-        key = state.keys.verify(api_key(ws))
+        key = await state.keys.verify(api_key(ws))
         username = check_username(ws.query_params.get("username"))
         ct = ws.query_params.get("ct") or "live"
         if ct not in ("live", "chat"):
@@ -191,7 +191,7 @@ async def realtime_ws(ws: WebSocket) -> None:
     await ws.accept()
     codec = RealtimeCodec(audio=state.engines.tts is not None)
     try:
-        key = state.keys.verify(api_key(ws))
+        key = await state.keys.verify(api_key(ws))
         username = check_username(ws.query_params.get("username") or key.name)
         live = await _live_conversation(ws, state, username)
     except LiveError as exc:

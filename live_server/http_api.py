@@ -43,23 +43,23 @@ def error_response(code: ErrorCode, message: str, *, status: int | None = None) 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def check_credential(request: Request, state: AppState) -> str | None:
+async def check_credential(request: Request, state: AppState) -> str | None:
     """Verify the caller's API key or dashboard JWT (also `?token=`): the JWT's user, or None
     for an API key, which may act for any user."""
     secret = api_key(request) or request.query_params.get("token")
     if secret is None:
         raise AuthError("Missing API key or token")
     if secret.startswith(KEY_PREFIX):
-        state.keys.verify(secret)
+        await state.keys.verify(secret)
         return None
     return verify_token(state.jwt_secret, secret)
 
 
-def authenticate(request: Request, state: AppState, username: object = None) -> str:
+async def authenticate(request: Request, state: AppState, username: object = None) -> str:
     """The user a request acts for: the `username` an API key names (from the body, else the
     query), or a JWT's own user (naming another is refused)."""
     given = username if username is not None else request.query_params.get("username")
-    user = check_credential(request, state)
+    user = await check_credential(request, state)
     if user is None:
         return check_username(given if isinstance(given, str) else None)
     if given not in (None, "", user):
@@ -126,7 +126,7 @@ async def chat(request: Request) -> Response:
     state = app_state(request)
     try:
         body = await json_body(request, state)
-        username = authenticate(request, state, body.get("username"))
+        username = await authenticate(request, state, body.get("username"))
         fields = {**body, "ct": "chat"}
         send = protocol.parse_chat_frame(
             protocol.ChatFrame("send", fields), max_text_chars=state.settings.max_text_chars
@@ -220,7 +220,7 @@ async def sessions(request: Request) -> Response:
     """`GET /api/v1/chat/sessions`: the user's conversations, most recent first."""
     state = app_state(request)
     try:
-        username = authenticate(request, state)
+        username = await authenticate(request, state)
         page, size = _page(request, 20, 100)
         items, total = await state.store.conversations(
             username, offset=(page - 1) * size, limit=size
@@ -236,7 +236,7 @@ async def session_messages(request: Request) -> Response:
     state = app_state(request)
     session_id = request.path_params["session_id"]
     try:
-        username = authenticate(request, state)
+        username = await authenticate(request, state)
         page, size = _page(request, 100, 500)
         info = await state.store.get(session_id)
         if info is None or info.username != username:

@@ -134,7 +134,7 @@ async def chat_completions(request: Request) -> Response:
     try:
         body = await json_body(request, state)
         # Stateless: the caller sends the whole conversation, so no user needs to be named.
-        check_credential(request, state)
+        await check_credential(request, state)
         # The history a caller may send is bounded like a conversation's, not like one message.
         messages = parse_messages(body.get("messages"), max_chars=settings.history_max_chars)
         stream = body.get("stream", False)

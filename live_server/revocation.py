@@ -1,8 +1,9 @@
 """Revoking an API key ends the sockets already open with it, within `CHECK_EVERY_S`.
 
-A key is checked when a socket opens; a socket lives for hours. The keys file is what the CLI
-changes (`live-server apikey revoke`), so the server looks at it once a second (a `stat`, and a
-read only when it changed) and ends every socket whose key is revoked or gone.
+A key is checked when a socket opens; a socket lives for hours. The keys file (or the
+database) is what the CLI changes (`live-server apikey revoke`), so the server looks at it once
+a second (a `stat`, and a read only when it changed; or one query) and ends every socket whose
+key is revoked or gone.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ class KeySessions:
             if not sessions:
                 del self._open[key_id]
 
-    def check(self) -> int:
+    async def check(self) -> int:
         """End the sockets of keys no longer valid; how many were ended."""
         if not self._open:
             return 0
-        valid = {r.id for r in self._keys.list() if not r.revoked}
+        valid = await self._keys.records.valid_ids()
         ended = 0
         for key_id in [k for k in self._open if k not in valid]:
             sessions = self._open.pop(key_id)
@@ -58,6 +59,6 @@ class KeySessions:
         while True:
             await asyncio.sleep(CHECK_EVERY_S)
             try:
-                self.check()
-            except Exception:  # a keys file being rewritten: look again next time
+                await self.check()
+            except Exception:  # a keys file being rewritten, the database away: next time
                 log.warning("could not read the API keys to check for revocations", exc_info=True)

@@ -83,6 +83,9 @@ class Settings:
     # networks, or "*"); none by default, so a client cannot choose the address it is
     # throttled by.
     trusted_proxies: str = ""
+    # Beyond one process: conversations, keys and accounts in PostgreSQL instead of the data
+    # dir (`postgresql://...`).
+    database_url: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +124,7 @@ class Settings:
             "stt_base_url": get("STT_BASE_URL"),
             "stt_api_key": stt_api_key,
             "stt_language": get("STT_LANGUAGE"),
+            "database_url": get("DATABASE_URL"),
         }
         simple = {
             "host": "HOST",
@@ -193,6 +197,10 @@ class Settings:
 
         if not USERNAME_RE.fullmatch(self.local_user):
             raise ConfigError("LIVE_LOCAL_USER must be 1-64 characters of letters, digits and _-.@")
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ConfigError("LIVE_DATABASE_URL must be a postgresql:// address")
         if self.history_max_messages < 2:
             raise ConfigError("LIVE_HISTORY_MAX_MESSAGES must be at least 2")
 

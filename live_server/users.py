@@ -1,20 +1,22 @@
 """Accounts for the browser page: usernames with slow, salted password hashes (scrypt).
 
 Kept in `<data_dir>/users.json`, readable by its owner only, and re-read when it changes, so a
-user added with the CLI can log in to a running server. Only hashes are stored.
+user added with the CLI can log in to a running server; or in PostgreSQL
+(`LIVE_DATABASE_URL`). Only hashes are stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import secrets
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from live_server.auth import RecordFile, check_username
 from live_server.errors import AuthError, ErrorCode, LiveError
@@ -68,51 +70,94 @@ class UserRecord:
     created_at: float
 
 
-class UserStore:
+class UserRecords(Protocol):
+    """Where accounts live: the users file, or the database."""
+
+    async def get(self, username: str) -> UserRecord | None: ...
+
+    async def add(self, record: UserRecord) -> bool:
+        """False if the username is taken."""
+        ...
+
+    async def set_hash(self, username: str, password_hash: str) -> bool: ...
+
+    async def remove(self, username: str) -> bool: ...
+
+    async def all(self) -> list[UserRecord]: ...
+
+
+class UserFile:
+    """Accounts in `<data_dir>/users.json`, readable by its owner only."""
+
     def __init__(self, data_dir: Path) -> None:
         self._file = RecordFile(data_dir / "users.json", "users", UserRecord)
-        # ("pair", name, address), ("client", address) or ("user", name) -> times of recent
-        # failed logins
-        self._failures: dict[tuple[str, ...], deque[float]] = {}
-        self._lock = threading.Lock()  # logins run on worker threads
 
     def _load(self) -> dict[str, UserRecord]:
         return {u.username: u for u in self._file.load()}
 
-    def _save(self, users: dict[str, UserRecord]) -> None:
-        self._file.save(users.values())
+    async def get(self, username: str) -> UserRecord | None:
+        return self._load().get(username)
 
-    def add(self, username: str, password: str) -> UserRecord:
-        check_username(username)
-        _check_password_rules(password)
-        users = dict(self._load())
-        if username in users:
-            raise LiveError(f"user {username!r} exists; use `live-server user passwd {username}`")
-        users[username] = UserRecord(username, hash_password(password), time.time())
-        self._save(users)
-        return users[username]
-
-    def set_password(self, username: str, password: str) -> None:
-        _check_password_rules(password)
-        users = dict(self._load())
-        if username not in users:
-            raise LiveError(f"no user {username!r}", code=ErrorCode.NOT_FOUND)
-        users[username].password_hash = hash_password(password)
-        self._save(users)
-
-    def remove(self, username: str) -> bool:
-        users = dict(self._load())
-        if users.pop(username, None) is None:
+    async def add(self, record: UserRecord) -> bool:
+        users = self._load()
+        if record.username in users:
             return False
-        self._save(users)
+        self._file.save([*users.values(), record])
         return True
 
-    def list(self) -> list[UserRecord]:
+    async def set_hash(self, username: str, password_hash: str) -> bool:
+        users = self._load()
+        if username not in users:
+            return False
+        users[username].password_hash = password_hash
+        self._file.save(users.values())
+        return True
+
+    async def remove(self, username: str) -> bool:
+        users = self._load()
+        if users.pop(username, None) is None:
+            return False
+        self._file.save(users.values())
+        return True
+
+    async def all(self) -> list[UserRecord]:
         return list(self._load().values())
 
-    def login(self, username: str, password: str, client: str | None = None) -> str:
-        """The username, if the password is right; `AuthError` if not. Blocking (scrypt):
-        call it off the event loop. Logins are refused with `LIMIT_EXCEEDED`, without a
+
+class UserStore:
+    """Accounts and logins, whichever `UserRecords` keeps the accounts. The throttles of
+    failed logins are this process's own."""
+
+    def __init__(self, records: UserRecords) -> None:
+        self.records = records
+        # ("pair", name, address), ("client", address) or ("user", name) -> times of recent
+        # failed logins
+        self._failures: dict[tuple[str, ...], deque[float]] = {}
+
+    async def add(self, username: str, password: str) -> UserRecord:
+        check_username(username)
+        _check_password_rules(password)
+        record = UserRecord(username, await asyncio.to_thread(hash_password, password), time.time())
+        if not await self.records.add(record):
+            raise LiveError(f"user {username!r} exists; use `live-server user passwd {username}`")
+        return record
+
+    async def set_password(self, username: str, password: str) -> None:
+        _check_password_rules(password)
+        if not await self.records.set_hash(
+            username, await asyncio.to_thread(hash_password, password)
+        ):
+            raise LiveError(f"no user {username!r}", code=ErrorCode.NOT_FOUND)
+
+    async def remove(self, username: str) -> bool:
+        return await self.records.remove(username)
+
+    async def list(self) -> list[UserRecord]:
+        return await self.records.all()
+
+    async def login(self, username: str, password: str, client: str | None = None) -> str:
+        """The username, if the password is right; `AuthError` if not. The password is checked
+        (scrypt) on a worker thread. Logins are refused with `LIMIT_EXCEEDED`, without a
         password check, for the rest of the minute after `LOGIN_FAILURES` failures for one
         user from one client address (`client`), `LOGIN_FAILURES_PER_CLIENT` from that address
         for any users, or `LOGIN_FAILURES_PER_USER` for that user from anywhere."""
@@ -122,24 +167,23 @@ class UserStore:
         ]
         if client:
             keys.append((("client", client), LOGIN_FAILURES_PER_CLIENT))
-        with self._lock:
-            now = time.monotonic()
-            self._forget_failures_before(now - LOGIN_WINDOW_S)
-            if any(len(self._failures.get(key, ())) >= limit for key, limit in keys):
-                raise AuthError(
-                    "too many failed logins; try again in a minute",
-                    code=ErrorCode.LIMIT_EXCEEDED,
-                )
-            record = self._load().get(username)
-        ok = check_password(password, record.password_hash if record else _DUMMY_HASH)
-        with self._lock:
-            if not (ok and record):
-                for key, _ in keys:
-                    self._failures.setdefault(key, deque()).append(now)
-                raise AuthError("Invalid username or password")
-            # A success clears the user's count, not the client's: one known password does
-            # not buy another round of guesses at other accounts.
-            self._failures.pop(("pair", username, client or ""), None)
+        now = time.monotonic()
+        self._forget_failures_before(now - LOGIN_WINDOW_S)
+        if any(len(self._failures.get(key, ())) >= limit for key, limit in keys):
+            raise AuthError(
+                "too many failed logins; try again in a minute",
+                code=ErrorCode.LIMIT_EXCEEDED,
+            )
+        record = await self.records.get(username)
+        stored = record.password_hash if record else _DUMMY_HASH
+        ok = await asyncio.to_thread(check_password, password, stored)
+        if not (ok and record):
+            for key, _ in keys:
+                self._failures.setdefault(key, deque()).append(now)
+            raise AuthError("Invalid username or password")
+        # A success clears the user's count, not the client's: one known password does
+        # not buy another round of guesses at other accounts.
+        self._failures.pop(("pair", username, client or ""), None)
         return username
 
     def _forget_failures_before(self, horizon: float) -> None:

@@ -8,7 +8,6 @@ log in with `POST /api/auth/login`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from pathlib import Path
@@ -89,8 +88,7 @@ async def login(request: Request) -> Response:
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
             raise ProtocolError('the body needs string fields "username" and "password"')
-        # scrypt takes tens of milliseconds of CPU: never on the event loop.
-        user = await asyncio.to_thread(state.users.login, username, password, client)
+        user = await state.users.login(username, password, client)
     except AuthError as exc:
         if exc.code is not ErrorCode.LIMIT_EXCEEDED:
             return error_response(exc.code, exc.message)

@@ -4,9 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The page's tests run in Debian's Chromium, and the page needs its npm packages (VAD, ONNX).
+# The tests of several processes start private PostgreSQL and Redis servers of their own.
 need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 if ((${#need_apt[@]})); then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo

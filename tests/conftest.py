@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.stubs import DEFAULT_REPLY, StubOpenAI, ThreadedServer
+
+if TYPE_CHECKING:
+    from tests.services import PostgresServer
 
 
 def free_port() -> int:
@@ -196,3 +202,15 @@ def stub_llm(stub: StubOpenAI) -> dict[str, str]:
 def stub_server(server_factory: Callable[..., ServerProcess], stub: StubOpenAI) -> ServerProcess:
     """The live server with the OpenAI-compatible stub as its LLM and espeak as TTS."""
     return server_factory(**stub_llm(stub))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL for the session; each test takes a database of its own."""
+    from tests.services import PostgresServer
+
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="live-pg-")))
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.root, ignore_errors=True)

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import jwt
 import pytest
 
-from live_server.auth import ApiKeyStore, issue_token, load_jwt_secret, verify_token
+from live_server.auth import (
+    ApiKeyStore,
+    KeyFile,
+    KeyRecords,
+    issue_token,
+    load_jwt_secret,
+    verify_token,
+)
 from live_server.conversation import Conversation, Exchange, join_sentences
 from live_server.errors import AuthError, ConfigError
 from live_server.settings import Settings
+from live_server.storage.postgres import Database, PostgresKeys
 
 
 def settings(**env: str) -> Settings:
@@ -100,20 +109,47 @@ def test_tokens(tmp_path: Path) -> None:
         )
 
 
-def test_api_keys(tmp_path: Path) -> None:
-    store = ApiKeyStore(tmp_path)
-    key, record = store.create("ci")
-    assert store.verify(key).id == record.id
-    assert key not in (tmp_path / "api_keys.json").read_text()
-    other = ApiKeyStore(tmp_path)  # another process, e.g. the CLI
-    assert other.revoke(record.id) and not other.revoke(record.id)
+@pytest.fixture(params=["file", "postgres"])
+async def key_records(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KeyRecords]:
+    """API keys kept in the data dir's keys file, or in PostgreSQL."""
+    if request.param == "file":
+        yield KeyFile(tmp_path)
+        return
+    db = Database(request.getfixturevalue("postgres").database())
+    await db.open()
+    try:
+        yield PostgresKeys(db)
+    finally:
+        await db.aclose()
+
+
+async def test_api_keys(key_records: KeyRecords) -> None:
+    store = ApiKeyStore(key_records)
+    key, record = await store.create("ci")
+    assert (await store.verify(key)).id == record.id
+    assert all(r.key_hash != key and key not in r.key_hash for r in await store.list())
+    assert await key_records.valid_ids() == {record.id}
+    assert await store.revoke(record.id) and not await store.revoke(record.id)
     with pytest.raises(AuthError, match="Invalid API key"):
-        store.verify(key)
+        await store.verify(key)
     with pytest.raises(AuthError, match="Missing"):
-        store.verify(None)
-    scoped, _ = store.create("no-chat", scopes=["admin"])
+        await store.verify(None)
+    with pytest.raises(AuthError, match="Invalid API key"):
+        await store.verify(key + "x")
+    scoped, _ = await store.create("no-chat", scopes=["admin"])
     with pytest.raises(AuthError, match="scope"):
-        store.verify(scoped)
+        await store.verify(scoped)
+    assert await key_records.valid_ids() == {r.id for r in await store.list() if not r.revoked}
+
+
+async def test_keys_made_elsewhere_reach_the_keys_file_at_once(tmp_path: Path) -> None:
+    store = ApiKeyStore(KeyFile(tmp_path))
+    key, record = await store.create("ci")
+    assert key not in (tmp_path / "api_keys.json").read_text()
+    other = ApiKeyStore(KeyFile(tmp_path))  # another process, e.g. the CLI
+    assert await other.revoke(record.id)
+    with pytest.raises(AuthError, match="Invalid API key"):
+        await store.verify(key)
 
 
 def test_history_is_bounded_and_marks_interruptions() -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from live_server.conversation import Conversation, Exchange, exchanges
 from live_server.errors import ErrorCode
-from live_server.storage import NotYours, StorageError, TurnRecord, claim
+from live_server.storage import NotYours, StorageError, Store, TurnRecord, claim
+from live_server.storage.postgres import Database, PostgresStore
 from live_server.storage.sqlite import MIGRATIONS, SQLiteStore, migrate
 from live_server.turn import Turn
 
@@ -19,8 +21,17 @@ def record(user: str, assistant: str, at: float, **kw: object) -> TurnRecord:
     return TurnRecord(user, assistant, "text", at, at + 1, **kw)  # type: ignore[arg-type]
 
 
-async def test_turns_are_saved_paged_and_owned(tmp_path: Path):
-    store = SQLiteStore(tmp_path / "c.sqlite3")
+@pytest.fixture(params=["sqlite", "postgres"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    """Stores on one database, each new one as another process would open it."""
+    if request.param == "sqlite":
+        return lambda: SQLiteStore(tmp_path / "c.sqlite3")
+    url = request.getfixturevalue("postgres").database()
+    return lambda: PostgresStore(Database(url))
+
+
+async def test_turns_are_saved_paged_and_owned(make_store: Callable[[], Store]):
+    store = make_store()
     await store.open()
     try:
         saved = await store.save_turn("c1", "ann", record("hello", "hi there", 100.0))
@@ -55,7 +66,7 @@ async def test_turns_are_saved_paged_and_owned(tmp_path: Path):
         await store.aclose()
 
     # Reopened: everything is still there and the schema is not migrated twice.
-    store = SQLiteStore(tmp_path / "c.sqlite3")
+    store = make_store()
     await store.open()
     try:
         assert len(await store.messages("c1", offset=0, limit=100)) == 4

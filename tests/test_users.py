@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from live_server.errors import AuthError, ErrorCode, LiveError
+from live_server.storage.postgres import Database, PostgresUsers
 from live_server.users import (
     LOGIN_FAILURES,
     LOGIN_FAILURES_PER_CLIENT,
     LOGIN_FAILURES_PER_USER,
+    UserFile,
     UserStore,
     check_password,
     hash_password,
@@ -32,58 +35,76 @@ def test_password_hashes_are_salted_scrypt():
     assert not check_password("s3cret pass", "md5$whatever")
 
 
-def test_user_store_rules_and_throttle(tmp_path: Path):
-    users = UserStore(tmp_path)
-    users.add("ann", "long enough")
+@pytest.fixture(params=["file", "postgres"])
+async def users(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UserStore]:
+    """Accounts kept in the data dir's users file, or in PostgreSQL."""
+    if request.param == "file":
+        yield UserStore(UserFile(tmp_path))
+        return
+    db = Database(request.getfixturevalue("postgres").database())
+    await db.open()
+    try:
+        yield UserStore(PostgresUsers(db))
+    finally:
+        await db.aclose()
+
+
+def test_the_users_file_is_private_and_holds_no_password(tmp_path: Path):
+    asyncio.run(UserStore(UserFile(tmp_path)).add("ann", "long enough"))
     assert "long enough" not in (tmp_path / "users.json").read_text()
     assert (tmp_path / "users.json").stat().st_mode & 0o077 == 0
+
+
+async def test_user_store_rules_and_throttle(users: UserStore):
+    await users.add("ann", "long enough")
+    stored = await users.records.get("ann")
+    assert stored is not None and stored.password_hash.startswith("scrypt$")
     with pytest.raises(LiveError, match="exists"):
-        users.add("ann", "another one")
+        await users.add("ann", "another one")
     with pytest.raises(LiveError, match="at least 8"):
-        users.add("bob", "short")
+        await users.add("bob", "short")
     with pytest.raises(AuthError):
-        users.add("bad name", "long enough")
-    assert users.login("ann", "long enough") == "ann"
+        await users.add("bad name", "long enough")
+    assert await users.login("ann", "long enough") == "ann"
     for _ in range(LOGIN_FAILURES):
         with pytest.raises(AuthError) as caught:
-            users.login("ann", "wrong guess")
+            await users.login("ann", "wrong guess")
         assert caught.value.code is ErrorCode.UNAUTHORIZED
     # Now even the right password waits from there: guessing is throttled per user and
     # address...
     with pytest.raises(AuthError) as caught:
-        users.login("ann", "long enough")
+        await users.login("ann", "long enough")
     assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
     # ...so the guesser does not lock the owner out, elsewhere.
-    assert users.login("ann", "long enough", client="192.0.2.7") == "ann"
+    assert await users.login("ann", "long enough", client="192.0.2.7") == "ann"
     # Many addresses guessing one name do, past a much higher bound.
     for i in range(LOGIN_FAILURES_PER_USER):
         with pytest.raises(AuthError):
-            users.login("ann", "wrong guess", client=f"198.51.100.{i}")
+            await users.login("ann", "wrong guess", client=f"198.51.100.{i}")
     with pytest.raises(AuthError) as caught:
-        users.login("ann", "long enough", client="192.0.2.7")
+        await users.login("ann", "long enough", client="192.0.2.7")
     assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
     with pytest.raises(AuthError):
-        users.login("nobody", "long enough")
-    users.set_password("ann", "a new password")
-    assert users.remove("ann") and not users.remove("ann")
+        await users.login("nobody", "long enough")
+    await users.set_password("ann", "a new password")
+    assert await users.remove("ann") and not await users.remove("ann")
 
 
-def test_one_client_guessing_many_accounts_is_throttled(tmp_path: Path):
-    users = UserStore(tmp_path)
-    users.add("ann", "long enough")
-    assert users.login("ann", "long enough", client="10.0.0.9") == "ann"
+async def test_one_client_guessing_many_accounts_is_throttled(users: UserStore):
+    await users.add("ann", "long enough")
+    assert await users.login("ann", "long enough", client="10.0.0.9") == "ann"
     # Fewer failures per user than the per-user limit, spread over many usernames.
     per_user = LOGIN_FAILURES - 1
     for i in range(LOGIN_FAILURES_PER_CLIENT):
         with pytest.raises(AuthError) as caught:
-            users.login(f"user{i // per_user}", "guess", client="10.0.0.9")
+            await users.login(f"user{i // per_user}", "guess", client="10.0.0.9")
         assert caught.value.code is ErrorCode.UNAUTHORIZED
     # The right password of another account no longer helps from that address...
     with pytest.raises(AuthError) as caught:
-        users.login("ann", "long enough", client="10.0.0.9")
+        await users.login("ann", "long enough", client="10.0.0.9")
     assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
     # ...while the account itself is not locked for everyone else.
-    assert users.login("ann", "long enough", client="10.0.0.10") == "ann"
+    assert await users.login("ann", "long enough", client="10.0.0.10") == "ann"
 
 
 def cli(server: ServerProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -1,8 +1,8 @@
 """Conversations and their messages, behind a small interface.
 
-SQLite in the data dir is the embedded default; a PostgreSQL backend for several hosts would
-implement the same `Store` protocol. A conversation is one id for both modes: the live socket's
-`conversation_id` and chat mode's `session_id` name the same thing.
+SQLite in the data dir is the embedded default; PostgreSQL (`LIVE_DATABASE_URL`) serves several
+processes or hosts through the same `Store` protocol. A conversation is one id for both modes:
+the live socket's `conversation_id` and chat mode's `session_id` name the same thing.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any, Literal, Protocol
 
 from live_server.errors import ErrorCode, LiveError
 from live_server.protocol import ID_RE
-from live_server.settings import Settings
 
 Role = Literal["user", "assistant"]
 InputKind = Literal["text", "audio", "chat", "http"]
@@ -134,9 +133,3 @@ async def claim(store: Store, conversation_id: str | None, username: str) -> tup
     if info.username != username:
         raise NotYours(f"conversation {conversation_id!r} belongs to another user")
     return conversation_id, True
-
-
-def build_store(settings: Settings) -> Store:
-    from live_server.storage.sqlite import SQLiteStore
-
-    return SQLiteStore(settings.data_dir / "conversations.sqlite3")

@@ -240,6 +240,12 @@ class SQLiteStore:
 
         return await self._read(page)
 
+    async def usernames(self) -> list[str]:
+        """Everyone with a conversation here (for `live-server migrate`)."""
+        return await self._read(
+            lambda db: [r[0] for r in db.execute("SELECT DISTINCT username FROM conversations")]
+        )
+
     # --- messages --------------------------------------------------------------------------
 
     async def save_turn(self, conversation_id: str, username: str, turn: TurnRecord) -> SavedTurn:

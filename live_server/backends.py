@@ -1,0 +1,59 @@
+"""Where the server keeps what outlives a process: conversations, API keys and accounts.
+
+By default the data dir holds them (SQLite, and two JSON files); with `LIVE_DATABASE_URL` set,
+PostgreSQL holds all three, so that several processes or hosts share them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from live_server.auth import ApiKeyStore, KeyFile
+from live_server.settings import Settings
+from live_server.storage import Store
+from live_server.users import UserFile, UserStore
+
+
+@dataclass
+class Backends:
+    store: Store
+    keys: ApiKeyStore
+    users: UserStore
+
+
+def build_backends(settings: Settings) -> Backends:
+    """The stores, not yet open: `store.open()` opens them all (the database's pool)."""
+    if settings.database_url is not None:
+        from live_server.storage.postgres import (
+            Database,
+            PostgresKeys,
+            PostgresStore,
+            PostgresUsers,
+        )
+
+        db = Database(settings.database_url)
+        return Backends(
+            store=PostgresStore(db),
+            keys=ApiKeyStore(PostgresKeys(db)),
+            users=UserStore(PostgresUsers(db)),
+        )
+    from live_server.storage.sqlite import SQLiteStore
+
+    return Backends(
+        store=SQLiteStore(settings.data_dir / "conversations.sqlite3"),
+        keys=ApiKeyStore(KeyFile(settings.data_dir)),
+        users=UserStore(UserFile(settings.data_dir)),
+    )
+
+
+@asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[Backends]:
+    """The stores, open, for a command that runs once (the CLI)."""
+    backends = build_backends(settings)
+    await backends.store.open()
+    try:
+        yield backends
+    finally:
+        await backends.store.aclose()
