@@ -12,6 +12,7 @@ from starlette.routing import Route, WebSocketRoute
 from live_server import endpoints, http_api, openai_compat, web
 from live_server.auth import ensure_data_dir, load_jwt_secret
 from live_server.backends import build_backends
+from live_server.bus import RedisBus
 from live_server.conversation import ConversationFeed
 from live_server.hub import ChatHub
 from live_server.providers import build_llm, build_stt, build_tts
@@ -19,6 +20,15 @@ from live_server.revocation import KeySessions
 from live_server.settings import Settings
 from live_server.state import AppState, Engines
 from live_server.vad import ScorerPool
+
+
+def from_environment() -> Starlette:
+    """The app as each worker of `serve --workers N` builds it."""
+    from live_server import logs
+
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    return create_app(settings)
 
 
 def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
@@ -33,6 +43,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
             vad=ScorerPool.silero() if stt is not None else None,
         )
     backends = build_backends(settings)
+    bus = RedisBus(settings.redis_url) if settings.redis_url else None
     state = AppState(
         settings=settings,
         engines=engines,
@@ -40,14 +51,16 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
         keys=backends.keys,
         key_sessions=KeySessions(backends.keys),
         store=backends.store,
-        hub=ChatHub(),
-        feed=ConversationFeed(),
+        hub=ChatHub(bus),
+        feed=ConversationFeed(bus),
         users=backends.users,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stt = state.engines.stt
+        if bus is not None:
+            await bus.open()
         await state.store.open()
         try:
             if stt is not None:
@@ -67,6 +80,8 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
             if stt is not None:
                 await stt.aclose()
             await state.store.aclose()
+            if bus is not None:
+                await bus.aclose()
 
     app = Starlette(
         routes=[

@@ -298,9 +298,13 @@ class ChatChannel:
             for reply in list(self._replies.values()):
                 reply.interrupt()
             return
-        target = self.ctx.hub.reply(self.subscriber.username, message_id)
-        if target is None:
-            return  # already over: a harmless no-op
+        hub = self.ctx.hub
+        target = hub.reply(self.subscriber.username, message_id)
+        if target is None:  # over, or running on another process (which checks the same)
+            hub.interrupt_elsewhere(
+                self.subscriber.username, message_id, hub.sessions_of(self.subscriber)
+            )
+            return
         if target.sender is self.subscriber or self.ctx.hub.is_bound(
             target.session_id, self.subscriber
         ):

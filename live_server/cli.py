@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host", help="address to listen on (default: LIVE_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: LIVE_PORT or 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes on the one port (more than one needs LIVE_REDIS_URL)",
+    )
 
     token = sub.add_parser("token", help="print a dashboard JWT for USERNAME")
     token.add_argument("username")
@@ -79,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "serve":
-            return _serve(settings, args.host, args.port)
+            return _serve(settings, args.host, args.port, args.workers)
         if args.command == "token":
             username = check_username(args.username)
             secret = load_jwt_secret(settings.data_dir, settings.jwt_secret)
@@ -161,7 +167,7 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
-def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+def _serve(settings: Settings, host: str | None, port: int | None, workers: int = 1) -> int:
     import uvicorn
 
     from live_server import web
@@ -172,12 +178,24 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     port = port if port is not None else settings.port
     # Bound before anything else: a taken port is said at once, with how to pick another,
     # and no sign-in link is made for a server that cannot start.
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if workers > 1 and settings.redis_url is None:
+        raise ConfigError(
+            f"--workers {workers} needs LIVE_REDIS_URL=redis://...: the workers share the "
+            "conversation feed and chat replies through Redis (and, for conversations, keys "
+            "and accounts, LIVE_DATABASE_URL or the one data dir)"
+        )
     listener = _listen(host, port)
+    if settings.redis_url is not None:
+        asyncio.run(_check_redis(settings.redis_url))
     if settings.database_url is not None:
         # Reached (and migrated) now, so that a wrong address is said plainly, not as a
         # failed start-up's traceback.
         asyncio.run(_check_database(settings))
         log.info("conversations, keys and accounts: PostgreSQL at %s", _redacted(settings))
+    if workers > 1:
+        return _serve_workers(settings, listener, workers)
     app = create_app(settings)
     state = app.state.live
     _log_engines(settings, state.engines.llm.name, state.engines.tts, state.engines.stt)
@@ -207,6 +225,47 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     )
     uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+def _serve_workers(settings: Settings, listener: socket.socket, workers: int) -> int:
+    """N processes taking connections from the one listening socket; each builds the app (and
+    loads the engines) itself."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    host, port = listener.getsockname()[:2]
+    log.info("%d workers on %s:%d, sharing Redis and the stores", workers, host, port)
+    secret = load_jwt_secret(settings.data_dir, settings.jwt_secret)
+    from live_server import web
+
+    _show_sign_in(
+        settings,
+        web.local_url(host, port, issue_token(secret, settings.local_user, settings.jwt_ttl_s)),
+    )
+    config = uvicorn.Config(
+        "live_server.app:from_environment",
+        factory=True,
+        workers=workers,
+        log_config=None,
+        ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=settings.ws_deflate,
+        timeout_graceful_shutdown=5,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
+    )
+    Multiprocess(config, sockets=[listener]).run()
+    return 0
+
+
+async def _check_redis(url: str) -> None:
+    from live_server.bus import RedisBus
+
+    bus = RedisBus(url)
+    try:
+        await bus.open()
+    except ConnectionError as exc:
+        raise ConfigError(str(exc)) from None
+    await bus.aclose()
 
 
 async def _check_database(settings: Settings) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from live_server.bus import Bus, LocalBus
 from live_server.providers import ChatMessage
 from live_server.settings import Settings
 from live_server.splitter import is_cjk
@@ -100,10 +101,12 @@ class Conversation:
     def record(self, exchange: Exchange) -> None:
         self._exchanges.append(exchange)
 
-    def replace(self, old: Exchange, new: Exchange) -> None:
-        """Put `new` where `old` (that very exchange) is, if it is still kept."""
+    def replace(self, old: Exchange, new: Exchange, *, alike: bool = False) -> None:
+        """Put `new` where `old` (that very exchange, or with `alike` the latest equal one:
+        another process's) is, if it is still kept."""
         for i in range(len(self._exchanges) - 1, -1, -1):
-            if self._exchanges[i] is old:
+            kept = self._exchanges[i]
+            if kept is old or (alike and kept == old):
                 self._exchanges[i] = new
                 return
 
@@ -112,20 +115,24 @@ class Conversation:
 
 
 class ConversationFeed:
-    """Keeps the live connections on one conversation in step within this process.
+    """Keeps the live connections on one conversation in step, in this process and, through
+    the bus (Redis, `LIVE_REDIS_URL`), in the others.
 
     A live socket holds its conversation in memory, loaded at connect, so that no store read
     comes before a turn's first delta. Every exchange a connection adds to a conversation (a
     live turn, a chat reply, an `/api/v1/chat` reply) or amends is told here, and the other
     live sockets on that conversation put it in their copy: their model's next turn sees it.
-    Another server process sharing the database is not heard; its turns arrive on reconnect.
+    Without Redis another server process sharing the database is not heard; its turns arrive
+    on reconnect.
 
     Conversations are keyed by user as well as by id: until its first turn is stored, an id a
     socket chose is nobody's yet, and another user's reply under the same id must not reach it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, bus: Bus | None = None) -> None:
         self._copies: dict[tuple[str, str], set[Conversation]] = {}
+        self._bus = bus or LocalBus()
+        self._bus.subscribe("feed", self._heard)
 
     def join(self, username: str, conversation_id: str, copy: Conversation) -> None:
         self._copies.setdefault((username, conversation_id), set()).add(copy)
@@ -147,9 +154,11 @@ class ConversationFeed:
         by: Conversation | None = None,
     ) -> None:
         """`by` (the adder's own copy, which already holds it) is skipped."""
-        for copy in self._copies.get((username, conversation_id), ()):
-            if copy is not by:
-                copy.record(exchange)
+        self._added(username, conversation_id, exchange, by)
+        self._bus.publish(
+            "feed",
+            {"kind": "added", "user": username, "id": conversation_id, "new": _out(exchange)},
+        )
 
     def replaced(
         self,
@@ -160,9 +169,48 @@ class ConversationFeed:
         *,
         by: Conversation | None = None,
     ) -> None:
+        self._replaced(username, conversation_id, old, new, by)
+        message = {"kind": "replaced", "user": username, "id": conversation_id}
+        self._bus.publish("feed", {**message, "old": _out(old), "new": _out(new)})
+
+    def _added(
+        self, username: str, conversation_id: str, exchange: Exchange, by: Conversation | None
+    ) -> None:
         for copy in self._copies.get((username, conversation_id), ()):
             if copy is not by:
-                copy.replace(old, new)
+                copy.record(exchange)
+
+    def _replaced(
+        self,
+        username: str,
+        conversation_id: str,
+        old: Exchange,
+        new: Exchange,
+        by: Conversation | None,
+    ) -> None:
+        for copy in self._copies.get((username, conversation_id), ()):
+            if copy is not by:
+                copy.replace(old, new, alike=by is None)
+
+    def _heard(self, message: dict[str, Any]) -> None:
+        """Another process's exchange."""
+        username, conversation_id = message["user"], message["id"]
+        if (username, conversation_id) not in self._copies:
+            return
+        new = _in(message["new"])
+        if message["kind"] == "added":
+            self._added(username, conversation_id, new, None)
+        elif message["kind"] == "replaced":
+            self._replaced(username, conversation_id, _in(message["old"]), new, None)
+
+
+def _out(exchange: Exchange) -> list[Any]:
+    return [exchange.user, exchange.assistant, exchange.interrupted]
+
+
+def _in(value: list[Any]) -> Exchange:
+    user, assistant, interrupted = value
+    return Exchange(str(user), str(assistant), bool(interrupted))
 
 
 def exchanges(messages: Iterable[StoredMessage]) -> list[Exchange]:

@@ -86,6 +86,8 @@ class Settings:
     # Beyond one process: conversations, keys and accounts in PostgreSQL instead of the data
     # dir (`postgresql://...`).
     database_url: str | None = field(default=None, repr=False)
+    # ...and the conversation feed and chat replies heard across processes (`redis://...`).
+    redis_url: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -125,6 +127,7 @@ class Settings:
             "stt_api_key": stt_api_key,
             "stt_language": get("STT_LANGUAGE"),
             "database_url": get("DATABASE_URL"),
+            "redis_url": get("REDIS_URL"),
         }
         simple = {
             "host": "HOST",
@@ -201,6 +204,10 @@ class Settings:
             ("postgresql://", "postgres://")
         ):
             raise ConfigError("LIVE_DATABASE_URL must be a postgresql:// address")
+        if self.redis_url is not None and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ConfigError("LIVE_REDIS_URL must be a redis:// address")
         if self.history_max_messages < 2:
             raise ConfigError("LIVE_HISTORY_MAX_MESSAGES must be at least 2")
 

@@ -20,7 +20,7 @@ import pytest
 from tests.stubs import DEFAULT_REPLY, StubOpenAI, ThreadedServer
 
 if TYPE_CHECKING:
-    from tests.services import PostgresServer
+    from tests.services import PostgresServer, RedisServer
 
 
 def free_port() -> int:
@@ -104,7 +104,8 @@ class ServerProcess:
 NO_VOICE = {"LIVE_STT": "none"}
 
 
-def start_server(tmp: Path, **settings: str) -> ServerProcess:
+def start_server(tmp: Path, *args: str, **settings: str) -> ServerProcess:
+    """`live-server serve [ARGS]` with these settings, once it answers `/healthz`."""
     port = free_port()
     data_dir = Path(settings.pop("LIVE_DATA_DIR", tmp / "data"))
     env = clean_env(LIVE_DATA_DIR=str(data_dir), **{**NO_VOICE, **settings})
@@ -120,6 +121,7 @@ def start_server(tmp: Path, **settings: str) -> ServerProcess:
                 "127.0.0.1",
                 "--port",
                 str(port),
+                *args,
             ],
             env=env,
             stdout=log,
@@ -214,3 +216,14 @@ def postgres() -> Iterator[PostgresServer]:
     yield server
     server.stop()
     shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private Redis for one test."""
+    from tests.services import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,164 @@
+"""Several processes through Redis (`LIVE_REDIS_URL`): two instances on one PostgreSQL and one
+Redis hear each other's turns and chat replies, a Redis restart kills no socket, and
+`serve --workers N` runs N processes on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.client import (
+    chat_until_end,
+    deltas,
+    open_live,
+    open_socket,
+    recv,
+    send,
+    text_turn,
+)
+from tests.conftest import ServerProcess, clean_env, start_server
+from tests.services import PostgresServer, RedisServer
+from tests.test_e2e_postgres import instance, key_url
+from tests.test_e2e_slow_client import wait_for_log
+
+
+def pair(tmp: Path, postgres: PostgresServer, redis: RedisServer) -> tuple[ServerProcess, ...]:
+    url = postgres.database()
+    return (
+        instance(tmp, "a", url, LIVE_REDIS_URL=redis.url),
+        instance(tmp, "b", url, LIVE_REDIS_URL=redis.url),
+    )
+
+
+async def test_a_conversation_open_on_two_instances_hears_both(
+    postgres: PostgresServer, redis_server: RedisServer, tmp_path: Path
+):
+    a, b = pair(tmp_path, postgres, redis_server)
+    try:
+        key = a.cli("apikey", "create")
+        async with open_live(key_url(a, key, "ann")) as on_a:
+            conversation = on_a.conversation["id"]
+            await text_turn(on_a, "first, on a")
+            async with open_live(key_url(b, key, "ann", conversation)) as on_b:
+                # Each side's model is given the other's turns, without reconnecting (the
+                # echo model counts the user messages it is given).
+                frames = await text_turn(on_b, "second, on b")
+                assert "message number 2 from you" in deltas(frames)
+                frames = await _heard_turn(on_a, "third, on a", 3)
+                assert "message number 3 from you" in deltas(frames)
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def _heard_turn(ws: object, text: str, number: int) -> list[dict[str, object]]:
+    """A turn whose model should see `number` user messages: the other instance's exchange
+    travels through Redis after its `end`, so a turn taken at once may be a moment early;
+    retried (bounded) until it is heard."""
+    async with asyncio.timeout(10):
+        while True:
+            frames = await text_turn(ws, text)  # type: ignore[arg-type]
+            if f"message number {number} from you" in deltas(frames):
+                return frames
+            number += 1  # the early turn is history too
+
+
+async def test_a_chat_session_bound_on_one_instance_hears_replies_run_on_the_other(
+    postgres: PostgresServer, redis_server: RedisServer, tmp_path: Path
+):
+    a, b = pair(tmp_path, postgres, redis_server)
+    try:
+        key = a.cli("apikey", "create")
+        chat = "&ct=chat"
+        async with (
+            open_socket(key_url(a, key, "ann") + chat) as sender,
+            open_socket(key_url(b, key, "ann") + chat) as listener,
+        ):
+            await send(sender, {"ct": "chat", "t": "send", "session_id": "s1", "message": "hi"})
+            await chat_until_end(sender)
+            await send(listener, {"ct": "chat", "t": "bind", "session_id": "s1"})
+            assert (await recv(listener))["type"] == "session_bound"
+            message = {"ct": "chat", "t": "send", "session_id": "s1", "message_id": "m1"}
+            await send(sender, {**message, "message": "heard over there?"})
+            sent, heard = await asyncio.gather(
+                chat_until_end(sender, "m1"), chat_until_end(listener, "m1")
+            )
+            # (A listener bound just after a reply may hear that reply's last frames: they
+            # reach the other instance a moment after they reach the sender.)
+            heard = [f for f in heard if f.get("message_id") == "m1"]
+            assert heard == sent and heard[-1]["type"] == "end"
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def test_a_redis_restart_kills_no_socket_and_heals(
+    postgres: PostgresServer, redis_server: RedisServer, tmp_path: Path
+):
+    a, b = pair(tmp_path, postgres, redis_server)
+    try:
+        key = a.cli("apikey", "create")
+        async with open_live(key_url(a, key, "ann")) as on_a:
+            conversation = on_a.conversation["id"]
+            await text_turn(on_a, "one")
+            async with open_live(key_url(b, key, "ann", conversation)) as on_b:
+                redis_server.stop()
+                await text_turn(on_a, "two, with redis away")  # serves alone
+                await text_turn(on_b, "three, with redis away")
+                redis_server.start()
+                # Healed: once the listeners are back, b's turns reach a again.
+                await wait_for_log(a, "is back after")
+                await text_turn(on_b, "four, on b")
+                frames = await _heard_turn(on_a, "five, on a", 4)
+                assert frames
+        assert "is unreachable" in a.logs() and "is back after" in a.logs()
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_workers_need_redis(tmp_path: Path):
+    env = clean_env(LIVE_DATA_DIR=str(tmp_path / "data"), LIVE_STT="none")
+    out = subprocess.run(
+        [sys.executable, "-m", "live_server", "serve", "--workers", "2", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "--workers 2 needs LIVE_REDIS_URL" in out.stderr
+
+
+async def test_two_workers_serve_hundreds_of_sockets_on_one_port(
+    postgres: PostgresServer, redis_server: RedisServer, tmp_path: Path
+):
+    server = start_server(
+        tmp_path,
+        "--workers",
+        "2",
+        LIVE_DATABASE_URL=postgres.database(),
+        LIVE_REDIS_URL=redis_server.url,
+        LIVE_TTS="none",
+        LIVE_ECHO_DELAY_MS="0",
+    )
+    try:
+        key = server.cli("apikey", "create")
+
+        async def one(n: int) -> None:
+            async with open_live(key_url(server, key, f"u{n}")) as ws:
+                await text_turn(ws, f"hello {n}")
+
+        async with asyncio.timeout(120):
+            await asyncio.gather(*(one(n) for n in range(300)))
+        await wait_for_log(server, "Application startup complete")
+        workers = {
+            line.split("[")[1].split("]")[0]
+            for line in server.logs().splitlines()
+            if "Started server process" in line
+        }
+        assert len(workers) == 2, server.logs()
+    finally:
+        server.stop()
