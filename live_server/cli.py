@@ -11,6 +11,7 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from live_server import logs
 from live_server.auth import check_username, issue_token, load_jwt_secret, write_private
@@ -214,7 +215,14 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
     )  # fmt: skip
     token = issue_token(state.jwt_secret, settings.local_user, settings.jwt_ttl_s)
     _show_sign_in(settings, web.local_url(host, port, token))
-    config = uvicorn.Config(
+    uvicorn.Server(_uvicorn_config(settings, app)).run(sockets=[listener])
+    return 0
+
+
+def _uvicorn_config(settings: Settings, app: Any, **more: Any) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
         app,
         log_config=None,
         ws_max_size=settings.max_frame_bytes,
@@ -222,15 +230,13 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
         timeout_graceful_shutdown=5,
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None,
+        **more,
     )
-    uvicorn.Server(config).run(sockets=[listener])
-    return 0
 
 
 def _serve_workers(settings: Settings, listener: socket.socket, workers: int) -> int:
     """N processes taking connections from the one listening socket; each builds the app (and
     loads the engines) itself."""
-    import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     host, port = listener.getsockname()[:2]
@@ -242,16 +248,8 @@ def _serve_workers(settings: Settings, listener: socket.socket, workers: int) ->
         settings,
         web.local_url(host, port, issue_token(secret, settings.local_user, settings.jwt_ttl_s)),
     )
-    config = uvicorn.Config(
-        "live_server.app:from_environment",
-        factory=True,
-        workers=workers,
-        log_config=None,
-        ws_max_size=settings.max_frame_bytes,
-        ws_per_message_deflate=settings.ws_deflate,
-        timeout_graceful_shutdown=5,
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=settings.trusted_proxies or None,
+    config = _uvicorn_config(
+        settings, "live_server.app:from_environment", factory=True, workers=workers
     )
     Multiprocess(config, sockets=[listener]).run()
     return 0

@@ -7,6 +7,7 @@ the live socket's `conversation_id` and chat mode's `session_id` name the same t
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -133,3 +134,36 @@ async def claim(store: Store, conversation_id: str | None, username: str) -> tup
     if info.username != username:
         raise NotYours(f"conversation {conversation_id!r} belongs to another user")
     return conversation_id, True
+
+
+CONVERSATION_SELECT = (
+    "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS n "
+    "FROM conversations c"
+)
+
+
+def conversation_of(row: Any) -> ConversationInfo:
+    """A conversations row (with its message count `n`), from either backend."""
+    return ConversationInfo(
+        id=row["id"],
+        username=row["username"],
+        title=row["title"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        message_count=int(row["n"]),
+    )
+
+
+def message_of(row: Any) -> StoredMessage:
+    """A messages row, from either backend (metrics are kept as JSON text in both)."""
+    metrics: Any = json.loads(row["metrics"]) if row["metrics"] else None
+    return StoredMessage(
+        id=int(row["id"]),
+        conversation_id=row["conversation_id"],
+        role=row["role"],
+        content=row["content"],
+        created_at=row["created_at"],
+        input_type=row["input_type"],
+        interrupted=bool(row["interrupted"]),
+        metrics=metrics,
+    )

@@ -27,14 +27,15 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from live_server.auth import ApiKeyRecord
 from live_server.protocol import well_formed
 from live_server.storage import (
+    CONVERSATION_SELECT,
     ConversationInfo,
-    InputKind,
     NotYours,
-    Role,
     SavedTurn,
     StorageError,
     StoredMessage,
     TurnRecord,
+    conversation_of,
+    message_of,
 )
 from live_server.users import UserRecord
 
@@ -177,11 +178,6 @@ class Database:
 
 # --- conversations --------------------------------------------------------------------------
 
-_CONVERSATION_SELECT = (
-    "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS n "
-    "FROM conversations c"
-)
-
 
 class PostgresStore:
     """The conversation store on PostgreSQL. A turn is saved in one transaction, committed
@@ -197,8 +193,8 @@ class PostgresStore:
         await self.db.aclose()
 
     async def get(self, conversation_id: str) -> ConversationInfo | None:
-        rows = await self.db.fetch(f"{_CONVERSATION_SELECT} WHERE c.id = %s", (conversation_id,))
-        return _conversation(rows[0]) if rows else None
+        rows = await self.db.fetch(f"{CONVERSATION_SELECT} WHERE c.id = %s", (conversation_id,))
+        return conversation_of(rows[0]) if rows else None
 
     async def conversations(
         self, username: str, *, offset: int, limit: int
@@ -209,12 +205,12 @@ class PostgresStore:
             )
             total = (await cursor.fetchone() or {"n": 0})["n"]
             cursor = await conn.execute(
-                f"{_CONVERSATION_SELECT} WHERE c.username = %s "
+                f"{CONVERSATION_SELECT} WHERE c.username = %s "
                 "ORDER BY c.updated_at DESC, c.id LIMIT %s OFFSET %s",
                 (username, limit, offset),
             )
             rows = await cursor.fetchall()
-        return [_conversation(r) for r in rows], int(total)
+        return [conversation_of(r) for r in rows], int(total)
 
     async def save_turn(self, conversation_id: str, username: str, turn: TurnRecord) -> SavedTurn:
         async with self.db.transaction() as conn:
@@ -281,7 +277,7 @@ class PostgresStore:
             "SELECT * FROM messages WHERE conversation_id = %s ORDER BY id DESC LIMIT %s",
             (conversation_id, limit),
         )
-        return [_message(r) for r in reversed(rows)]
+        return [message_of(r) for r in reversed(rows)]
 
     async def messages(
         self, conversation_id: str, *, offset: int, limit: int
@@ -290,7 +286,7 @@ class PostgresStore:
             "SELECT * FROM messages WHERE conversation_id = %s ORDER BY id LIMIT %s OFFSET %s",
             (conversation_id, limit, offset),
         )
-        return [_message(r) for r in rows]
+        return [message_of(r) for r in rows]
 
     async def import_conversation(
         self, info: ConversationInfo, messages: list[StoredMessage]
@@ -323,31 +319,6 @@ class PostgresStore:
                     ],
                 )
         return True
-
-
-def _conversation(row: dict[str, Any]) -> ConversationInfo:
-    return ConversationInfo(
-        id=row["id"],
-        username=row["username"],
-        title=row["title"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        message_count=int(row["n"]),
-    )
-
-
-def _message(row: dict[str, Any]) -> StoredMessage:
-    metrics: Any = json.loads(row["metrics"]) if row["metrics"] else None
-    return StoredMessage(
-        id=int(row["id"]),
-        conversation_id=row["conversation_id"],
-        role=cast(Role, row["role"]),
-        content=row["content"],
-        created_at=row["created_at"],
-        input_type=cast("InputKind | None", row["input_type"]),
-        interrupted=bool(row["interrupted"]),
-        metrics=metrics,
-    )
 
 
 # --- API keys and users ---------------------------------------------------------------------

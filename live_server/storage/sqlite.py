@@ -38,14 +38,15 @@ from typing import Any, TypeVar, cast
 from live_server.errors import LiveError
 from live_server.protocol import well_formed
 from live_server.storage import (
+    CONVERSATION_SELECT,
     ConversationInfo,
-    InputKind,
     NotYours,
-    Role,
     SavedTurn,
     StorageError,
     StoredMessage,
     TurnRecord,
+    conversation_of,
+    message_of,
 )
 
 T = TypeVar("T")
@@ -232,11 +233,11 @@ class SQLiteStore:
                 "SELECT count(*) FROM conversations WHERE username = ?", (username,)
             ).fetchone()[0]
             rows = db.execute(
-                f"{_CONVERSATION_SELECT} WHERE c.username = ? "
+                f"{CONVERSATION_SELECT} WHERE c.username = ? "
                 "ORDER BY c.updated_at DESC, c.id LIMIT ? OFFSET ?",
                 (username, limit, offset),
             ).fetchall()
-            return [_conversation(r) for r in rows], int(total)
+            return [conversation_of(r) for r in rows], int(total)
 
         return await self._read(page)
 
@@ -265,7 +266,7 @@ class SQLiteStore:
                 "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?",
                 (conversation_id, limit),
             ).fetchall()
-            return [_message(r) for r in reversed(rows)]
+            return [message_of(r) for r in reversed(rows)]
 
         return await self._read(last)
 
@@ -277,7 +278,7 @@ class SQLiteStore:
                 "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id LIMIT ? OFFSET ?",
                 (conversation_id, limit, offset),
             ).fetchall()
-            return [_message(r) for r in rows]
+            return [message_of(r) for r in rows]
 
         return await self._read(page)
 
@@ -432,37 +433,6 @@ def _private_file(path: Path, *, create: bool = True) -> None:
         os.chmod(path, 0o600)
 
 
-_CONVERSATION_SELECT = (
-    "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS n "
-    "FROM conversations c"
-)
-
-
 def _get(db: sqlite3.Connection, conversation_id: str) -> ConversationInfo | None:
-    row = db.execute(f"{_CONVERSATION_SELECT} WHERE c.id = ?", (conversation_id,)).fetchone()
-    return None if row is None else _conversation(row)
-
-
-def _conversation(row: sqlite3.Row) -> ConversationInfo:
-    return ConversationInfo(
-        id=row["id"],
-        username=row["username"],
-        title=row["title"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        message_count=row["n"],
-    )
-
-
-def _message(row: sqlite3.Row) -> StoredMessage:
-    metrics: Any = json.loads(row["metrics"]) if row["metrics"] else None
-    return StoredMessage(
-        id=row["id"],
-        conversation_id=row["conversation_id"],
-        role=cast(Role, row["role"]),
-        content=row["content"],
-        created_at=row["created_at"],
-        input_type=cast("InputKind | None", row["input_type"]),
-        interrupted=bool(row["interrupted"]),
-        metrics=metrics,
-    )
+    row = db.execute(f"{CONVERSATION_SELECT} WHERE c.id = ?", (conversation_id,)).fetchone()
+    return None if row is None else conversation_of(row)
