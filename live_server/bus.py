@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from live_server.logs import redact_url
+
 log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], None]
 PREFIX = "live:"
@@ -48,12 +50,6 @@ class LocalBus:
         pass
 
 
-def redact(url: str) -> str:
-    from live_server.storage.postgres import redact_url
-
-    return redact_url(url)
-
-
 class RedisBus:
     def __init__(self, url: str) -> None:
         import redis.asyncio as redis
@@ -66,7 +62,6 @@ class RedisBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._unsent = 0  # published while Redis was away
         self._lost_at: float | None = None
-        self.connected = asyncio.Event()  # the listener is subscribed (tests wait for it)
 
     def subscribe(self, channel: str, handler: Handler) -> None:
         self._handlers[PREFIX + channel] = handler
@@ -88,7 +83,7 @@ class RedisBus:
         except Exception as exc:
             await self._redis.aclose()
             raise ConnectionError(
-                f"cannot reach Redis at LIVE_REDIS_URL={redact(self.url)}: {exc}"
+                f"cannot reach Redis at LIVE_REDIS_URL={redact_url(self.url)}: {exc}"
             ) from exc
         self._outgoing = asyncio.Queue(10_000)
         self._tasks = [
@@ -127,14 +122,12 @@ class RedisBus:
             try:
                 await pubsub.subscribe(*self._handlers)
                 self._back()
-                self.connected.set()
                 pause = 0.1
                 async for message in pubsub.listen():
                     self._deliver(message)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.connected.clear()
                 self._lost(exc)
             finally:
                 with contextlib.suppress(Exception):
@@ -168,7 +161,7 @@ class RedisBus:
             log.warning(
                 "Redis at %s is unreachable (%s): this process now serves alone; other "
                 "processes' turns and chat replies are not heard until it is back",
-                redact(self.url),
+                redact_url(self.url),
                 exc or "a publish failed",
             )
 
@@ -181,7 +174,7 @@ class RedisBus:
             "Redis at %s is back after %.1f s; missed meanwhile: %d event(s) of this process "
             "not sent, and whatever the others published (their turns are in the store: a "
             "socket that reconnects loads them)",
-            redact(self.url),
+            redact_url(self.url),
             away,
             self._unsent,
         )

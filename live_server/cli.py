@@ -194,7 +194,10 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
         # Reached (and migrated) now, so that a wrong address is said plainly, not as a
         # failed start-up's traceback.
         asyncio.run(_check_database(settings))
-        log.info("conversations, keys and accounts: PostgreSQL at %s", _redacted(settings))
+        log.info(
+            "conversations, keys and accounts: PostgreSQL at %s",
+            logs.redact_url(settings.database_url),
+        )
     if workers > 1:
         return _serve_workers(settings, listener, workers)
     app = create_app(settings)
@@ -269,12 +272,6 @@ async def _check_redis(url: str) -> None:
 async def _check_database(settings: Settings) -> None:
     async with opened(settings):
         pass
-
-
-def _redacted(settings: Settings) -> str:
-    from live_server.storage.postgres import redact_url
-
-    return redact_url(settings.database_url or "")
 
 
 def _listen(host: str, port: int) -> socket.socket:

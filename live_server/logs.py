@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 _SECRET_PARAM = re.compile(
     r"(?i)((?:token|access_token|api_key|apikey|key|password|secret)=)[^&\s\"']+"
@@ -20,6 +21,16 @@ REDACTED = "[REDACTED]"
 def redact(text: str) -> str:
     text = _SECRET_PARAM.sub(rf"\1{REDACTED}", text)
     return _BEARER.sub(rf"\1{REDACTED}", text)
+
+
+def redact_url(url: str) -> str:
+    """A database's or Redis's address without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class RedactFilter(logging.Filter):

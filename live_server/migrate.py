@@ -12,13 +12,13 @@ import sys
 
 from live_server.auth import KeyFile
 from live_server.errors import ConfigError
+from live_server.logs import redact_url
 from live_server.settings import Settings
 from live_server.storage.postgres import (
     Database,
     PostgresKeys,
     PostgresStore,
     PostgresUsers,
-    redact_url,
 )
 from live_server.storage.sqlite import SQLiteStore
 from live_server.users import UserFile

@@ -18,13 +18,13 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from live_server.auth import ApiKeyRecord
+from live_server.logs import redact_url
 from live_server.protocol import well_formed
 from live_server.storage import (
     CONVERSATION_SELECT,
@@ -83,16 +83,6 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
 )
-
-
-def redact_url(url: str) -> str:
-    """The address without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _text(value: str) -> str:
