@@ -19,6 +19,8 @@ from live_server.providers import build_llm, build_stt, build_tts
 from live_server.revocation import KeySessions
 from live_server.settings import Settings
 from live_server.state import AppState, Engines
+from live_server.throttle import RedisThrottle
+from live_server.users import LOGIN_WINDOW_S
 from live_server.vad import ScorerPool
 
 
@@ -42,8 +44,11 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
             stt=stt,
             vad=ScorerPool.silero() if stt is not None else None,
         )
-    backends = build_backends(settings)
-    bus = RedisBus(settings.redis_url) if settings.redis_url else None
+    bus, throttle = None, None
+    if settings.redis_url is not None:
+        bus = RedisBus(settings.redis_url)
+        throttle = RedisThrottle.from_url(settings.redis_url, LOGIN_WINDOW_S)
+    backends = build_backends(settings, throttle)
     state = AppState(
         settings=settings,
         engines=engines,
@@ -82,6 +87,8 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
             await state.store.aclose()
             if bus is not None:
                 await bus.aclose()
+            if throttle is not None:
+                await throttle.aclose()
 
     app = Starlette(
         routes=[

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from live_server.auth import ApiKeyStore, KeyFile
 from live_server.settings import Settings
 from live_server.storage import Store
+from live_server.throttle import Throttle
 from live_server.users import UserFile, UserStore
 
 
@@ -23,8 +24,9 @@ class Backends:
     users: UserStore
 
 
-def build_backends(settings: Settings) -> Backends:
-    """The stores, not yet open: `store.open()` opens them all (the database's pool)."""
+def build_backends(settings: Settings, throttle: Throttle | None = None) -> Backends:
+    """The stores, not yet open: `store.open()` opens them all (the database's pool).
+    `throttle` counts failed logins (default: in this process)."""
     if settings.database_url is not None:
         from live_server.storage.postgres import (
             Database,
@@ -37,14 +39,14 @@ def build_backends(settings: Settings) -> Backends:
         return Backends(
             store=PostgresStore(db),
             keys=ApiKeyStore(PostgresKeys(db)),
-            users=UserStore(PostgresUsers(db)),
+            users=UserStore(PostgresUsers(db), throttle),
         )
     from live_server.storage.sqlite import SQLiteStore
 
     return Backends(
         store=SQLiteStore(settings.data_dir / "conversations.sqlite3"),
         keys=ApiKeyStore(KeyFile(settings.data_dir)),
-        users=UserStore(UserFile(settings.data_dir)),
+        users=UserStore(UserFile(settings.data_dir), throttle),
     )
 
 

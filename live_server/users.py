@@ -13,13 +13,13 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from live_server.auth import RecordFile, check_username
 from live_server.errors import AuthError, ErrorCode, LiveError
+from live_server.throttle import LocalThrottle, Throttle
 
 # scrypt with N=2^15, r=8: about 32 MiB and tens of milliseconds per guess.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
@@ -125,14 +125,12 @@ class UserFile:
 
 
 class UserStore:
-    """Accounts and logins, whichever `UserRecords` keeps the accounts. The throttles of
-    failed logins are this process's own."""
+    """Accounts and logins, whichever `UserRecords` keeps the accounts and whichever
+    `Throttle` counts the failed logins (this process's own by default)."""
 
-    def __init__(self, records: UserRecords) -> None:
+    def __init__(self, records: UserRecords, throttle: Throttle | None = None) -> None:
         self.records = records
-        # ("pair", name, address), ("client", address) or ("user", name) -> times of recent
-        # failed logins
-        self._failures: dict[tuple[str, ...], deque[float]] = {}
+        self.throttle: Throttle = throttle or LocalThrottle(LOGIN_WINDOW_S)
 
     async def add(self, username: str, password: str) -> UserRecord:
         check_username(username)
@@ -161,15 +159,13 @@ class UserStore:
         password check, for the rest of the minute after `LOGIN_FAILURES` failures for one
         user from one client address (`client`), `LOGIN_FAILURES_PER_CLIENT` from that address
         for any users, or `LOGIN_FAILURES_PER_USER` for that user from anywhere."""
-        keys: list[tuple[tuple[str, ...], int]] = [
-            (("pair", username, client or ""), LOGIN_FAILURES),
-            (("user", username), LOGIN_FAILURES_PER_USER),
-        ]
+        # Usernames hold no ':', so the keys cannot collide.
+        pair = f"pair:{username}:{client or ''}"
+        limits = {pair: LOGIN_FAILURES, f"user:{username}": LOGIN_FAILURES_PER_USER}
         if client:
-            keys.append((("client", client), LOGIN_FAILURES_PER_CLIENT))
-        now = time.monotonic()
-        self._forget_failures_before(now - LOGIN_WINDOW_S)
-        if any(len(self._failures.get(key, ())) >= limit for key, limit in keys):
+            limits[f"client:{client}"] = LOGIN_FAILURES_PER_CLIENT
+        counts = await self.throttle.counts(list(limits))
+        if any(n >= limit for n, limit in zip(counts, limits.values(), strict=True)):
             raise AuthError(
                 "too many failed logins; try again in a minute",
                 code=ErrorCode.LIMIT_EXCEEDED,
@@ -178,21 +174,12 @@ class UserStore:
         stored = record.password_hash if record else _DUMMY_HASH
         ok = await asyncio.to_thread(check_password, password, stored)
         if not (ok and record):
-            for key, _ in keys:
-                self._failures.setdefault(key, deque()).append(now)
+            await self.throttle.add(list(limits))
             raise AuthError("Invalid username or password")
         # A success clears the user's count, not the client's: one known password does
         # not buy another round of guesses at other accounts.
-        self._failures.pop(("pair", username, client or ""), None)
+        await self.throttle.clear(pair)
         return username
-
-    def _forget_failures_before(self, horizon: float) -> None:
-        for name in list(self._failures):
-            failures = self._failures[name]
-            while failures and failures[0] < horizon:
-                failures.popleft()
-            if not failures:
-                del self._failures[name]
 
 
 def _check_password_rules(password: str) -> None:

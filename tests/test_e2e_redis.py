@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
+from live_server.users import LOGIN_FAILURES
 from tests.client import (
     chat_until_end,
     deltas,
@@ -114,6 +117,37 @@ async def test_a_redis_restart_kills_no_socket_and_heals(
                 frames = await _heard_turn(on_a, "five, on a", 4)
                 assert frames
         assert "is unreachable" in a.logs() and "is back after" in a.logs()
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def test_failed_logins_are_counted_across_instances(
+    postgres: PostgresServer, redis_server: RedisServer, tmp_path: Path
+):
+    """Guesses spread over two instances behind one address meet one limit."""
+    a, b = pair(tmp_path, postgres, redis_server)
+    try:
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "live_server", "user", "add", "bob", "--password-stdin"],
+            input=b"long enough\n",
+            env=a.env,
+            check=True,
+            timeout=60,
+        )
+        async with httpx.AsyncClient(timeout=30) as http:
+
+            async def login(server: ServerProcess, password: str) -> httpx.Response:
+                body = {"username": "bob", "password": password}
+                return await http.post(f"{server.http}/api/auth/login", json=body)
+
+            for i in range(LOGIN_FAILURES):
+                assert (await login((a, b)[i % 2], "wrong guess")).status_code == 401
+            for server in (a, b):
+                r = await login(server, "long enough")
+                assert r.status_code == 429, r.text
+                assert r.json()["error"]["code"] == "LIMIT_EXCEEDED"
     finally:
         a.stop()
         b.stop()

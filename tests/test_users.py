@@ -15,17 +15,20 @@ import pytest
 
 from live_server.errors import AuthError, ErrorCode, LiveError
 from live_server.storage.postgres import Database, PostgresUsers
+from live_server.throttle import RedisThrottle
 from live_server.users import (
     LOGIN_FAILURES,
     LOGIN_FAILURES_PER_CLIENT,
     LOGIN_FAILURES_PER_USER,
+    LOGIN_WINDOW_S,
     UserFile,
     UserStore,
     check_password,
     hash_password,
 )
 from tests.client import open_live, text_turn
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, free_port
+from tests.services import RedisServer
 
 
 def test_password_hashes_are_salted_scrypt():
@@ -35,18 +38,25 @@ def test_password_hashes_are_salted_scrypt():
     assert not check_password("s3cret pass", "md5$whatever")
 
 
-@pytest.fixture(params=["file", "postgres"])
+@pytest.fixture(params=["file", "postgres", "postgres+redis"])
 async def users(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UserStore]:
-    """Accounts kept in the data dir's users file, or in PostgreSQL."""
+    """Accounts kept in the data dir's users file, or in PostgreSQL; failed logins counted in
+    the process, or in Redis (as with `LIVE_REDIS_URL`)."""
     if request.param == "file":
         yield UserStore(UserFile(tmp_path))
         return
     db = Database(request.getfixturevalue("postgres").database())
     await db.open()
+    throttle = None
+    if request.param == "postgres+redis":
+        redis_url = request.getfixturevalue("redis_server").url
+        throttle = RedisThrottle.from_url(redis_url, LOGIN_WINDOW_S)
     try:
-        yield UserStore(PostgresUsers(db))
+        yield UserStore(PostgresUsers(db), throttle)
     finally:
         await db.aclose()
+        if throttle is not None:
+            await throttle.aclose()
 
 
 def test_the_users_file_is_private_and_holds_no_password(tmp_path: Path):
@@ -105,6 +115,53 @@ async def test_one_client_guessing_many_accounts_is_throttled(users: UserStore):
     assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
     # ...while the account itself is not locked for everyone else.
     assert await users.login("ann", "long enough", client="10.0.0.10") == "ann"
+
+
+async def test_processes_on_one_redis_count_failed_logins_together(
+    tmp_path: Path, redis_server: RedisServer
+):
+    """Two stores (two processes) on one Redis: guesses spread over both meet one limit."""
+    one, two = (
+        UserStore(UserFile(tmp_path), RedisThrottle.from_url(redis_server.url, LOGIN_WINDOW_S))
+        for _ in range(2)
+    )
+    try:
+        await one.add("ann", "long enough")
+        for i in range(LOGIN_FAILURES):
+            with pytest.raises(AuthError) as caught:
+                await (one, two)[i % 2].login("ann", "wrong guess", client="10.0.0.1")
+            assert caught.value.code is ErrorCode.UNAUTHORIZED
+        for store in (one, two):
+            with pytest.raises(AuthError) as caught:
+                await store.login("ann", "long enough", client="10.0.0.1")
+            assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
+        assert await two.login("ann", "long enough", client="10.0.0.2") == "ann"
+    finally:
+        for store in (one, two):
+            assert isinstance(store.throttle, RedisThrottle)
+            await store.throttle.aclose()
+
+
+async def test_without_redis_failed_logins_are_counted_in_the_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """Redis unreachable: logins still work, and the limits hold in this process."""
+    throttle = RedisThrottle.from_url(f"redis://127.0.0.1:{free_port()}/0", LOGIN_WINDOW_S)
+    users = UserStore(UserFile(tmp_path), throttle)
+    try:
+        await users.add("ann", "long enough")
+        assert await users.login("ann", "long enough") == "ann"
+        for _ in range(LOGIN_FAILURES):
+            with pytest.raises(AuthError) as caught:
+                await users.login("ann", "wrong guess")
+            assert caught.value.code is ErrorCode.UNAUTHORIZED
+        with pytest.raises(AuthError) as caught:
+            await users.login("ann", "long enough")
+        assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
+    finally:
+        await throttle.aclose()
+    warnings = [r.getMessage() for r in caplog.records if "Redis is unreachable" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # said once, not at every login
 
 
 def cli(server: ServerProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
