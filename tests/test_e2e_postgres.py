@@ -29,13 +29,9 @@ def instance(tmp: Path, name: str, url: str, **settings: str) -> ServerProcess:
     """A server with a data dir of its own, on the shared database."""
     root = tmp / name
     root.mkdir()
+    defaults = {"LIVE_ECHO_DELAY_MS": "0", "LIVE_TTS": "none"}
     return start_server(
-        root,
-        LIVE_DATABASE_URL=url,
-        LIVE_JWT_SECRET=SECRET,
-        LIVE_ECHO_DELAY_MS="0",
-        LIVE_TTS="none",
-        **settings,
+        root, **{**defaults, "LIVE_DATABASE_URL": url, "LIVE_JWT_SECRET": SECRET, **settings}
     )
 
 

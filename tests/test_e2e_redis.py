@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from live_server.users import LOGIN_FAILURES
 from tests.client import (
@@ -21,8 +22,10 @@ from tests.client import (
     send,
     text_turn,
 )
-from tests.conftest import ServerProcess, clean_env, start_server
+from tests.conftest import ServerProcess, clean_env, start_server, stub_llm
 from tests.services import PostgresServer, RedisServer
+from tests.stubs import DEFAULT_REPLY, StubOpenAI
+from tests.test_e2e_persistence import heard_sentences
 from tests.test_e2e_postgres import instance, key_url
 from tests.test_e2e_slow_client import wait_for_log
 
@@ -66,6 +69,46 @@ async def _heard_turn(ws: object, text: str, number: int) -> list[dict[str, obje
             if f"message number {number} from you" in deltas(frames):
                 return frames
             number += 1  # the early turn is history too
+
+
+async def test_a_reply_cut_on_one_instance_is_cut_in_the_others_history(
+    postgres: PostgresServer, redis_server: RedisServer, tmp_path: Path, llm_stub: StubOpenAI
+):
+    """`played_ms` after a reply cuts it where the client stopped playing; a socket on the
+    same conversation on another instance, open since before the cut, gives its model the cut
+    reply, not the whole one it loaded."""
+    url = postgres.database()
+    a, b = (
+        instance(
+            tmp_path, name, url, LIVE_REDIS_URL=redis_server.url, LIVE_TTS="espeak",
+            **stub_llm(llm_stub),
+        )
+        for name in "ab"
+    )  # fmt: skip
+    try:
+        key = a.cli("apikey", "create")
+        async with open_live(key_url(a, key, "ann")) as on_a:
+            frames = await text_turn(on_a, "Tell me the eight sentences.")
+            first, duration = heard_sentences(frames, [])[0]
+            conversation = on_a.conversation["id"]
+            async with open_live(key_url(b, key, "ann", conversation)) as on_b:
+                await send(on_a, {"t": "interrupt", "played_ms": duration + 10})
+                cut = {"role": "assistant", "content": f"{first} [interrupted by the user]"}
+                # The cut reaches b through Redis a moment after a stores it: a few turns (all
+                # within the model's history window) until it is heard.
+                asked = {"role": "user", "content": "Tell me the eight sentences."}
+                for _ in range(8):
+                    await text_turn(on_b, "What did you say?")
+                    history = llm_stub.chat_requests[-1]["messages"]
+                    reply = history[history.index(asked) + 1]
+                    if reply == cut:
+                        break
+                    assert reply["content"] == DEFAULT_REPLY  # the whole reply: not heard yet
+                else:
+                    pytest.fail("the cut made on a never reached the history on b")
+    finally:
+        a.stop()
+        b.stop()
 
 
 async def test_a_chat_session_bound_on_one_instance_hears_replies_run_on_the_other(
