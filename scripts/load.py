@@ -321,6 +321,7 @@ async def level(
 ) -> dict[str, Any]:
     """Open `sockets` sockets from the client processes, then run the window; the figures."""
     clients = min(args.clients, sockets)
+    before = rss_kb(server.proc.pid)
     procs = []
     for c in range(clients):
         share = sockets // clients + (c < sockets % clients)
@@ -358,7 +359,6 @@ async def level(
             p.stdin.write(json.dumps(message).encode() + b"\n")
             await p.stdin.drain()
 
-    before = rss_kb(server.proc.pid)
     opened = [await line(p) for p in procs]
     connected = sum(o["connected"] for o in opened)
     if not connected:

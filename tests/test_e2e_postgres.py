@@ -35,6 +35,18 @@ def instance(tmp: Path, name: str, url: str, **settings: str) -> ServerProcess:
     )
 
 
+async def add_user(server: ServerProcess, name: str, password: str) -> None:
+    """An account, added with the CLI as an operator would."""
+    await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "live_server", "user", "add", name, "--password-stdin"],
+        input=f"{password}\n".encode(),
+        env=server.env,
+        check=True,
+        timeout=60,
+    )
+
+
 def key_url(server: ServerProcess, key: str, user: str, conversation: str | None = None) -> str:
     url = f"{server.ws}/api/v1/live/ws?username={user}&api_key={key}"
     return url + (f"&conversation_id={conversation}" if conversation else "")
@@ -98,14 +110,7 @@ async def test_two_instances_share_keys_conversations_and_accounts(
             assert "message number 2 from you" in deltas(frames)
         assert len(await messages(a, conversation, key, "ann")) == 4
         # An account added through one instance signs in on the other.
-        await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "live_server", "user", "add", "bob", "--password-stdin"],
-            input=b"long enough\n",
-            env=a.env,
-            check=True,
-            timeout=60,
-        )
+        await add_user(a, "bob", "long enough")
         async with httpx.AsyncClient(timeout=30) as http:
             r = await http.post(
                 f"{b.http}/api/auth/login", json={"username": "bob", "password": "long enough"}

@@ -26,7 +26,7 @@ from tests.conftest import ServerProcess, clean_env, start_server, stub_llm
 from tests.services import PostgresServer, RedisServer
 from tests.stubs import DEFAULT_REPLY, StubOpenAI
 from tests.test_e2e_persistence import heard_sentences
-from tests.test_e2e_postgres import instance, key_url
+from tests.test_e2e_postgres import add_user, instance, key_url
 from tests.test_e2e_slow_client import wait_for_log
 
 
@@ -171,14 +171,7 @@ async def test_failed_logins_are_counted_across_instances(
     """Guesses spread over two instances behind one address meet one limit."""
     a, b = pair(tmp_path, postgres, redis_server)
     try:
-        await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "live_server", "user", "add", "bob", "--password-stdin"],
-            input=b"long enough\n",
-            env=a.env,
-            check=True,
-            timeout=60,
-        )
+        await add_user(a, "bob", "long enough")
         async with httpx.AsyncClient(timeout=30) as http:
 
             async def login(server: ServerProcess, password: str) -> httpx.Response:

@@ -65,6 +65,17 @@ def test_the_users_file_is_private_and_holds_no_password(tmp_path: Path):
     assert (tmp_path / "users.json").stat().st_mode & 0o077 == 0
 
 
+async def lock_out(users: UserStore, name: str, password: str) -> None:
+    """`LOGIN_FAILURES` wrong guesses at `name`: then even its right password waits."""
+    for _ in range(LOGIN_FAILURES):
+        with pytest.raises(AuthError) as caught:
+            await users.login(name, "wrong guess")
+        assert caught.value.code is ErrorCode.UNAUTHORIZED
+    with pytest.raises(AuthError) as caught:
+        await users.login(name, password)
+    assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
+
+
 async def test_user_store_rules_and_throttle(users: UserStore):
     await users.add("ann", "long enough")
     stored = await users.records.get("ann")
@@ -76,15 +87,8 @@ async def test_user_store_rules_and_throttle(users: UserStore):
     with pytest.raises(AuthError):
         await users.add("bad name", "long enough")
     assert await users.login("ann", "long enough") == "ann"
-    for _ in range(LOGIN_FAILURES):
-        with pytest.raises(AuthError) as caught:
-            await users.login("ann", "wrong guess")
-        assert caught.value.code is ErrorCode.UNAUTHORIZED
-    # Now even the right password waits from there: guessing is throttled per user and
-    # address...
-    with pytest.raises(AuthError) as caught:
-        await users.login("ann", "long enough")
-    assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
+    # Guessing is throttled per user and address...
+    await lock_out(users, "ann", "long enough")
     # ...so the guesser does not lock the owner out, elsewhere.
     assert await users.login("ann", "long enough", client="192.0.2.7") == "ann"
     # Many addresses guessing one name do, past a much higher bound.
@@ -151,13 +155,7 @@ async def test_without_redis_failed_logins_are_counted_in_the_process(
     try:
         await users.add("ann", "long enough")
         assert await users.login("ann", "long enough") == "ann"
-        for _ in range(LOGIN_FAILURES):
-            with pytest.raises(AuthError) as caught:
-                await users.login("ann", "wrong guess")
-            assert caught.value.code is ErrorCode.UNAUTHORIZED
-        with pytest.raises(AuthError) as caught:
-            await users.login("ann", "long enough")
-        assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
+        await lock_out(users, "ann", "long enough")
     finally:
         await throttle.aclose()
     warnings = [r.getMessage() for r in caplog.records if "Redis is unreachable" in r.getMessage()]
