@@ -141,6 +141,7 @@ def serve_websockets_echo(port: int) -> None:
 class Proc:
     def __init__(self, args: list[str], env: dict[str, str], port: int, ready_path: str) -> None:
         self.port = port
+        self.env = env
         self.proc = subprocess.Popen(
             args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -166,12 +167,14 @@ class Proc:
         self.proc.wait(timeout=10)
 
 
-def live_server(env_extra: dict[str, str], data_dir: str) -> Proc:
+def live_server(env_extra: dict[str, str], data_dir: str, *serve_args: str) -> Proc:
+    """`live-server serve` (with `serve_args`, say `--workers 2`) on a free port, configured
+    by `env_extra` alone."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVE_")}
     env.pop("OPENAI_API_KEY", None)
     env.update({"LIVE_DATA_DIR": data_dir, "LIVE_LOG_LEVEL": "warning", **env_extra})
-    args = [sys.executable, "-m", "live_server", "serve", "--port", str(port)]
+    args = [sys.executable, "-m", "live_server", "serve", "--port", str(port), *serve_args]
     return Proc(args, env, port, f"http://127.0.0.1:{port}/healthz")
 
 
@@ -495,17 +498,25 @@ async def engine_times(n: int) -> dict[str, Any]:
     }
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (the recogniser's workers)."""
-    total, todo = 0, [pid]
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants (the recogniser's workers, `serve --workers`)."""
+    pids, todo = [], [pid]
     while todo:
         p = todo.pop()
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
+        pids.append(p)
         children = Path(f"/proc/{p}/task/{p}/children")
         if children.exists():
             todo += [int(c) for c in children.read_text().split()]
+    return pids
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its descendants."""
+    total = 0
+    for p in process_tree(pid):
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
     return total / 1024
 
 

@@ -41,18 +41,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench import Proc, live_server, process_tree, tree_rss_mb  # this folder: the bench's server
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the private PostgreSQL and Redis servers, as the tests start them
-from tests.services import PostgresServer, RedisServer, free_port  # noqa: E402
+from tests.services import PostgresServer, RedisServer  # bench puts the repo on sys.path
 
 PROMPT = b'{"t":"text_input","text":"What is the weather like in Paris today?"}'
 DELTA = b'{"t":"bot_delta_chunk"'
@@ -226,30 +224,10 @@ async def client_main(config: dict[str, Any]) -> None:
 # --- the parent: servers, levels, figures ---------------------------------------------------
 
 
-def tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        children = Path(f"/proc/{p}/task/{p}/children")
-        if children.exists():
-            todo += [int(c) for c in children.read_text().split()]
-    return pids
-
-
-def rss_kb(pid: int) -> int:
-    total = 0
-    for p in tree(pid):
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total
-
-
 def cpu_s(pid: int) -> float:
     """CPU time used so far by a process and its children, in seconds."""
     ticks = 0
-    for p in tree(pid):
+    for p in process_tree(pid):
         fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
@@ -258,7 +236,7 @@ def cpu_s(pid: int) -> float:
 def sockets_per_process(pid: int) -> list[int]:
     """TCP sockets each process of the server holds (which worker took the connections)."""
     counts = []
-    for p in tree(pid):
+    for p in process_tree(pid):
         fds = Path(f"/proc/{p}/fd")
         n = 0
         for fd in fds.iterdir():
@@ -268,45 +246,14 @@ def sockets_per_process(pid: int) -> list[int]:
     return counts
 
 
-class Server:
-    def __init__(self, workers: int, env: dict[str, str]) -> None:
-        self.port = free_port()
-        args = [sys.executable, "-m", "live_server", "serve", "--port", str(self.port)]
-        if workers > 1:
-            args += ["--workers", str(workers)]
-        self.env = env
-        self.proc = subprocess.Popen(
-            args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("the server did not start")
-
-    def api_key(self) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "live_server", "apikey", "create", "--name", "load"],
-            env=self.env,
-            capture_output=True,
-            check=True,
-        )
-        return out.stdout.decode().strip()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+def api_key(server: Proc) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "live_server", "apikey", "create", "--name", "load"],
+        env=server.env,
+        capture_output=True,
+        check=True,
+    )
+    return out.stdout.decode().strip()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -317,11 +264,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def level(
-    server: Server, key: str, sockets: int, think_s: float, args: argparse.Namespace
+    server: Proc, key: str, sockets: int, think_s: float, args: argparse.Namespace
 ) -> dict[str, Any]:
     """Open `sockets` sockets from the client processes, then run the window; the figures."""
     clients = min(args.clients, sockets)
-    before = rss_kb(server.proc.pid)
+    before = tree_rss_mb(server.proc.pid)
     procs = []
     for c in range(clients):
         share = sockets // clients + (c < sockets % clients)
@@ -364,7 +311,7 @@ async def level(
     if not connected:
         raise RuntimeError(f"no socket could connect to the server ({opened})")
     await asyncio.sleep(1)  # let the server settle what the last handshakes allocated
-    idle = rss_kb(server.proc.pid)
+    idle = tree_rss_mb(server.proc.pid)
     spread = sockets_per_process(server.proc.pid)
     now = time.monotonic()
     go_at = now + 0.2
@@ -384,7 +331,7 @@ async def level(
         "connected": connected,
         "failed": sum(o["failed"] for o in opened),
         "sockets_per_process": spread,
-        "rss_per_idle_socket_kb": (idle - before) / max(1, connected),
+        "rss_per_idle_socket_kb": 1024 * (idle - before) / max(1, connected),
         "turns": len(first),
         "turns_per_s": sum(r["ended"] for r in reports) / args.seconds,
         "first_delta_p50_ms": 1000 * percentile(first, 0.5),
@@ -406,10 +353,10 @@ async def configuration(
     runs = [(n, args.think_s) for n in args.sockets] + [(args.saturation_sockets, 0.0)]
     for sockets, think_s in runs:
         data_dir = tempfile.mkdtemp(prefix="live-load-")
-        server = Server(workers, {**env, "LIVE_DATA_DIR": data_dir})
+        server = live_server(env, data_dir, "--workers", str(workers))
         try:
-            server.wait_ready()
-            key = server.api_key()
+            await server.wait_ready()
+            key = api_key(server)
             result = await level(server, key, sockets, think_s, args)
         finally:
             server.stop()
@@ -432,17 +379,13 @@ async def configuration(
 
 
 def server_env(database_url: str | None, redis_url: str | None, args: argparse.Namespace) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVE_")}
-    env.pop("OPENAI_API_KEY", None)
-    env.update(
-        {
-            "LIVE_LLM": "echo",
-            "LIVE_ECHO_DELAY_MS": str(args.echo_delay_ms),
-            "LIVE_STT": "none",
-            "LIVE_TTS": "none",
-            "LIVE_LOG_LEVEL": "warning",
-        }
-    )
+    """The server's settings: the echo model, no voice; the shared stores if any."""
+    env = {
+        "LIVE_LLM": "echo",
+        "LIVE_ECHO_DELAY_MS": str(args.echo_delay_ms),
+        "LIVE_STT": "none",
+        "LIVE_TTS": "none",
+    }
     if database_url:
         env["LIVE_DATABASE_URL"] = database_url
     if redis_url:

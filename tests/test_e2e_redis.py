@@ -5,8 +5,10 @@ Redis hear each other's turns and chat replies, a Redis restart kills no socket,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,19 +32,27 @@ from tests.test_e2e_postgres import add_user, instance, key_url
 from tests.test_e2e_slow_client import wait_for_log
 
 
-def pair(tmp: Path, postgres: PostgresServer, redis: RedisServer) -> tuple[ServerProcess, ...]:
+@contextlib.contextmanager
+def pair(
+    tmp: Path, postgres: PostgresServer, redis: RedisServer, **settings: str
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two instances on one new database and one Redis, stopped after."""
     url = postgres.database()
-    return (
-        instance(tmp, "a", url, LIVE_REDIS_URL=redis.url),
-        instance(tmp, "b", url, LIVE_REDIS_URL=redis.url),
-    )
+    a = instance(tmp, "a", url, LIVE_REDIS_URL=redis.url, **settings)
+    try:
+        b = instance(tmp, "b", url, LIVE_REDIS_URL=redis.url, **settings)
+        try:
+            yield a, b
+        finally:
+            b.stop()
+    finally:
+        a.stop()
 
 
 async def test_a_conversation_open_on_two_instances_hears_both(
     postgres: PostgresServer, redis_server: RedisServer, tmp_path: Path
 ):
-    a, b = pair(tmp_path, postgres, redis_server)
-    try:
+    with pair(tmp_path, postgres, redis_server) as (a, b):
         key = a.cli("apikey", "create")
         async with open_live(key_url(a, key, "ann")) as on_a:
             conversation = on_a.conversation["id"]
@@ -54,9 +64,6 @@ async def test_a_conversation_open_on_two_instances_hears_both(
                 assert "message number 2 from you" in deltas(frames)
                 frames = await _heard_turn(on_a, "third, on a", 3)
                 assert "message number 3 from you" in deltas(frames)
-    finally:
-        a.stop()
-        b.stop()
 
 
 async def _heard_turn(ws: object, text: str, number: int) -> list[dict[str, object]]:
@@ -77,15 +84,7 @@ async def test_a_reply_cut_on_one_instance_is_cut_in_the_others_history(
     """`played_ms` after a reply cuts it where the client stopped playing; a socket on the
     same conversation on another instance, open since before the cut, gives its model the cut
     reply, not the whole one it loaded."""
-    url = postgres.database()
-    a, b = (
-        instance(
-            tmp_path, name, url, LIVE_REDIS_URL=redis_server.url, LIVE_TTS="espeak",
-            **stub_llm(llm_stub),
-        )
-        for name in "ab"
-    )  # fmt: skip
-    try:
+    with pair(tmp_path, postgres, redis_server, LIVE_TTS="espeak", **stub_llm(llm_stub)) as (a, b):
         key = a.cli("apikey", "create")
         async with open_live(key_url(a, key, "ann")) as on_a:
             frames = await text_turn(on_a, "Tell me the eight sentences.")
@@ -106,16 +105,12 @@ async def test_a_reply_cut_on_one_instance_is_cut_in_the_others_history(
                     assert reply["content"] == DEFAULT_REPLY  # the whole reply: not heard yet
                 else:
                     pytest.fail("the cut made on a never reached the history on b")
-    finally:
-        a.stop()
-        b.stop()
 
 
 async def test_a_chat_session_bound_on_one_instance_hears_replies_run_on_the_other(
     postgres: PostgresServer, redis_server: RedisServer, tmp_path: Path
 ):
-    a, b = pair(tmp_path, postgres, redis_server)
-    try:
+    with pair(tmp_path, postgres, redis_server) as (a, b):
         key = a.cli("apikey", "create")
         chat = "&ct=chat"
         async with (
@@ -135,16 +130,12 @@ async def test_a_chat_session_bound_on_one_instance_hears_replies_run_on_the_oth
             # reach the other instance a moment after they reach the sender.)
             heard = [f for f in heard if f.get("message_id") == "m1"]
             assert heard == sent and heard[-1]["type"] == "end"
-    finally:
-        a.stop()
-        b.stop()
 
 
 async def test_a_redis_restart_kills_no_socket_and_heals(
     postgres: PostgresServer, redis_server: RedisServer, tmp_path: Path
 ):
-    a, b = pair(tmp_path, postgres, redis_server)
-    try:
+    with pair(tmp_path, postgres, redis_server) as (a, b):
         key = a.cli("apikey", "create")
         async with open_live(key_url(a, key, "ann")) as on_a:
             conversation = on_a.conversation["id"]
@@ -160,17 +151,13 @@ async def test_a_redis_restart_kills_no_socket_and_heals(
                 frames = await _heard_turn(on_a, "five, on a", 4)
                 assert frames
         assert "is unreachable" in a.logs() and "is back after" in a.logs()
-    finally:
-        a.stop()
-        b.stop()
 
 
 async def test_failed_logins_are_counted_across_instances(
     postgres: PostgresServer, redis_server: RedisServer, tmp_path: Path
 ):
     """Guesses spread over two instances behind one address meet one limit."""
-    a, b = pair(tmp_path, postgres, redis_server)
-    try:
+    with pair(tmp_path, postgres, redis_server) as (a, b):
         await add_user(a, "bob", "long enough")
         async with httpx.AsyncClient(timeout=30) as http:
 
@@ -184,9 +171,6 @@ async def test_failed_logins_are_counted_across_instances(
                 r = await login(server, "long enough")
                 assert r.status_code == 429, r.text
                 assert r.json()["error"]["code"] == "LIMIT_EXCEEDED"
-    finally:
-        a.stop()
-        b.stop()
 
 
 def test_workers_need_redis(tmp_path: Path):
