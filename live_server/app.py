@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
 from live_server import endpoints, http_api, openai_compat, web
-from live_server.auth import ensure_data_dir, load_jwt_secret
+from live_server.auth import ensure_data_dir, load_jwt_secret, new_jwt_secret
 from live_server.backends import build_backends
 from live_server.bus import RedisBus
 from live_server.conversation import ConversationFeed
@@ -53,7 +53,13 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
     state = AppState(
         settings=settings,
         engines=engines,
-        jwt_secret=load_jwt_secret(settings.data_dir, settings.jwt_secret),
+        # Kept in the database, the secret is read at start-up (`lifespan`); until then it is
+        # one nobody knows, so that nothing is ever checked against a guessable key.
+        jwt_secret=(
+            new_jwt_secret()
+            if settings.database_url is not None and settings.jwt_secret is None
+            else load_jwt_secret(settings.data_dir, settings.jwt_secret)
+        ),
         keys=backends.keys,
         key_sessions=KeySessions(backends.keys),
         store=backends.store,
@@ -69,6 +75,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
             await bus.open()
         await state.store.open()
         try:
+            state.jwt_secret = await backends.jwt_secret(settings)
             if stt is not None:
                 await stt.warm_up()  # load the recogniser's model now, not on the first turn
             if state.engines.vad is not None:

@@ -22,6 +22,7 @@ from live_server.errors import AuthError, ErrorCode
 R = TypeVar("R")
 KEY_PREFIX = "lsk_"
 SCOPE_CHAT = "chat"
+JWT_SECRET_FILE = "jwt_secret"
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
@@ -43,15 +44,19 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def new_jwt_secret() -> str:
+    return secrets.token_urlsafe(48)
+
+
 def load_jwt_secret(data_dir: Path, configured: str | None) -> str:
     """The configured secret, else one generated once and kept in the data dir."""
     if configured:
         return configured
-    path = ensure_data_dir(data_dir) / "jwt_secret"
+    path = ensure_data_dir(data_dir) / JWT_SECRET_FILE
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        secret = secrets.token_urlsafe(48)
+        secret = new_jwt_secret()
         try:
             # O_EXCL: if two processes race, both end up with the first one's secret.
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -60,6 +65,24 @@ def load_jwt_secret(data_dir: Path, configured: str | None) -> str:
         with os.fdopen(fd, "w") as f:
             f.write(secret)
         return secret
+
+
+class SigningSecret(Protocol):
+    """Where the dashboard's signing secret is kept, when it is not configured."""
+
+    async def jwt_secret(self) -> str:
+        """The secret, made and kept on first use."""
+        ...
+
+
+class SecretFile:
+    """The secret in the data dir: shared by the processes on one machine."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    async def jwt_secret(self) -> str:
+        return load_jwt_secret(self.data_dir, None)
 
 
 def issue_token(secret: str, username: str, ttl_s: int) -> str:

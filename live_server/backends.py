@@ -1,7 +1,9 @@
 """Where the server keeps what outlives a process: conversations, API keys and accounts.
 
 By default the data dir holds them (SQLite, and two JSON files); with `LIVE_DATABASE_URL` set,
-PostgreSQL holds all three, so that several processes or hosts share them.
+PostgreSQL holds all three, so that several processes or hosts share them, and the dashboard's
+signing secret too (unless `LIVE_JWT_SECRET` gives it): a token made by one instance is good on
+every other.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from live_server.auth import ApiKeyStore, KeyFile
+from live_server.auth import ApiKeyStore, KeyFile, SecretFile, SigningSecret
 from live_server.settings import Settings
 from live_server.storage import Store
 from live_server.throttle import Throttle
@@ -22,6 +24,11 @@ class Backends:
     store: Store
     keys: ApiKeyStore
     users: UserStore
+    secrets: SigningSecret
+
+    async def jwt_secret(self, settings: Settings) -> str:
+        """The dashboard's signing secret: configured, else kept with the other stores."""
+        return settings.jwt_secret or await self.secrets.jwt_secret()
 
 
 def build_backends(settings: Settings, throttle: Throttle | None = None) -> Backends:
@@ -31,6 +38,7 @@ def build_backends(settings: Settings, throttle: Throttle | None = None) -> Back
         from live_server.storage.postgres import (
             Database,
             PostgresKeys,
+            PostgresSecrets,
             PostgresStore,
             PostgresUsers,
         )
@@ -40,6 +48,7 @@ def build_backends(settings: Settings, throttle: Throttle | None = None) -> Back
             store=PostgresStore(db),
             keys=ApiKeyStore(PostgresKeys(db)),
             users=UserStore(PostgresUsers(db), throttle),
+            secrets=PostgresSecrets(db),
         )
     from live_server.storage.sqlite import SQLiteStore
 
@@ -47,6 +56,7 @@ def build_backends(settings: Settings, throttle: Throttle | None = None) -> Back
         store=SQLiteStore(settings.data_dir / "conversations.sqlite3"),
         keys=ApiKeyStore(KeyFile(settings.data_dir)),
         users=UserStore(UserFile(settings.data_dir), throttle),
+        secrets=SecretFile(settings.data_dir),
     )
 
 

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from live_server import logs
-from live_server.auth import check_username, issue_token, load_jwt_secret, write_private
+from live_server.auth import (
+    check_username,
+    ensure_data_dir,
+    issue_token,
+    load_jwt_secret,
+    write_private,
+)
 from live_server.backends import opened
 from live_server.errors import ConfigError, LiveError
 from live_server.settings import Settings
@@ -89,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, args.host, args.port, args.workers)
         if args.command == "token":
             username = check_username(args.username)
-            secret = load_jwt_secret(settings.data_dir, settings.jwt_secret)
+            secret = _jwt_secret(settings)
             print(issue_token(secret, username, args.ttl or settings.jwt_ttl_s))
             return 0
         if args.command == "user":
@@ -216,7 +222,7 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
         "ws://%s:%d/api/v1/live/ws (a key from `live-server apikey create`)",
         host, port, host, port,
     )  # fmt: skip
-    token = issue_token(state.jwt_secret, settings.local_user, settings.jwt_ttl_s)
+    token = issue_token(_jwt_secret(settings), settings.local_user, settings.jwt_ttl_s)
     _show_sign_in(settings, web.local_url(host, port, token))
     uvicorn.Server(_uvicorn_config(settings, app)).run(sockets=[listener])
     return 0
@@ -238,13 +244,10 @@ def _uvicorn_config(settings: Settings, app: Any, **more: Any) -> Any:
 
 
 def _serve_workers(settings: Settings, listener: socket.socket, workers: int) -> int:
-    """N processes taking connections from the one listening socket; each builds the app (and
-    loads the engines) itself."""
-    from uvicorn.supervisors import Multiprocess
-
+    """N processes on one port, each building the app (and loading the engines) itself."""
     host, port = listener.getsockname()[:2]
     log.info("%d workers on %s:%d, sharing Redis and the stores", workers, host, port)
-    secret = load_jwt_secret(settings.data_dir, settings.jwt_secret)
+    secret = _jwt_secret(settings)
     from live_server import web
 
     _show_sign_in(
@@ -254,8 +257,37 @@ def _serve_workers(settings: Settings, listener: socket.socket, workers: int) ->
     config = _uvicorn_config(
         settings, "live_server.app:from_environment", factory=True, workers=workers
     )
-    Multiprocess(config, sockets=[listener]).run()
+    _supervisor(config, listener).run()
     return 0
+
+
+def _supervisor(config: Any, listener: socket.socket) -> Any:
+    """uvicorn's supervisor (it restarts a worker that dies), giving each worker a listening
+    socket of its own on the listener's port where the system allows (`SO_REUSEPORT`): the
+    kernel then deals the connections out evenly. Workers that race to accept from one shared
+    socket split them as their loops happen to wake: 846 against 1,166 of 2,000 sockets was
+    measured, and the busier worker set the latency of all."""
+    from uvicorn.supervisors import Multiprocess
+
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return Multiprocess(config, sockets=[listener])
+    # The listener was bound without the option, so a port already taken (even by another
+    # server's workers) was refused. It is bound again with it, and only bound, never
+    # listened on: it holds the port while a worker is replaced.
+    address = listener.getsockname()[:2]
+    listener.close()
+    holder = _listen(*address, reuse_port=True)
+
+    class OwnSockets(Multiprocess):
+        @property
+        def sockets(self) -> list[socket.socket]:  # read once for each worker started
+            return [_listen(*address, reuse_port=True)]
+
+        @sockets.setter
+        def sockets(self, held: list[socket.socket]) -> None:
+            self.held = held
+
+    return OwnSockets(config, sockets=[holder])
 
 
 async def _check_redis(url: str) -> None:
@@ -269,15 +301,29 @@ async def _check_redis(url: str) -> None:
     await bus.aclose()
 
 
+def _jwt_secret(settings: Settings) -> str:
+    """The secret the server signs dashboard tokens with, for a token made here."""
+    if settings.jwt_secret or settings.database_url is None:
+        return load_jwt_secret(settings.data_dir, settings.jwt_secret)
+
+    async def kept() -> str:
+        async with opened(settings) as backends:
+            return await backends.jwt_secret(settings)
+
+    return asyncio.run(kept())
+
+
 async def _check_database(settings: Settings) -> None:
     async with opened(settings):
         pass
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:  # several sockets on the port, one per worker (`_supervisor`)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -306,7 +352,7 @@ def _show_sign_in(settings: Settings, url: str) -> None:
             flush=True,
         )
         return
-    path = settings.data_dir / SIGN_IN_FILE
+    path = ensure_data_dir(settings.data_dir) / SIGN_IN_FILE
     write_private(path, url + "\n")
     log.info(
         "the sign-in link for %s is in %s (not shown: the output is not a terminal)",

@@ -1,5 +1,5 @@
-"""`live-server migrate`: copy a data dir's conversations, API keys and accounts into the
-PostgreSQL database at `LIVE_DATABASE_URL`.
+"""`live-server migrate`: copy a data dir's conversations, API keys, accounts and signing secret
+into the PostgreSQL database at `LIVE_DATABASE_URL`.
 
 It can be run again: what is in the database already (a conversation, key or user of the same
 id or name) is left as it is and counted as skipped. Message ids are the database's own; a
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import sys
 
-from live_server.auth import KeyFile
+from live_server.auth import JWT_SECRET_FILE, KeyFile
 from live_server.errors import ConfigError
 from live_server.logs import redact_url
 from live_server.settings import Settings
 from live_server.storage.postgres import (
     Database,
     PostgresKeys,
+    PostgresSecrets,
     PostgresStore,
     PostgresUsers,
 )
@@ -61,6 +62,13 @@ async def migrate(settings: Settings) -> int:
         users = PostgresUsers(db)
         added = [await users.add(r) for r in await UserFile(settings.data_dir).all()]
         _say(f"accounts: {sum(added)} copied, {len(added) - sum(added)} already there")
+        # The dashboard's tokens and sign-in links made before stay good, unless the database
+        # has a secret already (another instance made it), which wins.
+        secret_file = settings.data_dir / JWT_SECRET_FILE
+        if secret_file.exists():
+            mine = secret_file.read_text().strip()
+            kept = await PostgresSecrets(db).jwt_secret(mine)
+            _say(f"signing secret: {'copied' if kept == mine else 'the database has one already'}")
         _say(f"into {redact_url(settings.database_url)}")
     finally:
         await store.aclose()

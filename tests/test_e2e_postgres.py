@@ -96,8 +96,12 @@ async def test_two_instances_share_keys_conversations_and_accounts(
     postgres: PostgresServer, tmp_path: Path
 ):
     url = postgres.database()
-    a, b = instance(tmp_path, "a", url), instance(tmp_path, "b", url)
+    # No LIVE_JWT_SECRET: the instances take the dashboard's signing secret from the database.
+    a, b = (instance(tmp_path, name, url, LIVE_JWT_SECRET="") for name in "ab")
     try:
+        # A dashboard token made by one instance's CLI opens the other's JWT socket.
+        async with open_live(f"{b.ws}/api/live_chat/ws?token={a.token('cy')}") as ws:
+            assert "message number 1" in deltas(await text_turn(ws, "Hello."))
         key = a.cli("apikey", "create", "--name", "shared")  # the CLI of one instance
         async with open_live(key_url(a, key, "ann")) as ws:
             conversation = ws.conversation["id"]
@@ -180,6 +184,7 @@ async def test_migrate_moves_a_data_dir_into_postgres(postgres: PostgresServer, 
     old = start_server(tmp_path / "old", LIVE_ECHO_DELAY_MS="0", LIVE_TTS="none")
     try:
         key = old.cli("apikey", "create", "--name", "kept")
+        token = old.token("ann")  # signed with the secret in the data dir
         async with open_live(key_url(old, key, "ann")) as ws:
             conversation = ws.conversation["id"]
             await text_turn(ws, "Remember Lyon.")
@@ -192,15 +197,19 @@ async def test_migrate_moves_a_data_dir_into_postgres(postgres: PostgresServer, 
         subprocess.run, run, env=env, capture_output=True, text=True, timeout=60, check=True
     )
     assert "conversations: 1 copied" in first.stderr and "API keys: 1 copied" in first.stderr
+    assert "signing secret: copied" in first.stderr
     again = await asyncio.to_thread(
         subprocess.run, run, env=env, capture_output=True, text=True, timeout=60, check=True
     )
     assert "conversations: 0 copied, 1 already there" in again.stderr
 
-    new = instance(tmp_path, "new", url)
+    new = instance(tmp_path, "new", url, LIVE_JWT_SECRET="")
     try:
         async with open_live(key_url(new, key, "ann", conversation)) as ws:
             assert ws.conversation == {"id": conversation, "resumed": True, "messages": 2}
+        # The dashboard's tokens made before the move stay good.
+        async with open_live(f"{new.ws}/api/live_chat/ws?token={token}") as ws:
+            await text_turn(ws, "Still me.")
     finally:
         new.stop()
 

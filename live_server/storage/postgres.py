@@ -23,7 +23,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from live_server.auth import ApiKeyRecord
+from live_server.auth import ApiKeyRecord, new_jwt_secret
 from live_server.logs import redact_url
 from live_server.protocol import well_formed
 from live_server.storage import (
@@ -80,6 +80,13 @@ MIGRATIONS: tuple[str, ...] = (
         username        text PRIMARY KEY,
         password_hash   text NOT NULL,
         created_at      double precision NOT NULL
+    );
+    """,
+    # 2: secrets every instance must share (the dashboard's signing secret).
+    """
+    CREATE TABLE secrets (
+        name    text PRIMARY KEY,
+        value   text NOT NULL
     );
     """,
 )
@@ -355,6 +362,29 @@ class PostgresKeys:
     async def valid_ids(self) -> set[str]:
         rows = await self.db.fetch("SELECT id FROM api_keys WHERE NOT revoked")
         return {r["id"] for r in rows}
+
+
+class PostgresSecrets:
+    """Secrets in the database, so that every instance on it has the same (`auth.SigningSecret`)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def jwt_secret(self, proposed: str | None = None) -> str:
+        """The signing secret; `proposed` (else a new one) if there was none yet."""
+        return await self._keep("jwt", proposed or new_jwt_secret())
+
+    async def _keep(self, name: str, value: str) -> str:
+        """The secret called `name`: `value` if there was none yet, else the one kept first
+        (instances starting together all end up with one of theirs)."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO secrets (name, value) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (name, value),
+            )
+        # A statement of its own: it sees a row another instance committed meanwhile.
+        rows = await self.db.fetch("SELECT value FROM secrets WHERE name = %s", (name,))
+        return str(rows[0]["value"])
 
 
 def _key(row: dict[str, Any]) -> ApiKeyRecord:
