@@ -198,14 +198,16 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
         asyncio.run(_check_redis(settings.redis_url))
     if settings.database_url is not None:
         # Reached (and migrated) now, so that a wrong address is said plainly, not as a
-        # failed start-up's traceback.
-        asyncio.run(_check_database(settings))
+        # failed start-up's traceback; the sign-in link's secret is read on the way.
+        secret = asyncio.run(_database_secret(settings))
         log.info(
             "conversations, keys and accounts: PostgreSQL at %s",
             logs.redact_url(settings.database_url),
         )
+    else:
+        secret = load_jwt_secret(settings.data_dir, settings.jwt_secret)
     if workers > 1:
-        return _serve_workers(settings, listener, workers)
+        return _serve_workers(settings, listener, workers, secret)
     app = create_app(settings)
     state = app.state.live
     _log_engines(settings, state.engines.llm.name, state.engines.tts, state.engines.stt)
@@ -222,7 +224,7 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
         "ws://%s:%d/api/v1/live/ws (a key from `live-server apikey create`)",
         host, port, host, port,
     )  # fmt: skip
-    token = issue_token(_jwt_secret(settings), settings.local_user, settings.jwt_ttl_s)
+    token = issue_token(secret, settings.local_user, settings.jwt_ttl_s)
     _show_sign_in(settings, web.local_url(host, port, token))
     uvicorn.Server(_uvicorn_config(settings, app)).run(sockets=[listener])
     return 0
@@ -243,11 +245,10 @@ def _uvicorn_config(settings: Settings, app: Any, **more: Any) -> Any:
     )
 
 
-def _serve_workers(settings: Settings, listener: socket.socket, workers: int) -> int:
+def _serve_workers(settings: Settings, listener: socket.socket, workers: int, secret: str) -> int:
     """N processes on one port, each building the app (and loading the engines) itself."""
     host, port = listener.getsockname()[:2]
     log.info("%d workers on %s:%d, sharing Redis and the stores", workers, host, port)
-    secret = _jwt_secret(settings)
     from live_server import web
 
     _show_sign_in(
@@ -305,17 +306,13 @@ def _jwt_secret(settings: Settings) -> str:
     """The secret the server signs dashboard tokens with, for a token made here."""
     if settings.jwt_secret or settings.database_url is None:
         return load_jwt_secret(settings.data_dir, settings.jwt_secret)
-
-    async def kept() -> str:
-        async with opened(settings) as backends:
-            return await backends.jwt_secret(settings)
-
-    return asyncio.run(kept())
+    return asyncio.run(_database_secret(settings))
 
 
-async def _check_database(settings: Settings) -> None:
-    async with opened(settings):
-        pass
+async def _database_secret(settings: Settings) -> str:
+    """Open (and migrate) the database; the signing secret, configured or kept in it."""
+    async with opened(settings) as backends:
+        return await backends.jwt_secret(settings)
 
 
 def _listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
