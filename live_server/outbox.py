@@ -25,6 +25,9 @@ class Outgoing:
     # queued after this one wait with it, so the order on the wire is the order queued.
     gate: Callable[[], Awaitable[Sequence[str]]] | None = None
     control: bool = False  # queued with `put_control`
+    # The client acts on this frame at once (`stop_play`, a turn's first delta): once it is
+    # written, the writer lets a reader on this host run before going on.
+    wake: bool = False
 
 
 class OutboxOverflow(Exception):

@@ -23,7 +23,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from live_server import protocol
-from live_server.codec.realtime import RATE, RealtimeCodec, new_id
+from live_server.codec.realtime import RATE, TRUNCATABLE, RealtimeCodec, new_id
 from live_server.connection import Connection
 from live_server.errors import ErrorCode, LiveError, ProtocolError
 from live_server.session import Session
@@ -44,6 +44,7 @@ class RealtimeSocket:
         self.detection: dict[str, Any] | None = None
         self._event_id: str | None = None  # the client event being handled, for its errors
         session.voice.implicit_rate = RATE
+        session.cuttable_turns = TRUNCATABLE
         self._turn_detection(
             {"type": "server_vad", "silence_duration_ms": session.settings.vad_silence_ms}
         )

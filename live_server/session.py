@@ -36,7 +36,6 @@ from live_server.voice_input import TurnDetection, VoiceInput
 log = logging.getLogger(__name__)
 OnSent = Callable[[], None]
 Tell = Callable[[events.Event], None]
-RECENT_TURNS = 64  # turns whose replies a client may still cut (Realtime's truncate)
 
 
 class Output(Protocol):
@@ -139,6 +138,10 @@ class Session:
         self.turn: Turn | None = None
         # The last turn that ended normally with audio: the client may still be playing it.
         self._last_spoken: Turn | None = None
+        # How many of the latest turns a client may still cut by id (`cut`: Realtime's
+        # truncate). None by default: the AstrBot socket cuts only the last, through
+        # `interrupt`, and a long conversation must not hold on to every turn it had.
+        self.cuttable_turns = 0
         self._recent: dict[int, Turn] = {}
         self._pending: list[Source] = []  # inputs waiting for `respond()`
         self._turn_ids = 0
@@ -320,9 +323,10 @@ class Session:
             after=current,
         )
         turn.sources = list(sources)
-        self._recent[turn.id] = turn
-        if len(self._recent) > RECENT_TURNS:
-            del self._recent[next(iter(self._recent))]
+        if self.cuttable_turns:
+            self._recent[turn.id] = turn
+            if len(self._recent) > self.cuttable_turns:
+                del self._recent[next(iter(self._recent))]
         return turn
 
     def _start_turn(self, turn: Turn) -> None:

@@ -7,6 +7,7 @@ the order of the session's events, what is kept of each reply, and what the mode
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncGenerator, Awaitable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from live_server.providers import ChatMessage, Outcome, Sampling
 from live_server.session import Phase, Session
 from live_server.settings import Settings
 from live_server.state import Engines
+from live_server.turn import Turn
 
 
 class ScriptedLLM:
@@ -211,6 +213,7 @@ async def test_inputs_wait_for_respond():
 async def test_cutting_an_ended_reply_changes_the_history():
     llm = ScriptedLLM("Alpha beta. ", "Gamma delta.")
     session, output = make_session(llm)
+    session.cuttable_turns = 2
     session.say("letters")
     await output.wait_for(events.Ended)
     turn_id = output.of(events.Ended)[0].turn_id
@@ -222,6 +225,33 @@ async def test_cutting_an_ended_reply_changes_the_history():
     assert llm.requests[-1][-2]["content"] == "Alpha beta. [interrupted by the user]"
     with pytest.raises(ProtocolError):
         session.cut(999, 10)
+
+
+async def test_only_the_latest_replies_can_be_cut():
+    session, output = make_session(ScriptedLLM("Alpha beta. ", "Gamma delta."))
+    session.cuttable_turns = 2
+    for n in range(1, 4):
+        session.say(f"turn {n}")
+        await output.wait_for(events.Ended, n)
+    first, _, last = (e.turn_id for e in output.of(events.Ended))
+    with pytest.raises(ProtocolError) as refused:
+        session.cut(first, 100)
+    assert refused.value.code == ErrorCode.NOT_FOUND
+    session.cut(last, 100)
+    assert output.of(events.Truncated)[-1].turn_id == last
+
+
+async def test_a_long_conversation_holds_no_old_turns():
+    """Each turn's task, timings and delivered text go once it is over: a socket that has had
+    many turns holds no more than one that has had a few (only the last reply, which the client
+    may still be playing)."""
+    session, output = make_session(ScriptedLLM("Alpha beta. ", "Gamma delta."))
+    for n in range(1, 21):
+        session.say(f"turn {n}")
+        await output.wait_for(events.Ended, n)
+    await session.history.drain()
+    gc.collect()
+    assert sum(isinstance(o, Turn) for o in gc.get_objects()) <= 1
 
 
 async def test_a_model_failure_keeps_what_was_delivered():

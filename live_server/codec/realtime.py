@@ -24,6 +24,9 @@ from live_server.resample import Resampler
 
 RATE = 24000  # the API's PCM rate, in and out
 CHUNK_MS = 100  # audio deltas: this much speech each
+# The latest replies a client may still truncate: the one playing and a few before it. The
+# server forgets older ones, so that a long conversation does not keep every reply it had.
+TRUNCATABLE = 16
 # Our codes that mean the client's event was wrong; the rest are the server's failures.
 CLIENT_ERRORS = frozenset(
     {
@@ -202,7 +205,7 @@ class RealtimeCodec:
         response = _Response(new_id("resp"), new_id("item"))
         self._responses[turn_id] = response
         self._items[response.item_id] = turn_id
-        while len(self._responses) > 64:  # old turns can no longer be truncated
+        while len(self._responses) > TRUNCATABLE:  # older replies can no longer be truncated
             old = self._responses.pop(next(iter(self._responses)))
             self._items.pop(old.item_id, None)
         created = {"type": "response.created", "response": self._body(response, "in_progress", [])}
