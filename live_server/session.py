@@ -139,7 +139,7 @@ class Session:
         # The last turn that ended normally with audio: the client may still be playing it.
         self._last_spoken: Turn | None = None
         # How many of the latest turns a client may still cut by id (`cut`: Realtime's
-        # truncate). None by default: the AstrBot socket cuts only the last, through
+        # truncate). Zero by default: the AstrBot socket cuts only the last, through
         # `interrupt`, and a long conversation must not hold on to every turn it had.
         self.cuttable_turns = 0
         self._recent: dict[int, Turn] = {}
