@@ -260,7 +260,7 @@ def _yield_cpu() -> None:
     rather than 1.2), and a turn's first delta sometimes only with the rest of the reply (p99
     4 ms rather than 1.3). Only after frames the client acts on at once (`_wakes`): yielding
     after every batch gave the CPU away thousands of times a second under load, and 1,000
-    sockets on two workers waited for it (first delta p99 37-134 ms, against 12-32 ms)."""
+    sockets on two workers waited for it (first delta p99 37-154 ms, against 12-35 ms)."""
     if _sched_yield is not None:
         _sched_yield()
 
