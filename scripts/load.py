@@ -389,7 +389,7 @@ async def saturation_rounds(
     configs: dict[int, dict[str, str]], args: argparse.Namespace
 ) -> dict[int, list[dict[str, Any]]]:
     """Each configuration at saturation, in alternating rounds: the machine's speed drifts by
-    tens of percent over minutes (one process held 320 to 400 turns/s run to run), so each
+    tens of percent over minutes (one process held 300 to 440 turns/s within minutes), so each
     round's pair is measured side by side."""
     window = (args.saturation_warmup_s, args.saturation_seconds)
     out: dict[int, list[dict[str, Any]]] = {w: [] for w in configs}
