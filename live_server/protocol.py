@@ -429,10 +429,10 @@ def encode(f: Frame) -> str:
     data = f.get("data")
     if isinstance(data, Base64):
         rest = {k: v for k, v in f.items() if k != "data"}
-        head = _dumps(rest)
+        head = compact_json(rest)
         # `{...}` becomes `{...,"data":"<base64>"}`: the payload is not scanned for escapes.
         return f'{head[:-1]}{"," if rest else ""}"data":"{data}"}}'
-    return _dumps(f)
+    return compact_json(f)
 
 
 # Built once: `json.dumps` with any option but the defaults builds a new encoder per call,
@@ -440,8 +440,9 @@ def encode(f: Frame) -> str:
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def _dumps(f: Frame) -> str:
-    return well_formed(_COMPACT.encode(f))
+def compact_json(value: object) -> str:
+    """`dumps` without spaces, by an encoder built once: for frames, which are many."""
+    return well_formed(_COMPACT.encode(value))
 
 
 def dumps(value: object, **kwargs: Any) -> str:

@@ -85,7 +85,8 @@ def serve_starlette_echo(port: int) -> None:
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket, WebSocketDisconnect
 
-    from live_server import protocol
+    from live_server import events, protocol
+    from live_server.codec.realtime import RealtimeCodec
     from live_server.settings import Settings
 
     async def echo(ws: WebSocket) -> None:
@@ -111,10 +112,38 @@ def serve_starlette_echo(port: int) -> None:
         except WebSocketDisconnect:
             pass
 
+    async def realtime_floor(ws: WebSocket) -> None:
+        """The Realtime events of a text reply's first delta, and nothing else, encoded once by
+        our codec and replayed: a user item is answered with its two events, `response.create`
+        with the response's four opening events and the delta, then its close (which the
+        client waits for before the next)."""
+        await ws.accept()
+        codec = RealtimeCodec(audio=False)
+        item = codec.encode(events.InputAdded(1, "text", PROMPT))
+        response = [
+            *codec.encode(events.TurnStarted(1, "text", PROMPT, {"input_type": "text"})),
+            *codec.encode(events.TextDelta(1, "You")),
+            *codec.encode(events.Ended(1, interrupted=False, assistant="You")),
+        ]
+        answers = {"session.update": [codec.dump({"type": "session.updated"})]}
+        answers["conversation.item.create"] = item
+        try:
+            while True:
+                event = json.loads(await ws.receive_text())
+                for frame in answers.get(event["type"], response):
+                    await ws.send_text(frame)
+        except WebSocketDisconnect:
+            pass
+
     settings = Settings.from_env({"LIVE_DATA_DIR": tempfile.gettempdir()})
+    routes = [
+        WebSocketRoute("/echo", echo),
+        WebSocketRoute("/turn", turn_floor),
+        WebSocketRoute("/realtime", realtime_floor),
+    ]
     # The same uvicorn settings as `live-server serve` (live_server/cli.py).
     uvicorn.run(
-        Starlette(routes=[WebSocketRoute("/echo", echo), WebSocketRoute("/turn", turn_floor)]),
+        Starlette(routes=routes),
         host="127.0.0.1",
         port=port,
         log_config=None,
@@ -908,44 +937,65 @@ async def astrbot_turns(url: str, n: int) -> dict[str, list[float]]:
     return out
 
 
+REALTIME_ASK = [
+    json.dumps(
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": PROMPT}],
+            },
+        }
+    ),
+    json.dumps({"type": "response.create"}),
+]
+
+
+async def realtime_open(url: str, key: str, modality: str) -> ClientConnection:
+    ws = await connect(url, max_size=None, additional_headers={"Authorization": f"Bearer {key}"})
+    await ws.send(
+        json.dumps({"type": "session.update", "session": {"output_modalities": [modality]}})
+    )
+    await realtime_until(ws, "session.updated")
+    return ws
+
+
+async def realtime_until(ws: ClientConnection, kind: str) -> None:
+    while json.loads(await ws.recv())["type"] != kind:
+        pass
+
+
+async def realtime_first_delta(ws: ClientConnection) -> float:
+    """A user message and a response to it, as the SDK sends them -> the first
+    `response.output_text.delta`; the response is then read to its `response.done`."""
+    t0 = time.perf_counter()
+    for event in REALTIME_ASK:
+        await ws.send(event)
+    await realtime_until(ws, "response.output_text.delta")
+    elapsed = time.perf_counter() - t0
+    await realtime_until(ws, "response.done")
+    return elapsed
+
+
 async def realtime_turns(url: str, key: str, n: int) -> dict[str, list[float]]:
     """The same three measures over /v1/realtime: first `response.output_text.delta` (a text
     session), first `response.output_audio.delta`, and `response.cancel` -> `response.done`
     (an audio session)."""
     out: dict[str, list[float]] = {"delta": [], "audio": [], "stop": []}
-    headers = {"Authorization": f"Bearer {key}"}
-
-    async def until(ws: ClientConnection, kind: str) -> None:
-        while json.loads(await ws.recv())["type"] != kind:
-            pass
-
-    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": PROMPT}]}
-    ask = [
-        json.dumps({"type": "conversation.item.create", "item": item}),
-        json.dumps({"type": "response.create"}),
-    ]
-    text_only = {"type": "session.update", "session": {"output_modalities": ["text"]}}
-    async with (
-        connect(url, max_size=None, additional_headers=headers) as text_ws,
-        connect(url, max_size=None, additional_headers=headers) as audio_ws,
-    ):
-        await text_ws.send(json.dumps(text_only))
-        await until(text_ws, "session.updated")
+    text_ws = await realtime_open(url, key, "text")
+    audio_ws = await realtime_open(url, key, "audio")
+    async with text_ws, audio_ws:
         for i in range(n + 5):
+            t_delta = await realtime_first_delta(text_ws)
             t0 = time.perf_counter()
-            for event in ask:
-                await text_ws.send(event)
-            await until(text_ws, "response.output_text.delta")
-            t_delta = time.perf_counter() - t0
-            await until(text_ws, "response.done")
-            t0 = time.perf_counter()
-            for event in ask:
+            for event in REALTIME_ASK:
                 await audio_ws.send(event)
-            await until(audio_ws, "response.output_audio.delta")
+            await realtime_until(audio_ws, "response.output_audio.delta")
             t_audio = time.perf_counter() - t0
             t1 = time.perf_counter()
             await audio_ws.send(json.dumps({"type": "response.cancel"}))
-            await until(audio_ws, "response.done")
+            await realtime_until(audio_ws, "response.done")
             if i >= 5:
                 out["delta"].append(t_delta)
                 out["audio"].append(t_audio)
@@ -953,17 +1003,38 @@ async def realtime_turns(url: str, key: str, n: int) -> dict[str, list[float]]:
     return out
 
 
+async def realtime_floor_deltas(url: str, n: int) -> list[float]:
+    """`realtime_first_delta` against the bare server's canned Realtime events."""
+    out = []
+    async with await realtime_open(url, "", "text") as ws:
+        for i in range(n + 20):
+            elapsed = await realtime_first_delta(ws)
+            if i >= 20:
+                out.append(elapsed)
+    return out
+
+
 async def realtime_bench(args: argparse.Namespace, results: dict[str, Any] | None = None) -> int:
     """Over /v1/realtime and the AstrBot API-key socket of the same server, in interleaved
-    rounds: the Realtime codec may add at most 10 % to each measure."""
+    rounds: the Realtime codec may add at most 10 % to each measure. The bare server's floors
+    of text -> first delta for each protocol, taken in the same rounds, show how much of the
+    difference is the protocols' own frames (reported, not a target)."""
     data_dir = tempfile.mkdtemp(prefix="live-bench-rt-")
     env = {**os.environ, "LIVE_DATA_DIR": data_dir}
     server = live_server(
         {"LIVE_ECHO_DELAY_MS": "0", "LIVE_STT": "none", "LIVE_TTS": "espeak"}, data_dir
     )
+    bare_port = free_port()
+    bare = Proc(
+        [sys.executable, __file__, "--serve-starlette", str(bare_port)],
+        dict(os.environ),
+        bare_port,
+        f"ws://127.0.0.1:{bare_port}/echo",
+    )
     samples: dict[str, list[float]] = {}
     try:
         await server.wait_ready()
+        await bare.wait_ready()
         key = (
             subprocess.run(
                 [sys.executable, "-m", "live_server", "apikey", "create", "--name", "bench"],
@@ -984,8 +1055,15 @@ async def realtime_bench(args: argparse.Namespace, results: dict[str, Any] | Non
                 samples.setdefault(f"astrbot_{name}", []).extend(values)
             for name, values in (await realtime_turns(realtime_url, key, turns)).items():
                 samples.setdefault(f"realtime_{name}", []).extend(values)
+            samples.setdefault("astrbot_floor", []).extend(
+                await turn_floor_round_trips(f"ws://127.0.0.1:{bare_port}/turn", turns)
+            )
+            samples.setdefault("realtime_floor", []).extend(
+                await realtime_floor_deltas(f"ws://127.0.0.1:{bare_port}/realtime", turns)
+            )
     finally:
         server.stop()
+        bare.stop()
     failed = 0
     out: dict[str, Any] = {}
     labels = {
@@ -1010,6 +1088,17 @@ async def realtime_bench(args: argparse.Namespace, results: dict[str, Any] | Non
             f"astrbot {1000 * astrbot['p50']:.3f} ms ({realtime['p50'] / astrbot['p50']:.2f} x, "
             "limit 1.10 x)"
         )
+    astrbot, realtime = summary(samples["astrbot_floor"]), summary(samples["realtime_floor"])
+    out["floor"] = {
+        "astrbot": astrbot,
+        "realtime": realtime,
+        "ratio": realtime["p50"] / astrbot["p50"],
+    }
+    print(
+        f"      floor of text -> first text delta, a bare server sending only each protocol's "
+        f"frames: realtime {1000 * realtime['p50']:.3f} ms p50, astrbot "
+        f"{1000 * astrbot['p50']:.3f} ms ({realtime['p50'] / astrbot['p50']:.2f} x)"
+    )
     if results is not None:
         results["realtime"] = out
     else:

@@ -80,7 +80,7 @@ class RealtimeCodec:
         return [self.dump(e) for e in self.server_events(event)]
 
     def dump(self, server_event: dict[str, Any]) -> str:
-        return protocol.dumps({"event_id": new_id("event"), **server_event})
+        return protocol.compact_json({"event_id": new_id("event"), **server_event})
 
     def error(
         self, code: ErrorCode | str, message: str, *, event_id: str | None = None
