@@ -35,6 +35,12 @@ concurrent savers (as 40 sockets ending turns at once) while the event loop is k
 holding it 2 ms at a time, as streaming turns do), against a commit per turn measured the same
 way. Target: at least 2,000 turns/s.
 
+Realtime (`--only realtime`), on one server (echo model, espeak), in interleaved rounds over
+/v1/realtime and over the AstrBot API-key socket: text -> first text delta, text -> first audio,
+and a stop (`response.cancel`, `interrupt`) -> its end (`response.done`, `end`). Target: each
+Realtime p50 <= 1.10 x the AstrBot one. Reported with them: each protocol's floor of text ->
+first text delta, the bare server below answering with only the frames that precede the delta.
+
 Two more floors from the same bare server put those ratios in context (reported, not targets):
   turn floor       the server answers each frame with the three frames a turn must send before
                    its first delta (metrics, user_msg, bot_delta_chunk, built by our protocol

@@ -11,8 +11,8 @@ held with a p99 of tens of milliseconds, 1,000 not. The model is the embedded ec
 token (about 30 deltas a turn), without voice (`LIVE_TTS=none`); turns are stored as always
 (SQLite in the data dir, or a private PostgreSQL with --database postgres). The sockets are
 driven by --clients processes of their own, each an asyncio protocol around the `websockets`
-library's sans-I/O client: about 1 ms of CPU a turn with the kernel's part, a third of what the
-server spends, and on a 2-core machine taken from it.
+library's sans-I/O client: about 0.9 ms of CPU a turn with the kernel's part, against the
+server's 2.1 ms, and on a 2-core machine taken from it.
 
 Each configuration runs on a fresh server: 1 worker (`live-server serve`: the default, one
 process, no Redis) and 2 workers (`serve --workers 2`, with a private Redis). For each and each
@@ -389,7 +389,7 @@ async def saturation_rounds(
     configs: dict[int, dict[str, str]], args: argparse.Namespace
 ) -> dict[int, list[dict[str, Any]]]:
     """Each configuration at saturation, in alternating rounds: the machine's speed drifts by
-    tens of percent over minutes (one process held 300 to 440 turns/s within minutes), so each
+    tens of percent over minutes (one process held 420 to 520 turns/s within one run), so each
     round's pair is measured side by side."""
     window = (args.saturation_warmup_s, args.saturation_seconds)
     out: dict[int, list[dict[str, Any]]] = {w: [] for w in configs}
