@@ -10,9 +10,10 @@ long); with it one process shows what was seen of it before there were workers: 
 held with a p99 of tens of milliseconds, 1,000 not. The model is the embedded echo at 0 ms a
 token (about 30 deltas a turn), without voice (`LIVE_TTS=none`); turns are stored as always
 (SQLite in the data dir, or a private PostgreSQL with --database postgres). The sockets are
-driven by --clients processes of their own, each an asyncio protocol around the `websockets`
-library's sans-I/O client: about 0.9 ms of CPU a turn with the kernel's part, against the
-server's 2.1 ms, and on a 2-core machine taken from it.
+driven by --clients processes of their own, each an asyncio protocol that makes its handshake
+and its frames with the `websockets` library and reads the server's frames itself: about 0.55
+ms of CPU a turn with the kernel's part, against the server's 1.7 ms, and on a 2-core machine
+taken from it.
 
 Each configuration runs on a fresh server: 1 worker (`live-server serve`: the default, one
 process, no Redis) and 2 workers (`serve --workers 2`, with a private Redis). For each and each
@@ -58,6 +59,7 @@ PROMPT = b'{"t":"text_input","text":"What is the weather like in Paris today?"}'
 DELTA = b'{"t":"bot_delta_chunk"'
 END = b'{"t":"end"'
 ERROR = b'{"t":"error"'
+TEXT, CLOSE, PING = 1, 8, 9  # opcodes of the server's frames
 CONNECTS_AT_ONCE = 64  # per client process: a burst of handshakes, not a SYN flood
 
 
@@ -65,7 +67,10 @@ CONNECTS_AT_ONCE = 64  # per client process: a burst of handshakes, not a SYN fl
 
 
 class Socket(asyncio.Protocol):
-    """One live socket doing turns: sans-I/O frames, callbacks rather than a task each."""
+    """One live socket doing turns: callbacks rather than a task each. The library makes the
+    handshake and the frames we send; once open, the server's frames are read here: they are
+    unmasked and whole (uvicorn never fragments a message), and the library's general parser
+    was a third of the client's CPU, taken from the server on a 2-core machine."""
 
     def __init__(self, run: Run, url: str, key: str) -> None:
         self.run = run
@@ -77,6 +82,8 @@ class Socket(asyncio.Protocol):
         self.sent_at = 0.0
         self.first_at = 0.0
         self.in_turn = False
+        self.open = False  # past the handshake: frames are parsed by `_frames`
+        self.pending = b""  # the start of a frame not all received yet
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
@@ -86,28 +93,53 @@ class Socket(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        if self.open:
+            self._frames(data)
+            return
         self.ws.receive_data(data)
         for event in self.ws.events_received():
             if isinstance(event, Frame):
                 if event.opcode is Opcode.TEXT:
-                    self._frame(event.data)
+                    self._frame(event.data, 0)
             elif isinstance(event, Response) and not self.opened.done():
                 if event.status_code == 101:
+                    self.open = True
                     self.opened.set_result(None)
                 else:
                     self.opened.set_exception(ConnectionError(f"HTTP {event.status_code}"))
-        self._flush()  # pongs, the close handshake
+        self._flush()
 
-    def _frame(self, data: bytes) -> None:
+    def _frames(self, data: bytes) -> None:
+        buf = self.pending + data if self.pending else data
+        at, end = 0, len(buf)
+        while end - at >= 2:
+            opcode, size, head = buf[at] & 0x0F, buf[at + 1] & 0x7F, 2
+            if size == 126:
+                size, head = int.from_bytes(buf[at + 2 : at + 4]), 4
+            elif size == 127:
+                size, head = int.from_bytes(buf[at + 2 : at + 10]), 10
+            if end - at < head + size:
+                break
+            start, at = at + head, at + head + size
+            if opcode == TEXT:
+                self._frame(buf, start)
+            elif opcode == PING:
+                self.ws.send_pong(buf[start:at])
+                self._flush()
+            elif opcode == CLOSE and self.transport is not None:
+                self.transport.close()  # our close frame went first, or the server ends it
+        self.pending = buf[at:]
+
+    def _frame(self, data: bytes, start: int) -> None:
         now = time.monotonic()
-        if data.startswith(DELTA):
+        if data.startswith(DELTA, start):
             if self.in_turn and not self.first_at:
                 self.first_at = now
-        elif data.startswith(END):
+        elif data.startswith(END, start):
             if self.in_turn:
                 self.in_turn = False
                 self.run.turn_ended(self, now)
-        elif data.startswith(ERROR):
+        elif data.startswith(ERROR, start):
             self.run.errors += 1
 
     def send_turn(self) -> None:
@@ -389,7 +421,7 @@ async def saturation_rounds(
     configs: dict[int, dict[str, str]], args: argparse.Namespace
 ) -> dict[int, list[dict[str, Any]]]:
     """Each configuration at saturation, in alternating rounds: the machine's speed drifts by
-    tens of percent over minutes (one process held 420 to 520 turns/s within one run), so each
+    tens of percent over minutes (one process held 420 to 600 turns/s within a day), so each
     round's pair is measured side by side."""
     window = (args.saturation_warmup_s, args.saturation_seconds)
     out: dict[int, list[dict[str, Any]]] = {w: [] for w in configs}
