@@ -213,6 +213,24 @@ def live_server(env_extra: dict[str, str], data_dir: str, *serve_args: str) -> P
     return Proc(args, env, port, f"http://127.0.0.1:{port}/healthz")
 
 
+def bare_server() -> Proc:
+    """The bare Starlette + uvicorn server of the floors (`serve_starlette_echo`)."""
+    port = free_port()
+    args = [sys.executable, __file__, "--serve-starlette", str(port)]
+    return Proc(args, dict(os.environ), port, f"ws://127.0.0.1:{port}/echo")
+
+
+def api_key(server: Proc, name: str) -> str:
+    """A new API key of the server's data dir, made with the CLI."""
+    out = subprocess.run(
+        [sys.executable, "-m", "live_server", "apikey", "create", "--name", name],
+        env=server.env,
+        capture_output=True,
+        check=True,
+    )
+    return out.stdout.decode().strip()
+
+
 # --- measurements --------------------------------------------------------------------------
 
 
@@ -630,13 +648,8 @@ async def main() -> int:
 
     data_dir = tempfile.mkdtemp(prefix="live-bench-")
     env = dict(os.environ)
-    star_port, ws_port = free_port(), free_port()
-    floor_proc = Proc(
-        [sys.executable, __file__, "--serve-starlette", str(star_port)],
-        env,
-        star_port,
-        f"ws://127.0.0.1:{star_port}/echo",
-    )
+    floor_proc, ws_port = bare_server(), free_port()
+    star_port = floor_proc.port
     ref_proc = Proc(
         [sys.executable, __file__, "--serve-websockets", str(ws_port)],
         env,
@@ -1026,31 +1039,16 @@ async def realtime_bench(args: argparse.Namespace, results: dict[str, Any] | Non
     of text -> first delta for each protocol, taken in the same rounds, show how much of the
     difference is the protocols' own frames (reported, not a target)."""
     data_dir = tempfile.mkdtemp(prefix="live-bench-rt-")
-    env = {**os.environ, "LIVE_DATA_DIR": data_dir}
     server = live_server(
         {"LIVE_ECHO_DELAY_MS": "0", "LIVE_STT": "none", "LIVE_TTS": "espeak"}, data_dir
     )
-    bare_port = free_port()
-    bare = Proc(
-        [sys.executable, __file__, "--serve-starlette", str(bare_port)],
-        dict(os.environ),
-        bare_port,
-        f"ws://127.0.0.1:{bare_port}/echo",
-    )
+    bare = bare_server()
+    bare_port = bare.port
     samples: dict[str, list[float]] = {}
     try:
         await server.wait_ready()
         await bare.wait_ready()
-        key = (
-            subprocess.run(
-                [sys.executable, "-m", "live_server", "apikey", "create", "--name", "bench"],
-                env=env,
-                capture_output=True,
-                check=True,
-            )
-            .stdout.decode()
-            .strip()
-        )
+        key = api_key(server, "bench")
         base = f"ws://127.0.0.1:{server.port}"
         astrbot_url = f"{base}/api/v1/live/ws?username=bench&api_key={key}"
         realtime_url = f"{base}/v1/realtime?model=bench&username=bench"

@@ -40,14 +40,19 @@ import os
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import Proc, live_server, process_tree, tree_rss_mb  # this folder: the bench's server
+from bench import (  # this folder: the bench's server
+    Proc,
+    api_key,
+    live_server,
+    process_tree,
+    tree_rss_mb,
+)
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
@@ -280,16 +285,6 @@ def sockets_per_process(pid: int) -> list[int]:
     return counts
 
 
-def api_key(server: Proc) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "live_server", "apikey", "create", "--name", "load"],
-        env=server.env,
-        capture_output=True,
-        check=True,
-    )
-    return out.stdout.decode().strip()
-
-
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -399,7 +394,7 @@ async def run_level(
     server = live_server(env, data_dir, "--workers", str(workers))
     try:
         await server.wait_ready()
-        key = api_key(server)
+        key = api_key(server, "load")
         result = await level(server, key, sockets, think_s, args, window_s)
     finally:
         server.stop()
