@@ -36,9 +36,10 @@ holding it 2 ms at a time, as streaming turns do), against a commit per turn mea
 way. Target: at least 2,000 turns/s.
 
 Realtime (`--only realtime`), on one server (echo model, espeak), in interleaved rounds over
-/v1/realtime and over the AstrBot API-key socket: text -> first text delta, text -> first audio,
-and a stop (`response.cancel`, `interrupt`) -> its end (`response.done`, `end`). Target: each
-Realtime p50 <= 1.10 x the AstrBot one. Reported with them: each protocol's floor of text ->
+/v1/realtime and over the AstrBot API-key socket, with the same steps on both: on one socket
+(a text session for Realtime) text -> first text delta, then a stop; on another, text -> first
+audio, then a stop (`response.cancel`, `interrupt`) -> its end (`response.done`, `end`). Target:
+each Realtime p50 <= 1.10 x the AstrBot one. Reported with them: each protocol's floor of text ->
 first text delta, the bare server below answering with only the frames that precede the delta.
 
 Two more floors from the same bare server put those ratios in context (reported, not targets):
@@ -936,19 +937,25 @@ async def voice_bench(args: argparse.Namespace, results: dict[str, Any] | None =
 
 
 async def astrbot_turns(url: str, n: int) -> dict[str, list[float]]:
-    """Text -> first delta and -> first audio, and interrupt -> end, on the API-key socket."""
+    """On the API-key socket, as `realtime_turns` does over /v1/realtime, turn for turn: on one
+    socket, text -> first delta, then an interrupt; on another, text -> first audio, then
+    interrupt -> end."""
     out: dict[str, list[float]] = {"delta": [], "audio": [], "stop": []}
-    async with connect(url, max_size=None) as ws:
+    async with connect(url, max_size=None) as text_ws, connect(url, max_size=None) as audio_ws:
         for i in range(n + 5):
             t0 = time.perf_counter()
-            await ws.send(json.dumps({"t": "text_input", "text": PROMPT}))
-            await read_until(ws, "bot_delta_chunk")
+            await text_ws.send(json.dumps({"t": "text_input", "text": PROMPT}))
+            await read_until(text_ws, "bot_delta_chunk")
             t_delta = time.perf_counter() - t0
-            await read_until(ws, "response")
+            await text_ws.send(json.dumps({"t": "interrupt"}))
+            await read_until(text_ws, "end")
+            t0 = time.perf_counter()
+            await audio_ws.send(json.dumps({"t": "text_input", "text": PROMPT}))
+            await read_until(audio_ws, "response")
             t_audio = time.perf_counter() - t0
             t1 = time.perf_counter()
-            await ws.send(json.dumps({"t": "interrupt"}))
-            await read_until(ws, "end")
+            await audio_ws.send(json.dumps({"t": "interrupt"}))
+            await read_until(audio_ws, "end")
             if i >= 5:
                 out["delta"].append(t_delta)
                 out["audio"].append(t_audio)
@@ -987,33 +994,34 @@ async def realtime_until(ws: ClientConnection, kind: str) -> None:
 
 async def realtime_first_delta(ws: ClientConnection) -> float:
     """A user message and a response to it, as the SDK sends them -> the first
-    `response.output_text.delta`; the response is then read to its `response.done`."""
+    `response.output_text.delta`."""
     t0 = time.perf_counter()
     for event in REALTIME_ASK:
         await ws.send(event)
     await realtime_until(ws, "response.output_text.delta")
-    elapsed = time.perf_counter() - t0
-    await realtime_until(ws, "response.done")
-    return elapsed
+    return time.perf_counter() - t0
 
 
 async def realtime_turns(url: str, key: str, n: int) -> dict[str, list[float]]:
-    """The same three measures over /v1/realtime: first `response.output_text.delta` (a text
-    session), first `response.output_audio.delta`, and `response.cancel` -> `response.done`
-    (an audio session)."""
+    """The same three measures over /v1/realtime: in a text session, the first
+    `response.output_text.delta`, then `response.cancel`; in an audio session, the first
+    `response.output_audio.delta`, then `response.cancel` -> `response.done`."""
     out: dict[str, list[float]] = {"delta": [], "audio": [], "stop": []}
+    cancel = json.dumps({"type": "response.cancel"})
     text_ws = await realtime_open(url, key, "text")
     audio_ws = await realtime_open(url, key, "audio")
     async with text_ws, audio_ws:
         for i in range(n + 5):
             t_delta = await realtime_first_delta(text_ws)
+            await text_ws.send(cancel)
+            await realtime_until(text_ws, "response.done")
             t0 = time.perf_counter()
             for event in REALTIME_ASK:
                 await audio_ws.send(event)
             await realtime_until(audio_ws, "response.output_audio.delta")
             t_audio = time.perf_counter() - t0
             t1 = time.perf_counter()
-            await audio_ws.send(json.dumps({"type": "response.cancel"}))
+            await audio_ws.send(cancel)
             await realtime_until(audio_ws, "response.done")
             if i >= 5:
                 out["delta"].append(t_delta)
@@ -1028,6 +1036,7 @@ async def realtime_floor_deltas(url: str, n: int) -> list[float]:
     async with await realtime_open(url, "", "text") as ws:
         for i in range(n + 20):
             elapsed = await realtime_first_delta(ws)
+            await realtime_until(ws, "response.done")  # sent with the delta: no cancel needed
             if i >= 20:
                 out.append(elapsed)
     return out
@@ -1035,7 +1044,9 @@ async def realtime_floor_deltas(url: str, n: int) -> list[float]:
 
 async def realtime_bench(args: argparse.Namespace, results: dict[str, Any] | None = None) -> int:
     """Over /v1/realtime and the AstrBot API-key socket of the same server, in interleaved
-    rounds: the Realtime codec may add at most 10 % to each measure. The bare server's floors
+    rounds and with the same steps (what comes before a turn moves its first delta by a third:
+    a turn after a whole reply starts later than one after a stop): the Realtime codec may add
+    at most 10 % to each measure. The bare server's floors
     of text -> first delta for each protocol, taken in the same rounds, show how much of the
     difference is the protocols' own frames (reported, not a target)."""
     data_dir = tempfile.mkdtemp(prefix="live-bench-rt-")
