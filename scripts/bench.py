@@ -1044,11 +1044,11 @@ async def realtime_floor_deltas(url: str, n: int) -> list[float]:
 
 async def realtime_bench(args: argparse.Namespace, results: dict[str, Any] | None = None) -> int:
     """Over /v1/realtime and the AstrBot API-key socket of the same server, in interleaved
-    rounds and with the same steps (what comes before a turn moves its first delta by a third:
-    a turn after a whole reply starts later than one after a stop): the Realtime codec may add
-    at most 10 % to each measure. The bare server's floors
-    of text -> first delta for each protocol, taken in the same rounds, show how much of the
-    difference is the protocols' own frames (reported, not a target)."""
+    rounds and with the same steps (what comes before a turn moves its first delta by up to a
+    third: a turn after a whole reply starts later than one after a stop; each stop lands
+    before its reply is done): the Realtime codec may add at most 10 % to each measure. The
+    bare server's floors of text -> first delta for each protocol, taken in the same rounds,
+    show how much of the difference is the protocols' own frames (reported, not a target)."""
     data_dir = tempfile.mkdtemp(prefix="live-bench-rt-")
     server = live_server(
         {"LIVE_ECHO_DELAY_MS": "0", "LIVE_STT": "none", "LIVE_TTS": "espeak"}, data_dir
