@@ -941,20 +941,23 @@ async def astrbot_turns(url: str, n: int) -> dict[str, list[float]]:
     socket, text -> first delta, then an interrupt; on another, text -> first audio, then
     interrupt -> end."""
     out: dict[str, list[float]] = {"delta": [], "audio": [], "stop": []}
+    # Encoded once, as the Realtime events are: no encoding inside the timed steps.
+    ask = json.dumps({"t": "text_input", "text": PROMPT})
+    interrupt = json.dumps({"t": "interrupt"})
     async with connect(url, max_size=None) as text_ws, connect(url, max_size=None) as audio_ws:
         for i in range(n + 5):
             t0 = time.perf_counter()
-            await text_ws.send(json.dumps({"t": "text_input", "text": PROMPT}))
+            await text_ws.send(ask)
             await read_until(text_ws, "bot_delta_chunk")
             t_delta = time.perf_counter() - t0
-            await text_ws.send(json.dumps({"t": "interrupt"}))
+            await text_ws.send(interrupt)
             await read_until(text_ws, "end")
             t0 = time.perf_counter()
-            await audio_ws.send(json.dumps({"t": "text_input", "text": PROMPT}))
+            await audio_ws.send(ask)
             await read_until(audio_ws, "response")
             t_audio = time.perf_counter() - t0
             t1 = time.perf_counter()
-            await audio_ws.send(json.dumps({"t": "interrupt"}))
+            await audio_ws.send(interrupt)
             await read_until(audio_ws, "end")
             if i >= 5:
                 out["delta"].append(t_delta)
