@@ -131,7 +131,7 @@ class RedisBus:
                 self._lost(exc)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
             await asyncio.sleep(pause)
             pause = min(RETRY_MAX_S, pause * 2)
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs into .venv and run all checks: lint, types, tests.
+# Install everything the test suite needs into .venv (the versions of requirements.lock) and run
+# all checks: lint, types, tests. Arguments go to pytest (e.g. `-m "not slow"`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,11 +18,7 @@ if ((${#need_apt[@]})); then
     $sudo "${apt[@]}" install "${need_apt[@]}" >/dev/null ||
         { $sudo "${apt[@]}" update && $sudo "${apt[@]}" install "${need_apt[@]}" >/dev/null; }
 fi
-(cd web && npm ci --no-audit --no-fund --loglevel=error)
-
-python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+bash scripts/install.sh --test
 
 .venv/bin/ruff check live_server tests scripts
 .venv/bin/ruff format --check live_server tests scripts
