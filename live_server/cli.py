@@ -233,9 +233,12 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
 def _uvicorn_config(settings: Settings, app: Any, **more: Any) -> Any:
     import uvicorn
 
+    from live_server.ws_closing import LingeringCloseProtocol
+
     return uvicorn.Config(
         app,
         log_config=None,
+        ws=LingeringCloseProtocol,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=settings.ws_deflate,
         timeout_graceful_shutdown=5,

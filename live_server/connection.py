@@ -24,6 +24,10 @@ from live_server.outbox import Droppable, Outbox, OutboxOverflow, Outgoing
 from live_server.settings import Settings
 
 log = logging.getLogger(__name__)
+# What writing to a client that has gone away (a reset, a closed tab) raises: Starlette's
+# disconnect, which wraps the server's `OSError`, or that `OSError` itself where Starlette does
+# not wrap it (the accept). A client leaving is a normal event, never a traceback.
+CLIENT_GONE = (WebSocketDisconnect, OSError)
 # Control frames (errors, answers to requests) that may wait for the client before the reader
 # takes its next frame.
 CONTROL_BACKLOG = 16
@@ -221,6 +225,12 @@ class Connection:
             await self.outbox.control_room(CONTROL_BACKLOG)
 
     async def _write_loop(self) -> None:
+        try:
+            await self._write_all()
+        except CLIENT_GONE:
+            log.debug("%s went away while frames were being sent to them", self.name)
+
+    async def _write_all(self) -> None:
         while True:
             await self.outbox.wait()
             if self._overflow is not None:

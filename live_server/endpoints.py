@@ -6,7 +6,9 @@ and reason (and, on the API-key socket, an `error` frame) instead of a bare HTTP
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -18,7 +20,7 @@ from live_server.auth import check_username, verify_token
 from live_server.chat import ChatContext
 from live_server.codec.astrbot import AstrBotCodec
 from live_server.codec.realtime import RealtimeCodec
-from live_server.connection import Connection, Handler
+from live_server.connection import CLIENT_GONE, Connection, Handler
 from live_server.conversation import Conversation
 from live_server.errors import AuthError, CloseCode, ErrorCode, LiveError, ProtocolError
 from live_server.history import LiveConversation
@@ -148,6 +150,23 @@ async def serve(
             state.key_sessions.remove(key_id, connection)
 
 
+SocketEndpoint = Callable[[WebSocket], Awaitable[None]]
+
+
+def socket_endpoint(endpoint: SocketEndpoint) -> SocketEndpoint:
+    """A socket endpoint whose client may leave at any moment, even before it is served (while
+    it is authenticated, or told why it is refused): one line in the log, never a traceback."""
+
+    @functools.wraps(endpoint)
+    async def run(ws: WebSocket) -> None:
+        try:
+            await endpoint(ws)
+        except CLIENT_GONE:
+            log.info("a client of %s went away before its socket was set up", ws.url.path)
+
+    return run
+
+
 async def _jwt_socket(ws: WebSocket, *, unified: bool) -> None:
     state = app_state(ws)
     await ws.accept()
@@ -160,14 +179,17 @@ async def _jwt_socket(ws: WebSocket, *, unified: bool) -> None:
     await _run(ws, state, username, "live", force=not unified)
 
 
+@socket_endpoint
 async def live_chat_ws(ws: WebSocket) -> None:
     await _jwt_socket(ws, unified=False)
 
 
+@socket_endpoint
 async def unified_chat_ws(ws: WebSocket) -> None:
     await _jwt_socket(ws, unified=True)
 
 
+@socket_endpoint
 async def open_live_ws(ws: WebSocket) -> None:
     """The API-key socket: `/api/v1/live/ws` and its alias `/v1/live/ws`."""
     state = app_state(ws)
@@ -185,6 +207,7 @@ async def open_live_ws(ws: WebSocket) -> None:
     await _run(ws, state, username, "chat" if ct == "chat" else "live", force=True, key_id=key.id)
 
 
+@socket_endpoint
 async def realtime_ws(ws: WebSocket) -> None:
     """The OpenAI Realtime API socket: `/v1/realtime` (the official SDKs' path)."""
     state = app_state(ws)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -60,6 +61,14 @@ class ServerProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    async def logged(self, text: str, times: int = 1, timeout: float = 30) -> str:
+        """The log, once `text` is in it `times` times (the server logs asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while (logs := self.logs()).count(text) < times:
+            assert time.monotonic() < deadline, f"{text!r} not logged {times} times:\n{logs}"
+            await asyncio.sleep(0.05)
+        return logs
 
     def sign_in_url(self) -> str:
         """The tokenised page address `serve` made at start: written to a private file in the

@@ -4,7 +4,12 @@ connection and the server stay usable."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import random
+import socket
+import struct
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +25,7 @@ from tests.client import (
     until,
 )
 from tests.conftest import ServerProcess
+from tests.raw_socket import RawSocket, masked_frame
 
 DEEP = "[" * 1000 + "]" * 1000
 
@@ -146,3 +152,119 @@ async def test_invalid_utf8_in_a_text_frame_closes_1007_quietly(echo_server: Ser
     assert echo_server.logs().count("Traceback") == before
     async with open_live(echo_server.live_url("uma")) as ws:
         assert "ok" in deltas(await text_turn(ws, "ok"))
+
+
+# --- clients that break the connection, or leave without a word --------------------------
+
+ENDS_THE_CONNECTION = {
+    "over the size limit": (b'{"t": "text_input", "text": "' + b"x" * 200_000 + b'"}', 1009),
+    "invalid UTF-8": (b'{"t": "text_input", "text": "\xff\xfe"}', 1007),
+}
+HOSTILE = masked_frame(b'{"t": "text_input", "message": "zero\xe2\x80\x8bwidth", "junk": NaN}')
+
+
+@pytest.fixture(scope="module")
+def frame_limited(server_factory) -> ServerProcess:
+    return server_factory(LIVE_ECHO_DELAY_MS="5", LIVE_MAX_FRAME_BYTES="100000")
+
+
+def socket_urls(server: ServerProcess) -> dict[str, str]:
+    key = server.cli("apikey", "create", "--name", "hostile")
+    return {
+        "live": server.live_url("vic"),
+        "unified": server.unified_url("vic"),
+        "api key": f"{server.ws}/api/v1/live/ws?api_key={key}&username=vic",
+        "realtime": f"{server.ws}/v1/realtime?api_key={key}",
+    }
+
+
+@pytest.mark.parametrize("frame, code", ENDS_THE_CONNECTION.values(), ids=ENDS_THE_CONNECTION)
+async def test_a_frame_that_ends_the_connection_amid_others_still_gets_its_close_frame(
+    frame_limited: ServerProcess, frame: bytes, code: int
+):
+    """A client that goes on writing after such a frame (a fuzzer; a client whose writer runs
+    ahead of its reader) still reads why it was cut off: the close frame is not lost to a TCP
+    reset of the bytes it had not read yet, on any socket."""
+    before = frame_limited.logs().count("Traceback")
+    for name, url in socket_urls(frame_limited).items():
+        for attempt in range(3):
+            raw = await RawSocket.open(url)
+            reading = asyncio.create_task(raw.read_until_closed())
+            for i in range(2000):
+                if not await raw.send_raw(masked_frame(frame) if i == 20 else HOSTILE):
+                    break
+            with contextlib.suppress(OSError):
+                raw.writer.write_eof()  # done writing, as a client is once it reads the close
+            await asyncio.wait_for(reading, 30)
+            raw.writer.close()
+            assert raw.close is not None, (name, attempt, "no close frame")
+            assert raw.close.code == code, (name, attempt, raw.close)
+    assert frame_limited.logs().count("Traceback") == before
+    async with open_live(frame_limited.live_url("vic")) as ws:
+        assert "fine" in deltas(await text_turn(ws, "fine"))
+
+
+async def test_clients_that_vanish_at_any_moment_leave_no_traceback(server_factory):
+    """Clients reset their connection mid-turn, mid-chat-reply, mid-response and mid-stream,
+    at seeded random moments: each leaves one quiet line, never a traceback."""
+    server: ServerProcess = server_factory(LIVE_ECHO_DELAY_MS="5")
+    urls = socket_urls(server)
+    story = "tell me a long story about the sea and the ships on it " * 4
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": story}]}
+    starts = {
+        "live": [{"t": "text_input", "text": story}],
+        "unified": [{"ct": "chat", "t": "send", "message": story}],
+        "api key": [{"t": "text_input", "text": story}],
+        "realtime": [
+            {"type": "conversation.item.create", "item": item},
+            {"type": "response.create"},
+        ],
+    }
+    rng = random.Random(28)
+
+    async def vanish_from_socket(name: str) -> None:
+        raw = await RawSocket.open(urls[name])
+        for frame in starts[name]:
+            await raw.send_raw(masked_frame(json.dumps(frame).encode()))
+        # Somewhere in the reply: after the greeting and a seeded number of its frames.
+        wanted = 2 + rng.randrange(16)
+        while len(raw.texts) < wanted:
+            data = await asyncio.wait_for(raw.reader.read(1 << 16), 30)
+            assert data, (name, raw.texts)
+            raw.protocol.receive_data(data)
+            raw.texts += [e.data.decode() for e in raw.protocol.events_received()]
+        raw.reset()
+
+    async def vanish_from_stream(path: str, body: dict[str, Any]) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        payload = json.dumps(body).encode()
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: live\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {server.token('vic')}\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
+        )
+        for _ in range(1 + rng.randrange(8)):  # somewhere in the stream
+            assert await asyncio.wait_for(reader.read(256), 30), path
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    async def vanish_in_handshake() -> None:
+        raw = await RawSocket.open(urls[rng.choice(list(urls))])
+        raw.reset()  # before the socket's first frame
+
+    completion = {"model": "echo", "stream": True, "messages": [{"role": "user", "content": story}]}
+    vanishing = [
+        *(vanish_from_socket(name) for name in urls for _ in range(6)),
+        *(vanish_from_stream("/api/v1/chat", {"message": story}) for _ in range(6)),
+        *(vanish_from_stream("/v1/chat/completions", completion) for _ in range(6)),
+        *(vanish_in_handshake() for _ in range(6)),
+    ]
+    await asyncio.gather(*vanishing)
+    # Each socket's end is logged once its turns are stopped and saved: wait for all of them.
+    logs = await server.logged(" disconnected", times=6 * len(urls) + 6)
+    assert "Traceback" not in logs
+    assert " ERROR " not in logs
+    async with open_live(server.live_url("vic")) as ws:
+        assert "still" in deltas(await text_turn(ws, "still here"))
