@@ -18,10 +18,20 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.speech import SpeechUnavailable
 from tests.stubs import DEFAULT_REPLY, StubOpenAI, ThreadedServer
 
 if TYPE_CHECKING:
     from tests.services import PostgresServer, RedisServer
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A test that has no recordings of real speech to hand says so in one line, not with a
+    traceback (`tests/speech.py` says where they come from)."""
+    outcome = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(SpeechUnavailable):
+        outcome.get_result().longrepr = f"SpeechUnavailable: {call.excinfo.value}"
 
 
 def free_port() -> int:

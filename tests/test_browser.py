@@ -21,7 +21,7 @@ import soundfile
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.conftest import ServerProcess
-from tests.speech import JFK, STARS, Recording, load, word_error_rate
+from tests.speech import JFK, SHORT, Recording, load, word_error_rate
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -156,7 +156,7 @@ async def test_talking_over_the_bot_stops_it_and_ignores_the_rest(
     page_server: ServerProcess, tmp_path
 ):
     # The second phrase comes while the answer to the first is still playing.
-    mic = await microphone(tmp_path, 1.0, STARS, 3.5, STARS)
+    mic = await microphone(tmp_path, 1.0, SHORT, 3.5, SHORT)
     errors: list[str] = []
     async for browser in browser_with(mic):
         page = await open_page(browser, sign_in_url(page_server), errors)

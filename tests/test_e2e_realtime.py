@@ -15,7 +15,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from tests.conftest import ServerProcess, stub_llm
-from tests.speech import STARS, load, silence, word_error_rate
+from tests.speech import SHORT, load, silence, word_error_rate
 from tests.stubs import StubOpenAI
 
 TIMEOUT = 60
@@ -128,7 +128,7 @@ async def test_cancel_stops_the_response(server, key, llm_stub):
 
 async def test_server_vad_hears_real_speech_and_answers(server, key, llm_stub):
     llm_stub.reply = lambda messages: "A new home it is."
-    pcm, rate = load(STARS, rate=24000)
+    pcm, rate = load(SHORT, rate=24000)
     audio = np.concatenate([silence(0.5, rate), pcm, silence(1.5, rate)])
     async with realtime(server, key) as conn:
         await text_only(conn)
@@ -148,7 +148,7 @@ async def test_server_vad_hears_real_speech_and_answers(server, key, llm_stub):
         assert kind in kinds, kind
     assert kinds.index("input_audio_buffer.committed") < kinds.index("response.created")
     (heard,) = [e for e in got if e.type.endswith("input_audio_transcription.completed")]
-    assert word_error_rate(STARS.text, heard.transcript) <= 0.2, heard.transcript
+    assert word_error_rate(SHORT.text, heard.transcript) <= 0.2, heard.transcript
     committed = next(e for e in got if e.type == "input_audio_buffer.committed")
     assert heard.item_id == committed.item_id
     assert got[-1].response.status == "completed"

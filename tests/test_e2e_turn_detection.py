@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.client import Frame, of, open_live, open_socket, pcm_b64, recv, send, types, until
 from tests.conftest import ServerProcess
-from tests.speech import STARS, load, silence, word_error_rate
+from tests.speech import SHORT, load, silence, word_error_rate
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ async def stream(ws: Any, samples: np.ndarray, rate: int = 16000, chunk_ms: int 
 
 
 def spoken() -> np.ndarray:
-    samples, _ = load(STARS)
+    samples, _ = load(SHORT)
     return np.concatenate([samples, silence(1.0)])
 
 
@@ -51,17 +51,17 @@ async def test_a_spoken_turn_with_no_start_or_end_frames(server):
     assert frames[kinds.index("speech_started")] == {"t": "speech_started"}
     opening = of(frames, "metrics")[0]["data"]
     assert opening["input_type"] == "audio" and opening["stt"] == "whisper"
-    assert word_error_rate(STARS.text, of(frames, "user_msg")[0]["data"]["text"]) <= 0.1
+    assert word_error_rate(SHORT.text, of(frames, "user_msg")[0]["data"]["text"]) <= 0.1
     assert of(frames, "response") and frames[-1]["data"] == {"interrupted": False}
     assert "message number 2" in "".join(f["data"]["text"] for f in of(typed, "bot_delta_chunk"))
 
 
 async def test_the_sample_rate_comes_from_the_query(server):
-    samples, rate = load(STARS, rate=48000)
+    samples, rate = load(SHORT, rate=48000)
     async with open_live(url(server, "vad=server&sample_rate=48000")) as ws:
         await stream(ws, np.concatenate([samples, silence(1.0, rate)]), rate)
         frames = await until(ws, "end")
-    assert word_error_rate(STARS.text, of(frames, "user_msg")[0]["data"]["text"]) <= 0.1
+    assert word_error_rate(SHORT.text, of(frames, "user_msg")[0]["data"]["text"]) <= 0.1
 
 
 async def test_silence_and_no_speech_make_no_turn(server):
@@ -84,7 +84,7 @@ async def test_talking_over_the_reply_stops_it_and_keeps_what_was_heard(server):
     assert "stop_play" in types(cut) and cut[-1]["data"] == {"interrupted": True}
     assert cut[-1]["turn_id"] == reply[0]["turn_id"]
     # The user's words became the next turn, after the cut one had ended.
-    assert word_error_rate(STARS.text, of(nxt, "user_msg")[0]["data"]["text"]) <= 0.1
+    assert word_error_rate(SHORT.text, of(nxt, "user_msg")[0]["data"]["text"]) <= 0.1
     assert nxt[-1]["data"] == {"interrupted": False}
 
     # The client sent no played_ms: the server estimated it from when the audio started to go
@@ -97,7 +97,7 @@ async def test_talking_over_the_reply_stops_it_and_keeps_what_was_heard(server):
 
 
 async def test_a_short_sound_over_the_reply_does_not_stop_it(server):
-    samples, _ = load(STARS)
+    samples, _ = load(SHORT)
     blip = samples[int(1.2 * 16000) : int(1.4 * 16000)]  # 200 ms of speech: under the 300 ms
     async with open_live(url(server)) as ws:
         await send(ws, {"t": "text_input", "text": "keep talking"})
@@ -116,7 +116,7 @@ async def test_a_short_sound_over_the_reply_does_not_stop_it(server):
 
 
 async def test_start_and_end_frames_on_a_server_vad_socket_mark_a_segment(server):
-    samples, _ = load(STARS)
+    samples, _ = load(SHORT)
     async with open_live(url(server)) as ws:
         # Ended by the client before the server heard the silence: one ordinary turn.
         await send(ws, {"t": "start_speaking", "stamp": "a"})
@@ -134,7 +134,7 @@ async def test_start_and_end_frames_on_a_server_vad_socket_mark_a_segment(server
         third = await until(ws, "end")
     for frames in (first, second):
         assert "error" not in types(frames)
-        assert word_error_rate(STARS.text, of(frames, "user_msg")[0]["data"]["text"]) <= 0.1
+        assert word_error_rate(SHORT.text, of(frames, "user_msg")[0]["data"]["text"]) <= 0.1
     assert "error" not in types(third)
 
 

@@ -26,7 +26,7 @@ from tests.conftest import ServerProcess
 from tests.speech import (
     JFK,
     RECORDINGS,
-    STARS,
+    SHORT,
     Recording,
     load,
     noise,
@@ -121,7 +121,7 @@ async def test_silence_and_noise_give_empty_transcript_never_invented_words(voic
 
 
 async def test_voice_and_text_turns_share_one_conversation(voice_server):
-    samples, rate = load(STARS)
+    samples, rate = load(SHORT)
     async with open_live(voice_server.live_url()) as ws:
         await voice_turn(ws, samples, rate)
         frames = await text_turn(ws, "and now I type")
@@ -137,7 +137,7 @@ async def expect_error(ws, frame: dict, code: str) -> dict:
 
 
 async def test_bad_voice_frames_get_audio_errors_and_the_session_goes_on(voice_server):
-    samples, rate = load(STARS)
+    samples, rate = load(SHORT)
     good = pcm_b64(samples[: rate // 10])
     async with open_live(voice_server.live_url()) as ws:
         await expect_error(ws, {"t": "speaking_part", "data": good}, "AUDIO_ERROR")
@@ -155,7 +155,7 @@ async def test_bad_voice_frames_get_audio_errors_and_the_session_goes_on(voice_s
             await send(ws, frame)
         frames = await until(ws, "end")
         heard = of(frames, "user_msg")[0]["data"]["text"]
-        assert word_error_rate(STARS.text, heard) <= 0.1
+        assert word_error_rate(SHORT.text, heard) <= 0.1
         await recv(ws)  # trailing metrics
 
         await send(ws, {"t": "start_speaking", "stamp": "empty"})
@@ -168,7 +168,7 @@ async def test_bad_voice_frames_get_audio_errors_and_the_session_goes_on(voice_s
 
 async def test_a_segment_over_the_limit_is_dropped_and_the_next_one_works(server_factory):
     server = server_factory(LIVE_MAX_SEGMENT_S="4", LIVE_ECHO_DELAY_MS="0", **WHISPER)
-    samples, rate = load(STARS)
+    samples, rate = load(SHORT)
     assert len(samples) < 4 * rate  # the recording itself fits
     long = np.concatenate([samples, samples])
     async with open_live(server.live_url()) as ws:
@@ -181,13 +181,13 @@ async def test_a_segment_over_the_limit_is_dropped_and_the_next_one_works(server
         # the next thing the client hears about is its next segment.
         frames = await voice_turn(ws, samples, rate, stamp="short")
     assert types(frames)[:2] == ["metrics", "user_msg"]
-    assert word_error_rate(STARS.text, frames[1]["data"]["text"]) <= 0.1
+    assert word_error_rate(SHORT.text, frames[1]["data"]["text"]) <= 0.1
     assert types(frames)[-2:] == ["end", "metrics"]
 
 
 async def test_end_speaking_during_a_reply_is_busy_and_the_reply_goes_on(server_factory):
     server = server_factory(LIVE_ECHO_DELAY_MS="40", **WHISPER)
-    samples, rate = load(STARS)
+    samples, rate = load(SHORT)
     async with open_live(server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "talk for a while"})
         await until(ws, "bot_delta_chunk")
@@ -202,7 +202,7 @@ async def test_end_speaking_during_a_reply_is_busy_and_the_reply_goes_on(server_
 
 
 async def test_barge_in_interrupt_then_speech_makes_the_next_turn(voice_server):
-    samples, rate = load(STARS)
+    samples, rate = load(SHORT)
     async with open_live(voice_server.live_url()) as ws:
         await send(ws, {"t": "text_input", "text": "tell me a long story"})
         await until(ws, "response")
@@ -219,12 +219,12 @@ async def test_barge_in_interrupt_then_speech_makes_the_next_turn(voice_server):
         second = await until(ws, "end")
         await recv(ws)
     assert second[-1]["turn_id"] != first[-1]["turn_id"]
-    assert word_error_rate(STARS.text, of(second, "user_msg")[0]["data"]["text"]) <= 0.1
+    assert word_error_rate(SHORT.text, of(second, "user_msg")[0]["data"]["text"]) <= 0.1
 
 
 async def test_leaving_mid_segment_or_mid_recognition_frees_the_decoder(voice_server):
     # The server has one worker: if a departed client kept it, the last turn would never come.
-    samples, rate = load(STARS)
+    samples, rate = load(SHORT)
     frames = voice_frames(samples, rate, "gone")
     async with open_live(voice_server.live_url()) as ws:
         for frame in frames[:-1]:  # no end_speaking: the client just leaves
@@ -234,7 +234,7 @@ async def test_leaving_mid_segment_or_mid_recognition_frees_the_decoder(voice_se
             await send(ws, frame)
     async with open_live(voice_server.live_url()) as ws:
         turn = await voice_turn(ws, samples, rate)
-    check_voice_turn(turn, STARS)
+    check_voice_turn(turn, SHORT)
 
 
 async def test_voice_is_refused_clearly_when_stt_is_off(server_factory):
@@ -249,7 +249,7 @@ async def test_voice_is_refused_clearly_when_stt_is_off(server_factory):
 
 async def test_pocketsphinx_stays_selectable(server_factory):
     server = server_factory(LIVE_STT="pocketsphinx", LIVE_STT_WORKERS="1", LIVE_ECHO_DELAY_MS="0")
-    samples, rate = load(STARS)
+    samples, rate = load(SHORT)
     async with open_live(server.live_url()) as ws:
         frames = await voice_turn(ws, samples, rate)
     # pocketsphinx mishears real voices (that is why Whisper is the default): this checks that
@@ -300,7 +300,7 @@ async def test_an_stt_failure_or_an_answer_without_a_transcript_is_stt_error(
     """A 500, or a 200 with no "text" string: the turn ends with STT_ERROR, never with the
     user saying "None", and the socket goes on."""
     llm_stub.transcript = answer
-    samples, rate = load(STARS)
+    samples, rate = load(SHORT)
     async with open_live(remote_stt_server.live_url()) as ws:
         frames = await voice_turn(ws, samples, rate)
         assert types(frames) == ["error", "end"] and frames[0]["code"] == "STT_ERROR"

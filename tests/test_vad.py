@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from live_server.vad import WINDOW, Event, ScorerPool, Timing, VoiceActivity
-from tests.speech import JFK, STARS, load, noise, silence
+from tests.speech import JFK, SHORT, load, noise, silence
 
 
 class Scripted:
@@ -82,8 +82,8 @@ def events_in(pool: ScorerPool, audio: np.ndarray[Any, Any]) -> list[Event]:
 
 
 def test_silero_hears_real_speech_and_its_pauses(silero: ScorerPool) -> None:
-    stars, _ = load(STARS)
-    assert events_in(silero, stars) == [Event.SPEECH_STARTED, Event.PAUSED]
+    short, _ = load(SHORT)
+    assert events_in(silero, short) == [Event.SPEECH_STARTED, Event.PAUSED]
     jfk, _ = load(JFK)
     events = events_in(silero, jfk)
     # Kennedy pauses between his phrases: each pause is a chance to decode speculatively.
@@ -96,7 +96,7 @@ def test_silero_hears_no_speech_in_silence_or_noise(silero: ScorerPool) -> None:
 
 
 def test_a_pooled_model_starts_afresh(silero: ScorerPool) -> None:
-    stars, _ = load(STARS)
-    first = events_in(silero, stars[: len(stars) // 2])  # ends mid-speech
+    short, _ = load(SHORT)
+    first = events_in(silero, short[: len(short) // 2])  # ends mid-speech
     assert events_in(silero, silence(1.0)) == []  # the next stream does not inherit it
     assert first == [Event.SPEECH_STARTED]

