@@ -42,9 +42,25 @@ class RedactFilter(logging.Filter):
         return True
 
 
+class ClientFaultFilter(logging.Filter):
+    """A client's bad bytes are the client's fault, not a server error: uvicorn logs invalid
+    UTF-8 in a text frame with a traceback (and closes with 1007, as it should). That becomes
+    one warning line, so that a client sending many cannot fill the log with tracebacks."""
+
+    FAULTS = ("Invalid UTF-8 sequence received from client",)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.msg, str) and record.msg.startswith(self.FAULTS):
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = f"{record.msg.rstrip('.')}: closed with 1007"
+        return True
+
+
 def configure(level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(ClientFaultFilter())
     handler.addFilter(RedactFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
