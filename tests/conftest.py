@@ -25,6 +25,21 @@ if TYPE_CHECKING:
     from tests.services import PostgresServer, RedisServer
 
 
+# Modules whose tests take seconds each: a browser, databases, real speech through the
+# recognisers, fuzzing, clients that wait out a timeout. `-m "not slow"` leaves them out.
+SLOW_MODULES = {
+    "test_browser", "test_e2e_durability", "test_e2e_persistence", "test_e2e_postgres",
+    "test_e2e_redis", "test_e2e_slow_client", "test_e2e_turn_detection", "test_e2e_voice",
+    "test_fuzz", "test_users",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rpartition(".")[2] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """A test that has no recordings of real speech to hand says so in one line, not with a
