@@ -368,6 +368,12 @@ def _log_engines(settings: Settings, llm_name: str, tts: object, stt_engine: obj
             "LIVE_LLM=openai and LIVE_LLM_API_KEY, plus LIVE_LLM_BASE_URL and LIVE_LLM_MODEL "
             "for DeepSeek, DashScope, vLLM or Ollama"
         )
+    elif settings.llm == "local":
+        log.info(
+            "LLM: %s (embedded, offline, in this process; LIVE_LOCAL_MODEL takes any GGUF chat "
+            "model)",
+            llm_name,
+        )
     else:
         log.info(
             "LLM: openai-compatible, model %s at %s. LIVE_LLM=echo for the offline echo model",

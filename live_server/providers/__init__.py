@@ -169,6 +169,17 @@ def _openai_llm(settings: Settings) -> LLM:
     )
 
 
+def _local_llm(settings: Settings) -> LLM:
+    from live_server.providers.llm.local import LocalLLM
+
+    return LocalLLM(
+        model=settings.local_model,
+        threads=settings.local_threads,
+        context=settings.local_context,
+        slots=settings.local_slots,
+    )
+
+
 def _piper(settings: Settings) -> TTS:
     from live_server.providers.tts.espeak import EspeakTTS
     from live_server.providers.tts.piper import PiperTTS, load_voice
@@ -207,7 +218,11 @@ def _openai_tts(settings: Settings) -> TTS:
     )
 
 
-LLM_FACTORIES: dict[str, Callable[[Settings], LLM]] = {"echo": _echo, "openai": _openai_llm}
+LLM_FACTORIES: dict[str, Callable[[Settings], LLM]] = {
+    "echo": _echo,
+    "openai": _openai_llm,
+    "local": _local_llm,
+}
 TTS_FACTORIES: dict[str, Callable[[Settings], TTS]] = {
     "piper": _piper,
     "espeak": _espeak,
