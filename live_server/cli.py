@@ -364,14 +364,14 @@ def _show_sign_in(settings: Settings, url: str) -> None:
 def _log_engines(settings: Settings, llm_name: str, tts: object, stt_engine: object) -> None:
     if settings.llm == "echo":
         log.info(
-            "LLM: echo (embedded, offline: it repeats what you say). For a real model set "
-            "LIVE_LLM=openai and LIVE_LLM_API_KEY, plus LIVE_LLM_BASE_URL and LIVE_LLM_MODEL "
-            "for DeepSeek, DashScope, vLLM or Ollama"
+            "LLM: echo (embedded, offline: it repeats what you say). LIVE_LLM=local for the "
+            "embedded model that converses"
         )
     elif settings.llm == "local":
         log.info(
             "LLM: %s (embedded, offline, in this process; LIVE_LOCAL_MODEL takes any GGUF chat "
-            "model)",
+            "model). For a bigger model set LIVE_LLM=openai and LIVE_LLM_API_KEY, plus "
+            "LIVE_LLM_BASE_URL and LIVE_LLM_MODEL for DeepSeek, DashScope, vLLM or Ollama",
             llm_name,
         )
     else:

@@ -37,7 +37,7 @@ class Settings:
     jwt_secret: str | None = None
     jwt_ttl_s: int = 7 * 24 * 3600
 
-    llm: LLMEngine = "echo"
+    llm: LLMEngine = "local"
     llm_base_url: str | None = None
     llm_api_key: str | None = field(default=None, repr=False)
     llm_model: str = "gpt-4o-mini"
@@ -106,7 +106,7 @@ class Settings:
             return value if value not in (None, "") else None
 
         llm_api_key = get("LLM_API_KEY") or env.get("OPENAI_API_KEY") or None
-        llm = get("LLM") or ("openai" if llm_api_key else "echo")
+        llm = get("LLM") or ("openai" if llm_api_key else "local")
         tts = get("TTS") or "piper"
         # Only an STT key of its own makes recognition leave the machine by default; with
         # LIVE_STT=openai chosen, OPENAI_API_KEY serves too.

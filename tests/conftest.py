@@ -57,13 +57,14 @@ def free_port() -> int:
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
-    """The test process's environment without any live-server or OpenAI settings."""
+    """The test process's environment without any live-server or OpenAI settings, but the
+    echo model (`ECHO`), and with `overrides`."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("LIVE_") and k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")
     }
-    env.update(overrides)
+    env.update({**ECHO, **overrides})
     return env
 
 
@@ -136,6 +137,9 @@ class ServerProcess:
 # Servers of tests that send no voice run without a recogniser: each Whisper worker holds about
 # 200 MB, and a session's servers all live until it ends. Voice tests ask for one.
 NO_VOICE = {"LIVE_STT": "none"}
+# ...and answer with the echo model, whose replies a test can predict; the embedded model (the
+# default) is tested on its own.
+ECHO = {"LIVE_LLM": "echo"}
 
 
 def start_server(tmp: Path, *args: str, **settings: str) -> ServerProcess:

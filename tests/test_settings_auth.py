@@ -29,7 +29,7 @@ def settings(**env: str) -> Settings:
 
 def test_defaults_run_offline() -> None:
     s = settings()
-    assert (s.llm, s.tts, s.stt, s.echo_delay_ms) == ("echo", "piper", "whisper", 30)
+    assert (s.llm, s.tts, s.stt, s.echo_delay_ms) == ("local", "piper", "whisper", 30)
     assert (s.whisper_model, s.piper_voice) == (None, None)  # the packaged models
     assert (s.vad_silence_ms, s.barge_in_ms) == (700, 300)
     assert s.data_dir == Path("/tmp/x")

@@ -74,7 +74,7 @@ class LocalLLM:
             raise ConfigError(f"LIVE_LOCAL_MODEL: {path} could not be loaded: {exc}") from exc
         self._name = path.stem
         self._threads = ThreadPoolExecutor(MAX_WAITING, thread_name_prefix="local-llm")
-        log.info("local model %s loaded (%d threads, %d slots)", path.name, threads, slots)
+        log.info("local model %s loaded (threads: %d, slots: %d)", path.name, threads, slots)
 
     @property
     def name(self) -> str:
