@@ -238,6 +238,7 @@ class WhisperRecognition:
         self._samples = 0
         self._guesses: list[_Guess] = []
         self._last_partial = ""
+        self._reported_upto = 0  # samples the last partial transcript covered
         self._over = False
 
     def feed(self, pcm: PCM) -> None:
@@ -253,14 +254,21 @@ class WhisperRecognition:
         result = self._engine.decode(self._audio(), urgent=urgent)
         if result is None:
             return
-        self._guesses.append(_Guess(self._samples, result))
-        result.add_done_callback(self._report)
+        guess = _Guess(self._samples, result)
+        self._guesses.append(guess)
+        result.add_done_callback(lambda _: self._report(guess))
 
-    def _report(self, result: asyncio.Future[str]) -> None:
+    def _report(self, guess: _Guess) -> None:
+        result = guess.result
         if result.cancelled() or result.exception() is not None or self._over:
+            return
+        # Guesses run on several workers and may end out of order: a partial transcript never
+        # goes back to a guess that covered less than the last one told.
+        if guess.upto <= self._reported_upto:
             return
         text = result.result()
         if text and text != self._last_partial and self._on_partial is not None:
+            self._reported_upto = guess.upto
             self._last_partial = text
             self._on_partial(text)
 
