@@ -87,6 +87,42 @@ SHORT = STARS if (SPEECH_DIR / STARS.file).exists() else AMIABLE
 RECORDINGS = [JFK, SHORT]
 
 
+def _librivox(number: str, text: str, sha256: str) -> Recording:
+    name = f"sense_and_sensibility_01_austen_64kb-{number}.wav"
+    member = f"pocketsphinx-5.1.1/test/data/librivox/{name}"
+    licence = "BSD-style package; a public-domain LibriVox recording"
+    return Recording(name, text, Package("pypi", "pocketsphinx==5.1.1", member, sha256, licence))
+
+
+# The rest of that LibriVox reading: sentences of 3 to 7 s, some with pauses at their commas.
+LIBRIVOX = [
+    _librivox(
+        "0870",
+        "And Mister John Dashwood had then leisure to consider how much there might be "
+        "prudently in his power to do for them.",
+        "b0557cf95c974d930577e58e46b7f068c432a6e3afcc286563d88922b2a5315c",
+    ),
+    _librivox(
+        "0880",
+        "He was not an ill disposed young man.",
+        "fbec491ef00ee734a67f0ee318e98c51c157b479e1629ff4f4426861ecac0414",
+    ),
+    _librivox(
+        "0890",
+        "Unless to be rather cold hearted and rather selfish is to be ill disposed.",
+        "5793ffbdee55fb8bfd284943a6866864c832d9d4accf2661cabd39915c84ee10",
+    ),
+    _librivox(
+        "0920",
+        # As the package transcribes it: the reader says "a" twice.
+        "Had he married a more a amiable woman he might have been made still more respectable "
+        "than he was.",
+        "40882414ef4cc51f3ff7a63bad0c8c87e7f595ffeb8209fbf756c8ebc5c28a59",
+    ),
+    AMIABLE,
+]
+
+
 def path(recording: Recording) -> Path:
     """Where the recording is on this machine: beside the repository, or in the cache (fetched
     from its package the first time)."""
