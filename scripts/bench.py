@@ -237,11 +237,18 @@ def bare_server() -> Proc:
 
 def api_key(server: Proc, name: str) -> str:
     """A new API key of the server's data dir, made with the CLI."""
+    return cli(server.env, "apikey", "create", "--name", name)
+
+
+def bench_token(data_dir: str, username: str = "bench") -> str:
+    """A dashboard JWT for the servers on `data_dir`, made with the CLI."""
+    return cli({**os.environ, "LIVE_DATA_DIR": data_dir}, "token", username)
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    """`live-server ARGS`' output."""
     out = subprocess.run(
-        [sys.executable, "-m", "live_server", "apikey", "create", "--name", name],
-        env=server.env,
-        capture_output=True,
-        check=True,
+        [sys.executable, "-m", "live_server", *args], env=env, capture_output=True, check=True
     )
     return out.stdout.decode().strip()
 
@@ -686,16 +693,7 @@ async def main() -> int:
     try:
         for p in procs:
             await p.wait_ready()
-        token = (
-            subprocess.run(
-                [sys.executable, "-m", "live_server", "token", "bench"],
-                env={**env, "LIVE_DATA_DIR": data_dir},
-                capture_output=True,
-                check=True,
-            )
-            .stdout.decode()
-            .strip()
-        )
+        token = bench_token(data_dir)
 
         # The machine's speed drifts during a run (other tenants, CPU frequency): every
         # measure is taken in the same rounds, interleaved, so each ratio compares like with like.
@@ -873,16 +871,7 @@ async def voice_bench(args: argparse.Namespace, results: dict[str, Any] | None =
         await voice.wait_ready()
         await talky.wait_ready()
         rss = tree_rss_mb(voice.proc.pid)
-        token = (
-            subprocess.run(
-                [sys.executable, "-m", "live_server", "token", "bench"],
-                env={**os.environ, "LIVE_DATA_DIR": data_dir},
-                capture_output=True,
-                check=True,
-            )
-            .stdout.decode()
-            .strip()
-        )
+        token = bench_token(data_dir)
         names = [name for name in RECORDINGS for _ in range(max(1, args.utterances))]
         url = f"ws://127.0.0.1:{voice.port}/api/live_chat/ws?token={token}"
         turns = await spoken_turns(url, names)
@@ -1264,16 +1253,7 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
     data_dir = tempfile.mkdtemp(prefix="live-bench-turns-")
     server = live_server({"LIVE_LLM": "local"}, data_dir)  # Whisper, Silero, Piper too
     await server.wait_ready()
-    token = (
-        subprocess.run(
-            [sys.executable, "-m", "live_server", "token", "bench"],
-            env={**os.environ, "LIVE_DATA_DIR": data_dir},
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .strip()
-    )
+    token = bench_token(data_dir)
     url = f"ws://127.0.0.1:{server.port}/api/live_chat/ws?token={token}"
     pauses, false_ends, first_audio = 0, 0, []
     try:
