@@ -69,29 +69,25 @@ JFK = Recording(
     ),
 )
 STARS = Recording("new-home-in-the-stars-16k.wav", "We must find a new home in the stars.")
-# A LibriVox reading of Sense and Sensibility (public domain), with its transcript, in the
+
+
+# A LibriVox reading of Sense and Sensibility (public domain), with its transcripts, in the
 # test data of pocketsphinx's source package (BSD-style licence).
-AMIABLE = Recording(
-    "sense_and_sensibility_01_austen_64kb-0930.wav",
-    "He might even have been made amiable himself.",
-    Package(
-        "pypi",
-        "pocketsphinx==5.1.1",
-        "pocketsphinx-5.1.1/test/data/librivox/sense_and_sensibility_01_austen_64kb-0930.wav",
-        "954adbf0b56ac8a148cbe77b39ca18d76b5f2a1e1f405565bd786ce3e68a68b7",
-        "BSD-style package; a public-domain LibriVox recording",
-    ),
-)
-# A short sentence said in one breath: the folder's when it is there, else the package's.
-SHORT = STARS if (SPEECH_DIR / STARS.file).exists() else AMIABLE
-RECORDINGS = [JFK, SHORT]
-
-
 def _librivox(number: str, text: str, sha256: str) -> Recording:
     name = f"sense_and_sensibility_01_austen_64kb-{number}.wav"
     member = f"pocketsphinx-5.1.1/test/data/librivox/{name}"
     licence = "BSD-style package; a public-domain LibriVox recording"
     return Recording(name, text, Package("pypi", "pocketsphinx==5.1.1", member, sha256, licence))
+
+
+AMIABLE = _librivox(
+    "0930",
+    "He might even have been made amiable himself.",
+    "954adbf0b56ac8a148cbe77b39ca18d76b5f2a1e1f405565bd786ce3e68a68b7",
+)
+# A short sentence said in one breath: the folder's when it is there, else the package's.
+SHORT = STARS if (SPEECH_DIR / STARS.file).exists() else AMIABLE
+RECORDINGS = [JFK, SHORT]
 
 
 # The rest of that LibriVox reading: sentences of 3 to 7 s, some with pauses at their commas.
@@ -121,6 +117,8 @@ LIBRIVOX = [
     ),
     AMIABLE,
 ]
+# Where each recording a registry package holds is in it.
+FETCHED = [r.package for r in (JFK, *LIBRIVOX) if r.package is not None]
 
 
 def path(recording: Recording) -> Path:
@@ -135,13 +133,17 @@ def path(recording: Recording) -> Path:
             f"{recording.file} is only in {SPEECH_DIR}, which is not there; "
             "its tests need that folder beside the repository"
         )
-    cached = CACHE_DIR / package.spec.replace("/", "_") / Path(package.member).name
-    if not cached.exists():
-        _fetch(package, cached)
+    cached = _cached(package)
+    if not cached.exists():  # one download keeps every recording that archive holds
+        _fetch(package, [p for p in FETCHED if p.spec == package.spec])
     return cached
 
 
-def _fetch(package: Package, to: Path) -> None:
+def _cached(package: Package) -> Path:
+    return CACHE_DIR / package.spec.replace("/", "_") / Path(package.member).name
+
+
+def _fetch(package: Package, members: list[Package]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if package.registry == "npm":
             shown = f"npm pack {package.spec}"
@@ -166,13 +168,18 @@ def _fetch(package: Package, to: Path) -> None:
                 f"reach the {package.registry} registry once"
             )
         with tarfile.open(archives[0]) as archive:
-            member = archive.extractfile(package.member)
-            assert member is not None, package
-            data = member.read()
+            for wanted in members:
+                member = archive.extractfile(wanted.member)
+                assert member is not None, wanted
+                _keep(wanted, member.read())
+
+
+def _keep(package: Package, data: bytes) -> None:
     digest = hashlib.sha256(data).hexdigest()
     if digest != package.sha256:
         raise SpeechUnavailable(f"{package.spec}: {package.member} is not the recording ({digest})")
     soundfile.info(io.BytesIO(data))  # a recording, before it is kept
+    to = _cached(package)
     to.parent.mkdir(parents=True, exist_ok=True)
     partial = to.with_suffix(".partial")
     partial.write_bytes(data)
