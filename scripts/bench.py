@@ -1224,14 +1224,12 @@ def speech_shape(pcm: Any) -> tuple[list[float], float]:
     return pauses, activity.last_speech_end / 16000
 
 
-async def detected_turns(url: str, recording: speech.Recording) -> tuple[int, float | None]:
-    """One recording streamed at real time to a `vad=server` socket, then 3 s of silence:
-    how many turns the server made of it, and its true end of speech -> the first audio
-    after it (None without audio)."""
+async def detected_turns(url: str, pcm: Any, speech_end: float) -> tuple[int, float | None]:
+    """A recording streamed at real time to a `vad=server` socket, then 3 s of silence: how
+    many turns the server made of it, and its true end of speech (`speech_end`, s) -> the
+    first audio after it (None without audio)."""
     import numpy as np
 
-    pcm, _ = speech.load(recording)
-    _, speech_end = speech_shape(pcm)
     async with connect(url + "&vad=server", max_size=None) as ws:
         reader = Reader(ws)
         await reader.until(lambda: reader.times("conversation"))
@@ -1259,9 +1257,10 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
     try:
         print("\nturn-taking, vad=server, on real speech streamed at real time:")
         for recording in TURN_SET:
-            inside, _ = speech_shape(speech.load(recording)[0])
+            pcm, _ = speech.load(recording)
+            inside, speech_end = speech_shape(pcm)
             long_ones = [p for p in inside if p >= 0.5]
-            turns, audio = await detected_turns(url, recording)
+            turns, audio = await detected_turns(url, pcm, speech_end)
             pauses += len(long_ones)
             false_ends += max(0, turns - 1)
             if audio is not None:
