@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator
+from typing import cast
 
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
@@ -16,7 +17,7 @@ from live_server.backends import build_backends
 from live_server.bus import RedisBus
 from live_server.conversation import ConversationFeed
 from live_server.hub import ChatHub
-from live_server.providers import build_llm, build_stt, build_tts
+from live_server.providers import build_end_model, build_llm, build_stt, build_tts
 from live_server.revocation import KeySessions
 from live_server.settings import Settings
 from live_server.state import AppState, Engines
@@ -39,11 +40,13 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
     ensure_data_dir(settings.data_dir)
     if engines is None:
         stt = build_stt(settings)
+        llm = build_llm(settings)
         engines = Engines(
-            llm=build_llm(settings),
+            llm=llm,
             tts=build_tts(settings),
             stt=stt,
             vad=ScorerPool.silero() if stt is not None else None,
+            end_model=build_end_model(settings, llm),
         )
     bus, throttle = None, None
     if settings.redis_url is not None:
@@ -91,6 +94,9 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
                 await asyncio.gather(revocations, return_exceptions=True)
         finally:
             await state.engines.llm.aclose()
+            end_model = state.engines.end_model
+            if end_model is not None and end_model is not cast(object, state.engines.llm):
+                await end_model.aclose()
             if state.engines.tts is not None:
                 await state.engines.tts.aclose()
             if stt is not None:

@@ -69,9 +69,7 @@ def _turn_detection(ws: WebSocket, settings: Settings) -> TurnDetection | None:
             )
     if vad == "client":
         return None
-    return TurnDetection(
-        sample_rate=rate, silence_ms=settings.vad_silence_ms, barge_in_ms=settings.barge_in_ms
-    )
+    return TurnDetection.configured(settings, rate)
 
 
 async def _run(

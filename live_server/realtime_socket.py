@@ -27,6 +27,7 @@ from live_server.codec.realtime import RATE, TRUNCATABLE, RealtimeCodec, new_id
 from live_server.connection import Connection
 from live_server.errors import ErrorCode, LiveError, ProtocolError
 from live_server.session import Session
+from live_server.turn_end import Eagerness
 from live_server.voice_input import TurnDetection
 
 MAX_EVENT_CHARS = 16 * 1024 * 1024  # an append of a few minutes of audio
@@ -187,15 +188,25 @@ class RealtimeSocket:
             session.voice.detection = None
             session.auto_respond = False
             return
-        silence = config.get("silence_duration_ms", settings.vad_silence_ms)
+        interrupt = bool(config.get("interrupt_response", True))
         self.detection = {
-            "type": "server_vad",
-            "silence_duration_ms": silence,
+            "type": config.get("type", "server_vad"),
             "create_response": config.get("create_response", True),
-            "interrupt_response": config.get("interrupt_response", True),
+            "interrupt_response": interrupt,
         }
-        barge_in = settings.barge_in_ms if self.detection["interrupt_response"] else 10**9
-        session.voice.detection = TurnDetection(RATE, silence, barge_in)
+        if self.detection["type"] == "semantic_vad":
+            eagerness = Eagerness(config.get("eagerness", "auto"))
+            self.detection["eagerness"] = eagerness.value
+            detection = TurnDetection.configured(
+                settings, RATE, eagerness=eagerness, barge_in=interrupt
+            )
+        else:
+            silence = config.get("silence_duration_ms", settings.vad_silence_ms)
+            self.detection["silence_duration_ms"] = silence
+            detection = TurnDetection.configured(
+                settings, RATE, silence_ms=silence, barge_in=interrupt
+            )
+        session.voice.detection = detection
         session.auto_respond = bool(self.detection["create_response"])
 
     # --- truncate ------------------------------------------------------------------------
@@ -248,8 +259,15 @@ def _check_format(fmt: object) -> None:
 def _check_detection(config: object) -> None:
     if not isinstance(config, dict):
         raise ProtocolError("turn_detection must be an object or null")
-    if config.get("type") not in ("server_vad", "semantic_vad"):
-        raise ProtocolError("turn_detection.type must be server_vad", code=ErrorCode.UNSUPPORTED)
+    kind = config.get("type", "server_vad")
+    if kind not in ("server_vad", "semantic_vad"):
+        raise ProtocolError(
+            "turn_detection.type must be server_vad or semantic_vad", code=ErrorCode.UNSUPPORTED
+        )
+    if kind == "semantic_vad":
+        eagerness = config.get("eagerness", "auto")
+        if eagerness not in [e.value for e in Eagerness]:
+            raise ProtocolError("turn_detection.eagerness must be low, medium, high or auto")
     silence = config.get("silence_duration_ms", 500)
     if not isinstance(silence, int) or isinstance(silence, bool) or not 100 <= silence <= 10000:
         raise ProtocolError("silence_duration_ms must be an integer from 100 to 10000")

@@ -27,9 +27,10 @@ from live_server.errors import ErrorCode, ProtocolError, STTError
 from live_server.history import History, LiveConversation
 from live_server.outbox import Droppable
 from live_server.settings import Settings
+from live_server.speculation import Speculation
 from live_server.state import Engines
 from live_server.storage import Store
-from live_server.turn import Turn, TurnRunner
+from live_server.turn import Emit, EmitNow, Turn, TurnRunner
 from live_server.voice import VoiceSegment
 from live_server.voice_input import TurnDetection, VoiceInput
 
@@ -134,8 +135,13 @@ class Session:
             max_seconds=settings.max_segment_s,
             listener=self,
             detection=detection,
+            end_model=engines.end_model,
         )
         self.turn: Turn | None = None
+        # A reply started at a pause, held back until the turn ends (`speculation`).
+        self._speculation: Speculation | None = None
+        self.speculations = {"used": 0, "dropped": 0}
+        self._dropped_since_turn = 0  # speculative replies dropped since the last turn began
         # The last turn that ended normally with audio: the client may still be playing it.
         self._last_spoken: Turn | None = None
         # How many of the latest turns a client may still cut by id (`cut`: Realtime's
@@ -174,6 +180,7 @@ class Session:
             raise RuntimeError("the session is already closed")
         self._closed = True
         self.voice.drop()
+        self.drop_speculation()
         for source in self._pending:
             if isinstance(source, Heard):
                 source.cancel()
@@ -262,10 +269,16 @@ class Session:
         turn: Turn | None = None
         if self.auto_respond:
             try:
-                turn = self._new_turn([])
+                turn = self._new_turn([], adopt=True)
             except ProtocolError:
                 voice.cancel()
                 raise
+            turn.opening.update(voice.turn_end)
+            if self._dropped_since_turn:
+                turn.opening["speculations_dropped"] = self._dropped_since_turn
+        else:
+            self.drop_speculation()
+        self._dropped_since_turn = 0
         voice.close()
         self._input_ids += 1
         heard = Heard(voice, self._input_ids, stt.name, self.tell)
@@ -276,6 +289,36 @@ class Session:
             self._start_turn(turn)
         else:
             self._pending.append(heard)
+
+    def speculate(self, text: str) -> None:
+        """Start a reply to `text`, held back (`speculation`), if the session is idle."""
+        current = self._speculation
+        if current is not None and current.text == text:
+            return
+        self.drop_speculation()
+        if self._closed or self.turn is not None or not self.auto_respond:
+            return
+        turn = Turn(
+            id=self._turn_ids + 1,  # the id it will have if adopted
+            user_text=text,
+            input_type="audio",
+            by_sentence=self.tts is not None,
+        )
+        speculation = Speculation(text, turn, self.output)
+        speculation.start(self._runner(turn, speculation.emit, speculation.emit_now))
+        self._speculation = speculation
+        log.debug("speculating on %r for %s", text, self.username)
+
+    def drop_speculation(self) -> None:
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None:
+            self._dropped(speculation)
+
+    def _dropped(self, speculation: Speculation) -> None:
+        speculation.drop()
+        self.speculations["dropped"] += 1
+        self._dropped_since_turn += 1
+        log.debug("dropped the speculative reply to %r", speculation.text)
 
     def bot_talking(self, now: float) -> bool:
         return self._talking_turn(now) is not None
@@ -308,20 +351,32 @@ class Session:
 
     # --- turns ---------------------------------------------------------------------------
 
-    def _new_turn(self, sources: list[Source]) -> Turn:
+    def _new_turn(self, sources: list[Source], *, adopt: bool = False) -> Turn:
+        """A new turn; with `adopt`, the speculative reply's turn when there is one (a voice
+        turn whose text is not known yet: `_run_turn` checks it)."""
         current = self.turn
         if current is not None and not current.interrupted:
+            self.drop_speculation()
             raise ProtocolError("Session is busy", code=ErrorCode.PROCESSING_ERROR)
+        if not adopt:
+            self.drop_speculation()
         self._turn_ids += 1
         self._last_spoken = None
-        spoken = any(isinstance(s, Heard) for s in sources)
-        turn = Turn(
-            id=self._turn_ids,
-            user_text="\n".join(s for s in sources if isinstance(s, str)),
-            input_type="audio" if spoken else "text",
-            by_sentence=self.tts is not None,
-            after=current,
-        )
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None and speculation.turn.id == self._turn_ids:
+            turn = speculation.turn
+            turn.speculation = speculation  # `_run_turn` uses it if the words are the same
+        else:
+            if speculation is not None:
+                self._dropped(speculation)
+            spoken = adopt or any(isinstance(s, Heard) for s in sources)
+            turn = Turn(
+                id=self._turn_ids,
+                user_text="\n".join(s for s in sources if isinstance(s, str)),
+                input_type="audio" if spoken else "text",
+                by_sentence=self.tts is not None,
+            )
+        turn.after = current
         turn.sources = list(sources)
         if self.cuttable_turns:
             self._recent[turn.id] = turn
@@ -371,19 +426,32 @@ class Session:
         try:
             if turn.after is not None:
                 await turn.after.finished.wait()
+            speculation = turn.speculation
             if turn.input_type == "audio" and not await self._user_text(turn):
+                if speculation is not None:
+                    self._dropped(speculation)
                 self._finish(turn, Exchange("", ""), "nothing recognised")
                 return
-            runner = TurnRunner(
-                turn,
-                llm=self.engines.llm,
-                tts=self.tts,
-                messages=self.conversation.messages_for(turn.user_text),
-                emit=lambda event, on_sent: self.output.send(event, turn=turn, on_sent=on_sent),
-                emit_now=lambda event: self.output.send_now(event, turn=turn),
-            )
-            await runner.run()
+            if speculation is not None and speculation.text == turn.user_text:
+                assert speculation.runner is not None and speculation.task is not None
+                self.speculations["used"] += 1
+                turn.opening["speculation"] = "used"
+                runner = speculation.runner
+                await speculation.release({"input_type": turn.input_type, **turn.opening})
+                await speculation.task
+            else:
+                if speculation is not None:  # the final words differ from the guess
+                    self._dropped(speculation)
+                    turn.opening["speculation"] = "dropped"
+                runner = self._runner(
+                    turn,
+                    lambda event, on_sent: self.output.send(event, turn=turn, on_sent=on_sent),
+                    lambda event: self.output.send_now(event, turn=turn),
+                )
+                await runner.run()
         except asyncio.CancelledError:
+            if turn.speculation is not None:
+                turn.speculation.drop()  # stops its reply, if it was cancelled before its end
             for source in turn.sources:
                 if isinstance(source, Heard):
                     source.cancel()
@@ -408,6 +476,16 @@ class Session:
         )
         self.tell(events.Metrics(turn.id, {"wav_to_tts_total_time": total}))
 
+    def _runner(self, turn: Turn, emit: Emit, emit_now: EmitNow) -> TurnRunner:
+        return TurnRunner(
+            turn,
+            llm=self.engines.llm,
+            tts=self.tts,
+            messages=self.conversation.messages_for(turn.user_text),
+            emit=emit,
+            emit_now=emit_now,
+        )
+
     async def _finish_interrupted(self, turn: Turn, stop_sent: asyncio.Future[None]) -> None:
         if turn.task is not None:
             await asyncio.gather(turn.task, return_exceptions=True)
@@ -430,6 +508,7 @@ class Session:
         turn.finished.set()
         turn.after = None  # let the finished chain be freed
         turn.sources = []
+        turn.speculation = None
         if self.turn is turn:
             self.turn = None
             if not exchange.interrupted and any(ms for _, ms in turn.delivered):

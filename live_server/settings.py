@@ -17,6 +17,8 @@ from live_server.errors import ConfigError
 LLMEngine = Literal["echo", "openai", "local"]
 TTSEngine = Literal["piper", "espeak", "edge", "openai", "none"]
 STTEngine = Literal["whisper", "pocketsphinx", "openai", "none"]
+TurnPolicy = Literal["model", "text", "silence"]
+TurnEagerness = Literal["low", "medium", "high", "auto"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly voice assistant. Your replies are spoken aloud, so answer in short, "
@@ -74,6 +76,18 @@ class Settings:
     # over a reply that stops it (long enough that a cough does not).
     vad_silence_ms: int = 700
     barge_in_ms: int = 300
+    # How the server decides that a turn is over (`turn_end`): `model`, from how finished the
+    # words so far read to the embedded model and from the silence; `text`, from the words'
+    # last characters and the silence; `silence`, after `vad_silence_ms` of silence alone.
+    turn_policy: TurnPolicy = "model"
+    # How soon to answer: `auto` is `turn_complete_ms` of silence after finished words and up
+    # to `turn_unfinished_ms` inside unfinished ones; low, medium and high are fixed bounds.
+    turn_eagerness: TurnEagerness = "auto"
+    turn_complete_ms: int = 300
+    turn_unfinished_ms: int = 3000
+    # Start the reply at a pause whose words look finished, its frames held until the turn is
+    # declared over (and dropped without a trace if the speaker goes on).
+    speculate: bool = True
 
     max_text_chars: int = 4000
     max_frame_bytes: int = 4 * 1024 * 1024
@@ -115,6 +129,10 @@ class Settings:
         _check_choice("LIVE_LLM", llm, LLMEngine)
         _check_choice("LIVE_TTS", tts, TTSEngine)
         _check_choice("LIVE_STT", stt, STTEngine)
+        turn_policy = get("TURN_POLICY") or "model"
+        turn_eagerness = get("TURN_EAGERNESS") or "auto"
+        _check_choice("LIVE_TURN_POLICY", turn_policy, TurnPolicy)
+        _check_choice("LIVE_TURN_EAGERNESS", turn_eagerness, TurnEagerness)
 
         values: dict[str, object] = {
             "data_dir": Path(get("DATA_DIR") or _default_data_dir(env)).expanduser(),
@@ -136,6 +154,8 @@ class Settings:
             "stt_language": get("STT_LANGUAGE"),
             "database_url": get("DATABASE_URL"),
             "redis_url": get("REDIS_URL"),
+            "turn_policy": turn_policy,
+            "turn_eagerness": turn_eagerness,
         }
         simple = {
             "host": "HOST",
@@ -157,6 +177,9 @@ class Settings:
             "max_segment_s": "MAX_SEGMENT_S",
             "vad_silence_ms": "VAD_SILENCE_MS",
             "barge_in_ms": "BARGE_IN_MS",
+            "turn_complete_ms": "TURN_COMPLETE_MS",
+            "turn_unfinished_ms": "TURN_UNFINISHED_MS",
+            "speculate": "SPECULATE",
             "max_text_chars": "MAX_TEXT_CHARS",
             "max_frame_bytes": "MAX_FRAME_BYTES",
             "outbox_frames": "OUTBOX_FRAMES",
@@ -203,6 +226,12 @@ class Settings:
         for name in names:
             if int(getattr(self, name)) < (0 if name == "echo_delay_ms" else 1):
                 raise ConfigError(f"LIVE_{name.upper()} is out of range: {getattr(self, name)}")
+        if not 100 <= self.turn_complete_ms <= self.turn_unfinished_ms <= 10000:
+            raise ConfigError(
+                "LIVE_TURN_COMPLETE_MS and LIVE_TURN_UNFINISHED_MS must be from 100 to 10000, "
+                f"the first no more than the second: {self.turn_complete_ms}, "
+                f"{self.turn_unfinished_ms}"
+            )
         for name, low in (("vad_silence_ms", 100), ("barge_in_ms", 0)):
             if not low <= getattr(self, name) <= 10000:
                 raise ConfigError(

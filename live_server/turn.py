@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from live_server import events
 from live_server.conversation import Exchange, join_sentences
@@ -25,6 +25,9 @@ from live_server.providers import LLM, TTS, ChatMessage
 from live_server.reply import ModelReply
 from live_server.splitter import SentenceSplitter
 from live_server.storage import SavedTurn
+
+if TYPE_CHECKING:
+    from live_server.speculation import Speculation
 
 OnSent = Callable[[], None]
 Emit = Callable[[events.Event, "OnSent | None"], Awaitable[None]]
@@ -64,6 +67,9 @@ class Turn:
     # What the user's text is made of before the turn starts: typed text, and speech still
     # being recognised (`session.Heard`).
     sources: list[Any] = field(default_factory=list)
+    # A reply started on a guess at the end of the speech, which this turn took over: it is
+    # used if the final words are the guess's (`speculation`).
+    speculation: Speculation | None = None
 
     def audio_ms(self) -> int:
         """The length of the reply's audio that reached the client."""

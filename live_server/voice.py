@@ -13,6 +13,7 @@ neither fills the recogniser nor counts towards the segment's length limit.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable
 
@@ -45,6 +46,8 @@ class VoiceSegment:
         # Server turn detection's marks: speech_started was sent; the speech stopped the bot.
         self.announced = False
         self.barged_in = False
+        # How the server's turn detection ended it: its figures for the turn's metrics.
+        self.turn_end: dict[str, float] = {}
         self._stt = stt
         self._on_partial = on_partial
         self._max_samples = int(max_seconds * SAMPLE_RATE)
@@ -90,6 +93,13 @@ class VoiceSegment:
             return ""
         self._release()
         return await recognition.finish(speech_end=self.activity.last_speech_end - self._offset)
+
+    def pause_guess(self) -> asyncio.Future[str] | None:
+        """The recogniser's guess at the words up to the last speech heard (asked for at the
+        pause), or None when it makes none."""
+        if self.recognition is None:
+            return None
+        return self.recognition.guessed(self.activity.last_speech_end - self._offset)
 
     def cancel(self) -> None:
         if self.recognition is not None:

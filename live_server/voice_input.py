@@ -3,22 +3,29 @@
 `start_speaking` opens a `VoiceSegment`; each `speaking_part` is decoded, heard by the VAD and
 fed to the recogniser as it arrives; `end_speaking` hands the segment to the session, which
 makes it a turn (or, on a Realtime socket without automatic replies, an input waiting for
-`response.create`). With turn detection (`vad=server`, or Realtime's `server_vad`) audio may
-come at any time: a segment opens when the VAD hears speech and ends after `silence_ms` of
-silence, and speech over a reply for `barge_in_ms` interrupts it.
+`response.create`). With turn detection (`vad=server`, or Realtime's `server_vad` and
+`semantic_vad`) audio may come at any time: a segment opens when the VAD hears speech, and
+speech over a reply for `barge_in_ms` interrupts it. At each pause the recogniser's guess is
+judged (`turn_end`): the silence that ends the turn is `silence_ms`, or, with `bounds`, what the
+words so far need; a guess that looks finished starts a speculative reply
+(`Listener.speculate`), which the session holds back until the turn ends and drops if the
+speaker goes on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from live_server import events
-from live_server.errors import AudioError, ErrorCode, ProtocolError
-from live_server.providers import STT
+from live_server.errors import AudioError, ErrorCode, LiveError, LLMError, ProtocolError
+from live_server.providers import STT, EndModel
 from live_server.segment import Stamp
+from live_server.settings import Settings
+from live_server.turn_end import BOUNDS, Bounds, Eagerness, Verdict, bare, judge
 from live_server.vad import Event, ScorerPool
 from live_server.voice import VoiceSegment
 
@@ -30,8 +37,40 @@ class TurnDetection:
     """The server finds where turns start and end in the audio."""
 
     sample_rate: int
-    silence_ms: int
+    silence_ms: int  # the silence that ends a turn without `bounds`
     barge_in_ms: int
+    # From how finished the words read, between these (`turn_end`); None: silence alone.
+    bounds: Bounds | None = None
+    speculate: bool = False  # start replies at pauses whose words look finished
+
+    @classmethod
+    def configured(
+        cls,
+        settings: Settings,
+        sample_rate: int,
+        *,
+        eagerness: Eagerness | None = None,
+        silence_ms: int | None = None,
+        barge_in: bool = True,
+    ) -> TurnDetection:
+        """The detection a socket asks for. By default, the server's policy
+        (`LIVE_TURN_POLICY`, `LIVE_TURN_EAGERNESS`); `silence_ms`, silence alone (Realtime's
+        `server_vad`); `eagerness`, from the words at that eagerness (`semantic_vad`)."""
+        bounds: Bounds | None = None
+        if silence_ms is None:
+            if eagerness is None and settings.turn_policy != "silence":
+                eagerness = Eagerness(settings.turn_eagerness)
+            if eagerness is Eagerness.AUTO:
+                bounds = Bounds(settings.turn_complete_ms, settings.turn_unfinished_ms)
+            elif eagerness is not None:
+                bounds = BOUNDS[eagerness]
+        return cls(
+            sample_rate=sample_rate,
+            silence_ms=settings.vad_silence_ms if silence_ms is None else silence_ms,
+            barge_in_ms=settings.barge_in_ms if barge_in else 10**9,
+            bounds=bounds,
+            speculate=settings.speculate,
+        )
 
 
 class Listener(Protocol):
@@ -49,6 +88,15 @@ class Listener(Protocol):
         """The user talks over the bot."""
         ...
 
+    def speculate(self, text: str) -> None:
+        """The speaker paused after words that look finished: a reply to them may start, held
+        back until the turn ends."""
+        ...
+
+    def drop_speculation(self) -> None:
+        """The speaker went on: a reply started at the pause is dropped."""
+        ...
+
     def tell(self, event: events.Event) -> None: ...
 
 
@@ -62,8 +110,10 @@ class VoiceInput:
         listener: Listener,
         detection: TurnDetection | None = None,
         implicit_rate: int | None = None,
+        end_model: EndModel | None = None,
     ) -> None:
         self._stt_engine = stt
+        self._end_model = end_model
         self._vad = vad
         self._max_seconds = max_seconds
         self._listener = listener
@@ -76,6 +126,9 @@ class VoiceInput:
         self._dropped_stamp: object = None
         self._segments = 0  # segments opened by the server
         self.received_ms = 0  # audio taken so far, for the Realtime events' offsets
+        # The current pause of the open segment: what its guess says, once judged.
+        self._verdict: Verdict | None = None
+        self._judging: asyncio.Task[None] | None = None
 
     def stt(self) -> STT:
         if self._stt_engine is None:
@@ -160,6 +213,7 @@ class VoiceInput:
         voice = self.voice
         if voice is None:
             raise AudioError(empty)
+        self._forget_pause(keep_speculation=True)
         if voice.samples == 0:
             self.drop()
             raise AudioError(empty)
@@ -167,12 +221,18 @@ class VoiceInput:
         self._listener.segment_ended(voice)
 
     def drop(self) -> None:
+        self._forget_pause()
         if self.voice is not None:
             self.voice.cancel()
             self.voice = None
 
     def _detect(self, voice: VoiceSegment, found: list[Event], detection: TurnDetection) -> None:
         activity = voice.activity
+        for event in found:
+            if event is Event.PAUSED:
+                self._pause(voice, detection)
+            elif self._verdict is not None or self._judging is not None:
+                self._forget_pause(went_on=True)  # the speaker went on after a pause
         if Event.SPEECH_STARTED in found and not voice.announced:
             voice.announced = True
             self._listener.tell(events.SpeechStarted(self.received_ms))
@@ -181,14 +241,92 @@ class VoiceInput:
                 voice.barged_in = True
                 self._listener.barge_in()
             return
-        if not activity.speech_seen or activity.silence_ms < detection.silence_ms:
+        self._maybe_end(voice, detection)
+
+    def _maybe_end(self, voice: VoiceSegment, detection: TurnDetection) -> None:
+        """End the turn if the silence since the speech is what its words need. Called as
+        audio arrives, and when a pause's verdict comes in (a client streaming faster than
+        real time may have sent all its silence by then)."""
+        activity = voice.activity
+        if activity.speaking or not activity.speech_seen:
             return
-        self._listener.tell(events.SpeechStopped(self.received_ms))
+        verdict = self._verdict
+        if detection.bounds is None:
+            needed = detection.silence_ms
+        elif verdict is not None:
+            needed = verdict.silence_ms
+        else:  # the pause's words are still being recognised or judged
+            needed = detection.bounds.unfinished_ms
+        silence = activity.silence_ms
+        if silence < needed:
+            return
+        # `speech_stopped` marks where the silence began, though it is sent when the turn ends.
+        self._listener.tell(events.SpeechStopped(self.received_ms - silence))
+        voice.turn_end = {"end_of_turn_ms": silence}
+        if verdict is not None and verdict.text:
+            voice.turn_end["end_of_turn_p"] = round(verdict.p_end, 4)
+        self._forget_pause(keep_speculation=True)
         if not voice.opened_by_server:
             self._dropped_stamp = voice.stamp  # its end_speaking, if it comes, is answered
         if self._listener.bot_talking(time.perf_counter()):
             # Too short to stop the bot (a cough, a "mhm"): not a turn of its own.
+            self._listener.drop_speculation()
             self.drop()
             return
         self.voice = None
         self._listener.segment_ended(voice)
+
+    # --- pauses ----------------------------------------------------------------------------
+
+    def _pause(self, voice: VoiceSegment, detection: TurnDetection) -> None:
+        """The speaker paused: judge the guess at what they said so far, in the background."""
+        self._forget_pause(went_on=True)
+        guess = voice.pause_guess()
+        if guess is None:  # a recogniser that does not guess: silence alone decides
+            self._verdict = Verdict("", 0.0, detection.silence_ms)
+            return
+        self._judging = asyncio.create_task(self._judge(voice, guess, detection), name="live-pause")
+
+    async def _judge(
+        self, voice: VoiceSegment, guess: asyncio.Future[str], detection: TurnDetection
+    ) -> None:
+        try:
+            text = await asyncio.shield(guess)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the final decode will report it
+            text = ""
+        if not bare(text):  # noise, or nothing recognised: silence alone decides
+            self._judged(voice, Verdict(text, 0.0, detection.silence_ms), detection)
+            return
+        model: float | None = None
+        if self._end_model is not None:
+            try:
+                model = await self._end_model.end_probability(text)
+            except LLMError as exc:
+                log.warning("the end of the turn is judged without the model: %s", exc)
+        bounds = detection.bounds or Bounds(detection.silence_ms, detection.silence_ms)
+        verdict = judge(text, model, bounds)
+        if detection.bounds is None:
+            verdict = replace(verdict, silence_ms=detection.silence_ms)
+        log.debug("pause after %r: p_end %.3f, %d ms", text, verdict.p_end, verdict.silence_ms)
+        if detection.speculate and verdict.speculate:
+            self._listener.speculate(text)
+        self._judged(voice, verdict, detection)
+
+    def _judged(self, voice: VoiceSegment, verdict: Verdict, detection: TurnDetection) -> None:
+        self._verdict, self._judging = verdict, None
+        if self.voice is not voice:
+            return
+        try:
+            self._maybe_end(voice, detection)
+        except LiveError as exc:  # no client frame to answer: tell the client all the same
+            self._listener.tell(events.Failed(exc.code, exc.message))
+
+    def _forget_pause(self, *, went_on: bool = False, keep_speculation: bool = False) -> None:
+        if self._judging is not None:
+            self._judging.cancel()
+            self._judging = None
+        self._verdict = None
+        if went_on or not keep_speculation:
+            self._listener.drop_speculation()

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 SLOW_MODULES = {
     "test_browser", "test_e2e_durability", "test_e2e_persistence", "test_e2e_postgres",
     "test_e2e_redis", "test_e2e_slow_client", "test_e2e_turn_detection", "test_e2e_voice",
-    "test_fuzz", "test_local_llm", "test_users",
+    "test_fuzz", "test_local_llm", "test_users", "test_e2e_turn_taking",
 }  # fmt: skip
 
 

@@ -6,6 +6,7 @@ engine's optional dependencies cost nothing when it is not used.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -121,6 +122,12 @@ class Recognition(Protocol):
         recognise as the audio arrives, or only at the end, ignore it."""
         ...
 
+    def guessed(self, speech_end: int) -> asyncio.Future[str] | None:
+        """The guess, done or under way, that covers the speech up to sample `speech_end`: what
+        the words so far are at a pause. None when no guess covers it (engines that do not
+        guess)."""
+        ...
+
     async def finish(self, speech_end: int | None = None) -> str:
         """The transcript ("" when nothing was recognised). `speech_end` is the sample after
         the last speech the VAD heard: a guess covering it needs no new decode. Raises
@@ -130,6 +137,16 @@ class Recognition(Protocol):
     def cancel(self) -> None:
         """Abandon the utterance and free what it holds. Safe to call more than once."""
         ...
+
+
+class EndModel(Protocol):
+    """A language model asked how likely a sentence ends right after some words (`turn_end`)."""
+
+    async def end_probability(self, text: str) -> float:
+        """Raises `LLMError`."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 class STT(Protocol):
@@ -274,6 +291,19 @@ def build_tts(settings: Settings) -> TTS | None:
     if settings.tts == "none":
         return None
     return TTS_FACTORIES[settings.tts](settings)
+
+
+def build_end_model(settings: Settings, llm: LLM) -> EndModel | None:
+    """The model that judges at a pause whether the words are finished (`LIVE_TURN_POLICY=model`):
+    the embedded chat model when it is the one in use, else the embedded model loaded for this
+    alone (one slot, a small context). None without speech recognition or that policy."""
+    if settings.turn_policy != "model" or settings.stt == "none":
+        return None
+    from live_server.providers.llm.local import LocalLLM
+
+    if isinstance(llm, LocalLLM):
+        return llm
+    return LocalLLM(model=settings.local_model, threads=1, context=512, slots=1)
 
 
 def build_stt(settings: Settings) -> STT | None:

@@ -89,6 +89,9 @@ class _Recognition:
     def guess(self, *, urgent: bool) -> None:
         pass  # a remote service is asked once, at the end
 
+    def guessed(self, speech_end: int) -> asyncio.Future[str] | None:
+        return None
+
     async def finish(self, speech_end: int | None = None) -> str:
         if self._over:
             raise STTError("this utterance is already over")

@@ -184,6 +184,9 @@ class _Recognition:
     def guess(self, *, urgent: bool) -> None:
         pass  # it decodes as the audio arrives
 
+    def guessed(self, speech_end: int) -> asyncio.Future[str] | None:
+        return None
+
     async def finish(self, speech_end: int | None = None) -> str:
         if self._finishing or self._abandoned:
             raise STTError("this utterance is already over")

@@ -272,6 +272,10 @@ class WhisperRecognition:
             self._last_partial = text
             self._on_partial(text)
 
+    def guessed(self, speech_end: int) -> asyncio.Future[str] | None:
+        covering = [g for g in self._guesses if g.upto >= speech_end]
+        return covering[-1].result if covering and not self._over else None
+
     async def finish(self, speech_end: int | None = None) -> str:
         if self._over:
             raise STTError("this utterance is already over")

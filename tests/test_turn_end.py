@@ -1,0 +1,91 @@
+"""The end-of-turn policy, pure: how finished words read, and the silence they need."""
+
+from __future__ import annotations
+
+import pytest
+
+from live_server.turn_end import (
+    BOUNDS,
+    LIKELY,
+    UNLIKELY,
+    Bounds,
+    Eagerness,
+    bare,
+    completeness,
+    end_probability,
+    judge,
+    scoring_prompt,
+    silence_needed,
+    text_probability,
+)
+
+MEDIUM = BOUNDS[Eagerness.MEDIUM]
+
+
+def test_the_recognisers_own_full_stop_is_not_read_as_an_end():
+    assert bare("And so my fellow Americans.") == "And so my fellow Americans"
+    assert bare("  What time is it?  ") == "What time is it"
+    assert scoring_prompt("Ask not.") == 'Someone said: "Ask not'
+
+
+def test_only_tokens_that_end_a_sentence_count():
+    top = {".": 0.3, '?"': 0.1, " and": 0.4, ",": 0.15, "!": 0.05}
+    assert end_probability(top) == pytest.approx(0.45)
+    assert end_probability({" the": 0.9}) == 0.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I'd like to book a table for", "Yesterday I went to the store and.", "Well, um", "So,"],
+)
+def test_words_that_go_on_are_unfinished_whatever_the_model_says(text):
+    assert text_probability(text) == 0.0
+    assert completeness(text, model=0.9) == 0.0
+    assert judge(text, 0.9, MEDIUM).silence_ms == MEDIUM.unfinished_ms
+
+
+def test_a_question_is_finished_even_when_the_model_doubts_it():
+    assert completeness("What time is it?", model=0.02) == LIKELY
+    assert judge("What time is it?", 0.02, MEDIUM).silence_ms == MEDIUM.complete_ms
+
+
+def test_without_a_model_a_full_stop_waits_halfway():
+    verdict = judge("We must find a new home in the stars.", None, MEDIUM)
+    assert MEDIUM.complete_ms < verdict.silence_ms < MEDIUM.unfinished_ms
+
+
+def test_the_silence_falls_as_the_probability_rises():
+    probabilities = [0.0, UNLIKELY, 0.02, 0.05, 0.1, 0.2, LIKELY, 0.9]
+    waits = [silence_needed(p, MEDIUM) for p in probabilities]
+    assert waits[0] == waits[1] == MEDIUM.unfinished_ms
+    assert waits[-1] == waits[-2] == MEDIUM.complete_ms
+    assert waits == sorted(waits, reverse=True) and len(set(waits)) == 6
+
+
+def test_kennedys_pauses_wait_longer_than_he_paused_at_every_eagerness_but_high():
+    """His model probabilities at the two long pauses (measured with SmolLM2-135M): 0.06 after
+    "And so my fellow Americans", 0.003 after "... can do for you"; he paused 1.06 and 0.99 s."""
+    for eagerness in (Eagerness.LOW, Eagerness.MEDIUM):
+        assert judge("And so my fellow Americans.", 0.06, BOUNDS[eagerness]).silence_ms > 1060
+        assert (
+            judge("... what your country can do for you.", 0.003, BOUNDS[eagerness]).silence_ms
+            > 990
+        )
+    # A finished sentence is answered after the short pause, at every eagerness.
+    for bounds in BOUNDS.values():
+        assert judge("He might even have been made amiable himself.", 0.47, bounds).silence_ms == (
+            bounds.complete_ms
+        )
+
+
+def test_a_reply_is_started_early_only_on_words_that_may_be_finished():
+    assert judge("We must find a new home in the stars.", 0.6, MEDIUM).speculate
+    assert not judge("And so my fellow Americans, ask not", 0.003, MEDIUM).speculate
+    assert not judge("", 0.9, MEDIUM).speculate
+
+
+def test_bounds_in_the_wrong_order_are_refused():
+    with pytest.raises(ValueError):
+        Bounds(complete_ms=900, unfinished_ms=300)
+    lows = [BOUNDS[e].unfinished_ms for e in (Eagerness.HIGH, Eagerness.MEDIUM, Eagerness.LOW)]
+    assert lows == sorted(lows)

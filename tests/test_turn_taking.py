@@ -1,0 +1,235 @@
+"""Turn-taking in process: the server's turn detection over a scripted VAD, recogniser and
+end-of-turn model, a scripted chat model and TTS, a list for an output. No socket, no sleeps:
+time is the audio fed (the VAD counts samples), and the tests wait on events.
+
+The recogniser says whatever words the test has put in `ScriptedSTT.words` when it is asked
+for a guess; the end-of-turn model gives each text the probability the test chose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from live_server import events
+from live_server.audio import PCM
+from live_server.conversation import ConversationFeed
+from live_server.session import Session
+from live_server.settings import Settings
+from live_server.state import Engines
+from live_server.turn_end import bare
+from live_server.vad import ScorerPool
+from live_server.voice_input import TurnDetection
+from tests.test_session import FixedTTS, Recorder, ScriptedLLM
+from tests.test_voice_segment import LOUD, QUIET, LoudnessScorer, frames
+
+
+class ScriptedRecognition:
+    def __init__(self, stt: ScriptedSTT) -> None:
+        self._stt = stt
+        self._fed = 0
+        self._guesses: list[tuple[int, asyncio.Future[str]]] = []
+
+    def feed(self, pcm: PCM) -> None:
+        self._fed += len(pcm)
+
+    def guess(self, *, urgent: bool) -> None:
+        result: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        result.set_result(self._stt.words)
+        self._guesses.append((self._fed, result))
+
+    def guessed(self, speech_end: int) -> asyncio.Future[str] | None:
+        covering = [result for upto, result in self._guesses if upto >= speech_end]
+        return covering[-1] if covering else None
+
+    async def finish(self, speech_end: int | None = None) -> str:
+        covering = self.guessed(speech_end) if speech_end is not None else None
+        return covering.result() if covering is not None else self._stt.words
+
+    def cancel(self) -> None:
+        pass
+
+
+class ScriptedSTT:
+    name = "scripted"
+    sample_rate = 16000
+
+    def __init__(self) -> None:
+        self.words = ""
+
+    def start(self, on_partial: Callable[[str], None] | None = None) -> ScriptedRecognition:
+        return ScriptedRecognition(self)
+
+    async def warm_up(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+class ScriptedEnd:
+    """The end-of-turn model: the probability the test gave the words (bare of punctuation)."""
+
+    def __init__(self, probabilities: dict[str, float]) -> None:
+        self.probabilities = probabilities
+        self.asked: list[str] = []
+
+    async def end_probability(self, text: str) -> float:
+        self.asked.append(text)
+        return self.probabilities[bare(text)]
+
+    async def aclose(self) -> None:
+        pass
+
+
+def make_session(
+    llm: ScriptedLLM, probabilities: dict[str, float], *, speculate: bool = True
+) -> tuple[Session, Recorder, ScriptedSTT]:
+    settings = Settings(data_dir=Path("/nonexistent"), system_prompt="Be kind.")
+    stt = ScriptedSTT()
+    engines = Engines(
+        llm=llm,
+        tts=FixedTTS(),
+        stt=stt,
+        vad=ScorerPool(LoudnessScorer),
+        end_model=ScriptedEnd(probabilities),
+    )
+    output = Recorder()
+    detection = TurnDetection.configured(settings, 16000)
+    if not speculate:
+        detection = TurnDetection(**{**detection.__dict__, "speculate": False})
+    session = Session(
+        username="tess",
+        settings=settings,
+        engines=engines,
+        store=None,  # type: ignore[arg-type]  # no live conversation: nothing is stored
+        feed=ConversationFeed(),
+        live=None,
+        output=output,
+        detection=detection,
+    )
+    return session, output, stt
+
+
+def feed(session: Session, *parts: tuple[int, float]) -> None:
+    for data in frames(*parts):
+        session.voice.add(data)
+
+
+async def settle(condition: Callable[[], Any] = lambda: False, turns: int = 200) -> None:
+    """Let the loop run until `condition` holds, or for `turns` steps (callbacks, the verdict's
+    task): a bounded wait on the loop's own progress, not on the clock."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+
+
+async def test_a_finished_sentence_is_answered_after_a_short_pause():
+    llm = ScriptedLLM("Hello Tess. ", "Nice to hear you.")
+    session, output, stt = make_session(llm, {"We must find a new home in the stars": 0.6})
+    stt.words = "We must find a new home in the stars."
+    feed(session, (QUIET, 0.5), (LOUD, 1.5), (QUIET, 0.2))  # the pause is heard, and judged
+    await settle(lambda: llm.requests)
+    assert output.of(events.TurnStarted) == []  # a reply has started, but nothing is out
+    feed(session, (QUIET, 0.2))  # 400 ms of silence: more than the 300 ms it needs
+    await output.wait_for(events.Ended)
+    (started,) = output.of(events.TurnStarted)
+    assert started.user_text == "We must find a new home in the stars."
+    assert started.figures["speculation"] == "used"
+    assert 300 <= started.figures["end_of_turn_ms"] <= 450
+    assert started.figures["end_of_turn_p"] == 0.6
+    assert len(llm.requests) == 1  # the speculative reply was the reply
+    kinds = [type(e).__name__ for e in output.events]
+    assert kinds.index("SpeechStopped") < kinds.index("TurnStarted") < kinds.index("TextDelta")
+    assert [e.text for e in output.of(events.Sentence)] == ["Hello Tess.", "Nice to hear you."]
+    (ended,) = output.of(events.Ended)
+    assert ended.assistant == "Hello Tess. Nice to hear you." and not ended.interrupted
+    assert session.speculations == {"used": 1, "dropped": 0}
+
+
+async def test_an_unfinished_sentence_waits_through_its_pause():
+    llm = ScriptedLLM("Yes.")
+    session, output, stt = make_session(
+        llm,
+        {
+            "And so my fellow Americans": 0.003,
+            "And so my fellow Americans, ask what you can do for your country": 0.5,
+        },
+    )
+    stt.words = "And so my fellow Americans."
+    feed(session, (LOUD, 1.5), (QUIET, 0.2))
+    await settle(lambda: session.voice._verdict is not None)
+    feed(session, (QUIET, 1.1))  # 1.3 s of silence: a long pause, not the end
+    await settle()
+    assert output.of(events.SpeechStopped) == [] and llm.requests == []
+    stt.words = "And so my fellow Americans, ask what you can do for your country."
+    feed(session, (LOUD, 2.0), (QUIET, 0.5))
+    await output.wait_for(events.Ended)
+    (started,) = output.of(events.TurnStarted)
+    assert started.user_text == "And so my fellow Americans, ask what you can do for your country."
+    assert len(output.of(events.SpeechStarted)) == 1 and len(output.of(events.SpeechStopped)) == 1
+
+
+async def test_a_speculative_reply_overtaken_by_more_speech_leaves_nothing_behind():
+    llm = ScriptedLLM("Sure, a table. ", None, "Done.")
+    session, output, stt = make_session(
+        llm,
+        {"I would like a table": 0.3, "I would like a table for two at eight tonight": 0.7},
+    )
+    stt.words = "I would like a table."
+    feed(session, (LOUD, 1.0), (QUIET, 0.2))
+    await settle(lambda: llm.requests)
+    assert llm.requests[0][-1] == {"role": "user", "content": "I would like a table."}
+    await settle(lambda: False, 50)  # let it speak its first sentence, held back
+    # The speaker goes on before the 300 ms it needed: the reply is dropped, its stream closed.
+    feed(session, (QUIET, 0.1))
+    stt.words = "I would like a table for two at eight tonight."
+    feed(session, (LOUD, 1.0))
+    await settle(lambda: llm.closed.is_set())
+    assert llm.closed.is_set() and session.speculations["dropped"] == 1
+    llm.go.set()
+    feed(session, (QUIET, 0.5))
+    await output.wait_for(events.Ended)
+    # One turn, with id 1, on the whole sentence: nothing of the dropped reply was sent or kept.
+    (started,) = output.of(events.TurnStarted)
+    assert started.turn_id == 1
+    assert started.user_text == "I would like a table for two at eight tonight."
+    assert started.figures["speculations_dropped"] == 1
+    assert {e.turn_id for e in output.events if hasattr(e, "turn_id")} == {1}
+    assert len(output.of(events.SpokenAudio)) == 2  # the final reply's two sentences
+    assert [m["content"] for m in llm.requests[-1] if m["role"] == "user"] == [
+        "I would like a table for two at eight tonight."
+    ]
+    assert len(session.conversation) == 1
+    (ended,) = output.of(events.Ended)
+    assert ended.user_text == "I would like a table for two at eight tonight."
+
+
+async def test_without_speculation_the_reply_starts_when_the_turn_ends():
+    llm = ScriptedLLM("Hello.")
+    session, output, stt = make_session(llm, {"Good morning": 0.6}, speculate=False)
+    stt.words = "Good morning."
+    feed(session, (LOUD, 1.0), (QUIET, 0.2))
+    await settle(lambda: session.voice._verdict is not None)
+    assert llm.requests == []
+    feed(session, (QUIET, 0.2))
+    await output.wait_for(events.Ended)
+    (started,) = output.of(events.TurnStarted)
+    assert "speculation" not in started.figures and started.user_text == "Good morning."
+
+
+async def test_speech_while_the_bot_talks_is_not_a_speculation():
+    llm = ScriptedLLM("A long answer. ", "It goes on. ", None, "The end.")
+    session, output, stt = make_session(llm, {"mhm": 0.9})
+    session.say("tell me")
+    await output.wait_for(events.SpokenAudio)
+    stt.words = "mhm"
+    feed(session, (LOUD, 0.2), (QUIET, 0.5))  # too short to stop the bot
+    await settle(lambda: session.voice._verdict is not None)
+    assert len(llm.requests) == 1
+    llm.go.set()
+    await output.wait_for(events.Ended)
+    assert len(output.of(events.TurnStarted)) == 1
