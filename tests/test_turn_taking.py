@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from live_server import events
 from live_server.audio import PCM
 from live_server.conversation import ConversationFeed
@@ -233,3 +235,15 @@ async def test_speech_while_the_bot_talks_is_not_a_speculation():
     llm.go.set()
     await output.wait_for(events.Ended)
     assert len(output.of(events.TurnStarted)) == 1
+
+
+def test_a_missing_end_of_turn_model_stops_the_start_with_the_settings_named(tmp_path):
+    from live_server.errors import ConfigError
+    from live_server.providers import build_end_model
+
+    settings = Settings(data_dir=tmp_path, llm="echo", local_model=tmp_path / "none.gguf")
+    with pytest.raises(ConfigError) as refused:
+        build_end_model(settings, ScriptedLLM())  # type: ignore[arg-type]
+    assert "LIVE_TURN_POLICY" in str(refused.value) and "LIVE_LOCAL_MODEL" in str(refused.value)
+    text_only = Settings(data_dir=tmp_path, local_model=tmp_path / "none.gguf", turn_policy="text")
+    assert build_end_model(text_only, ScriptedLLM()) is None  # type: ignore[arg-type]

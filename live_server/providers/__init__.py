@@ -303,7 +303,13 @@ def build_end_model(settings: Settings, llm: LLM) -> EndModel | None:
 
     if isinstance(llm, LocalLLM):
         return llm
-    return LocalLLM(model=settings.local_model, threads=1, context=512, slots=1)
+    try:
+        return LocalLLM(model=settings.local_model, threads=1, context=512, slots=1)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"LIVE_TURN_POLICY=model judges the end of a turn with the embedded model: {exc} "
+            "(or set LIVE_TURN_POLICY=text to judge it from the words' punctuation alone)"
+        ) from exc
 
 
 def build_stt(settings: Settings) -> STT | None:

@@ -1,4 +1,9 @@
-// The Live page: sign in, talk (VAD in the browser), hear the answer, talk over it to stop it.
+// The Live page: sign in, talk, hear the answer, talk over it to stop it.
+//
+// The microphone streams to the server while it is on (`vad=server`): the server decides where
+// the user's turn ends, from the words as well as the silence, and may have the answer ready as
+// it does. The page's own VAD (Silero, in the browser) only acts at once on the bot's voice: it
+// turns it down at the first sound of speech and stops it when the speech is confirmed.
 
 import { Player } from "./player.js";
 import { pcmBase64 } from "./wav.js";
@@ -8,21 +13,20 @@ const store = window.localStorage;
 const VAD_RATE = 16000; // vad-web hands over 16 kHz frames
 const PART_MS = 100; // speaking_part size while streaming
 
-// Voice detection settings, tunable on the page (kept in localStorage).
+// Voice detection settings, tunable on the page (kept in localStorage). They decide when the
+// bot is turned down and stopped; the end of the user's turn is the server's decision.
 const VAD_DEFAULTS = {
   positiveSpeechThreshold: 0.5,
   negativeSpeechThreshold: 0.35,
   minSpeechMs: 250,
-  // A pause this long ends the turn. People pause for up to a second inside a sentence; the
-  // server recognises speech while it comes and decodes at every pause, so a long wait here
-  // costs no recognition time after it.
-  redemptionMs: 1600,
+  redemptionMs: 600,
   preSpeechPadMs: 300,
 };
 
 // What the tests (and the curious) can read: window.live.
 const debug = {
   sent: { start_speaking: 0, speaking_part: 0, end_speaking: 0, text_input: 0, interrupt: 0 },
+  heard: { speech_started: 0, speech_stopped: 0 }, // the server's turn decisions
   ignored: 0, // frames of an interrupted turn that arrived after it was cut off
   interrupted: [],
   partials: 0, // user_partial frames shown
@@ -38,9 +42,8 @@ let turn = null; // the turn frames are arriving for
 const cutOff = new Set(); // turns the user talked over: their late frames are ignored
 let awaitingReply = false;
 let vad = null;
-let speech = null; // {stamp, pending: [frames], sentUpTo} while the user speaks
-let recent = []; // the last frames heard, for the padding before speech
-let frameIndex = 0;
+let hearing = false; // the server hears the user speak (speech_started .. speech_stopped)
+let outgoing = []; // microphone frames not sent yet
 const spoken = new Map(); // turn -> [{text, ms}]: its sentences whose audio arrived, in order
 let lastSentence = "";
 
@@ -64,7 +67,7 @@ function setState(state) {
 
 function idleState() {
   if (!socket || socket.readyState !== WebSocket.OPEN) return setState("offline");
-  if (speech) return setState("hearing");
+  if (hearing) return setState("hearing");
   if (player.playing) return setState("speaking");
   if (awaitingReply) return setState("thinking");
   setState(vad ? "listening" : "ready");
@@ -174,17 +177,21 @@ function showMetrics(data) {
     wav_to_tts_total_time: "whole turn",
   };
   for (const [key, label] of Object.entries(names)) {
-    if (typeof data[key] !== "number") continue;
-    let row = document.querySelector(`#metrics [data-key="${key}"]`);
-    if (!row) {
-      row = document.createElement("div");
-      row.dataset.key = key;
-      row.innerHTML = "<dt></dt><dd></dd>";
-      row.querySelector("dt").textContent = label;
-      $("metrics").append(row);
-    }
-    row.querySelector("dd").textContent = `${Math.round(data[key] * 1000)} ms`;
+    if (typeof data[key] === "number") showMetric(key, label, data[key] * 1000);
   }
+  if (typeof data.end_of_turn_ms === "number") showMetric("end_of_turn_ms", "your pause, waited", data.end_of_turn_ms);
+}
+
+function showMetric(key, label, ms) {
+  let row = document.querySelector(`#metrics [data-key="${key}"]`);
+  if (!row) {
+    row = document.createElement("div");
+    row.dataset.key = key;
+    row.innerHTML = "<dt></dt><dd></dd>";
+    row.querySelector("dt").textContent = label;
+    $("metrics").append(row);
+  }
+  row.querySelector("dd").textContent = `${Math.round(ms)} ms`;
 }
 
 // --- signing in --------------------------------------------------------------------------------
@@ -240,7 +247,8 @@ function connect() {
   if (!token || tokenExpired(token)) return showLogin("Your session has expired: log in again.");
   clearTimeout(retry.timer);
   const proto = location.protocol === "https:" ? "wss" : "ws";
-  const params = new URLSearchParams({ token });
+  // The server detects the turns in the microphone's stream (16 kHz PCM).
+  const params = new URLSearchParams({ token, vad: "server", sample_rate: String(VAD_RATE) });
   const conversation = store.getItem("live.conversation");
   if (conversation) params.set("conversation_id", conversation);
   const ws = new WebSocket(`${proto}://${location.host}/api/live_chat/ws?${params}`);
@@ -254,7 +262,7 @@ function connect() {
   ws.onclose = (event) => {
     if (socket !== ws) return;
     socket = null;
-    stopSpeech();
+    stopHearing();
     awaitingReply = false;
     idleState();
     if (event.code === 1008 && /token/i.test(event.reason)) {
@@ -298,6 +306,18 @@ function onFrame(frame) {
         ? `Continuing a conversation (${frame.data.messages} messages)`
         : "New conversation";
       if (frame.data.resumed && frame.data.messages > 0) showHistory(frame.data.id, frame.data.messages);
+      break;
+    case "speech_started":
+      debug.heard.speech_started++;
+      hearing = true;
+      idleState();
+      break;
+    case "speech_stopped":
+      // The server has decided that the user's turn is over: its answer comes next.
+      debug.heard.speech_stopped++;
+      hearing = false;
+      awaitingReply = true;
+      idleState();
       break;
     case "user_partial":
       showPartial(frame.data.text);
@@ -375,7 +395,7 @@ async function toggleMic() {
     await vad.pause();
     vad.destroy();
     vad = null;
-    stopSpeech();
+    outgoing = [];
     player.unduck();
     $("level").value = 0;
     $("mic").setAttribute("aria-pressed", "false");
@@ -403,12 +423,11 @@ async function toggleMic() {
       // The first frame that sounds like speech turns the bot down; only once it is confirmed
       // as speech is the bot stopped. A cough or a door turns it back up.
       onSpeechStart: () => player.duck(),
-      onSpeechRealStart: () => startSpeech(),
-      onSpeechEnd: () => endSpeech(),
-      onVADMisfire: () => {
-        player.unduck();
-        stopSpeech();
+      onSpeechRealStart: () => {
+        bargeIn();
+        player.unduck(); // the bot was stopped, or had finished: its next reply plays at full volume
       },
+      onVADMisfire: () => player.unduck(),
     });
     vad.start();
     $("mic").setAttribute("aria-pressed", "true");
@@ -432,51 +451,20 @@ function showLevel(frame) {
   debug.level = Math.max(debug.level, level);
 }
 
+// Every frame goes to the server, in parts of about 100 ms: it hears the silences too, since
+// how long they last is part of how it decides that the user has finished.
 function onVadFrame(frame) {
   showLevel(frame);
-  frameIndex++;
-  recent.push({ i: frameIndex, frame: frame.slice() });
-  // Keep what the padding and a not-yet-confirmed start of speech need.
-  const keepMs = vadOptions().preSpeechPadMs + vadOptions().minSpeechMs + 200;
-  const keep = Math.ceil((keepMs * VAD_RATE) / 1000 / frame.length);
-  if (recent.length > keep) recent.splice(0, recent.length - keep);
-  if (speech) flushSpeech(false);
+  outgoing.push(frame.slice());
+  const samples = outgoing.reduce((n, f) => n + f.length, 0);
+  if (samples < (PART_MS * VAD_RATE) / 1000) return;
+  send({ t: "speaking_part", data: pcmBase64(outgoing) });
+  outgoing = [];
 }
 
-// Valid speech (not a misfire): open the segment with the padding and the speech so far, then
-// stream the rest while the user talks, so the server recognises it as it comes.
-function startSpeech() {
-  bargeIn();
-  player.unduck(); // the bot was stopped, or had finished: its next reply plays at full volume
-  const stamp = `seg-${Date.now()}`;
-  if (!send({ t: "start_speaking", stamp, sample_rate: VAD_RATE })) return;
-  const frameSamples = recent.length ? recent[recent.length - 1].frame.length : 512;
-  const padMs = vadOptions().preSpeechPadMs + vadOptions().minSpeechMs;
-  const padFrames = Math.ceil((padMs * VAD_RATE) / 1000 / frameSamples);
-  speech = { stamp, sentUpTo: Math.max(0, frameIndex - padFrames) };
-  flushSpeech(true);
-  idleState();
-}
-
-function flushSpeech(force) {
-  const pending = recent.filter((r) => r.i > speech.sentUpTo);
-  const samples = pending.reduce((n, r) => n + r.frame.length, 0);
-  if (!pending.length || (!force && samples < (PART_MS * VAD_RATE) / 1000)) return;
-  send({ t: "speaking_part", data: pcmBase64(pending.map((r) => r.frame)) });
-  speech.sentUpTo = pending[pending.length - 1].i;
-}
-
-function endSpeech() {
-  if (!speech) return;
-  flushSpeech(true);
-  send({ t: "end_speaking", stamp: speech.stamp });
-  speech = null;
-  awaitingReply = true;
-  idleState();
-}
-
-function stopSpeech() {
-  speech = null;
+function stopHearing() {
+  hearing = false;
+  outgoing = [];
   clearPartial();
 }
 
