@@ -126,8 +126,8 @@ def steady(before: str, after: str) -> bool:
     punctuation aside): the recogniser did not change its mind about what was said. The last
     earlier word may have been heard while it was being said: it may end otherwise ("start",
     then "stars"), but not be another word ("my", then "am I")."""
-    earlier = _WORD.findall(before.lower())
-    later = _WORD.findall(after.lower())
+    earlier: list[str] = _WORD.findall(before.lower())
+    later: list[str] = _WORD.findall(after.lower())
     if not earlier:
         return True
     *kept, last = earlier
