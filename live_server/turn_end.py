@@ -112,20 +112,25 @@ def text_probability(text: str) -> float | None:
 NO_MODEL = math.sqrt(LIKELY * UNLIKELY)
 
 
-# A guess that rewrote words an earlier guess of the same speech had heard is unsure of them:
-# what it reads as finished may be a misheard fragment ("And so my..." at a pause heard as "And
-# so am I fellow Americans."). Its probability is held down to this, so the turn leans on the
-# silence (a reply is still started speculatively).
+# A guess that contradicts words an earlier guess of the same speech had marked as heard in full
+# (Whisper ends a guess cut off mid-phrase with "..." or "-": the words before it are the ones
+# it had) is unsure of them: what it reads as finished may be a misheard fragment ("And so
+# my..." at a pause heard as "And so am I fellow Americans."). Its probability is held down to
+# this, so the turn leans on the silence (a reply is still started speculatively). The words at
+# the end of an earlier guess without such a mark are often still being said, and rewritten
+# ("He was not an ill-disposed yet." then "... young man."): that is no sign of doubt.
 UNSTEADY = SPECULATE
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
 def steady(before: str, after: str) -> bool:
-    """Whether the guess `after` keeps the words of the earlier guess `before` (case and
-    punctuation aside): the recogniser did not change its mind about what was said. The last
-    earlier word may have been heard while it was being said: it may end otherwise ("start",
-    then "stars"), but not be another word ("my", then "am I")."""
+    """Whether the guess `after` keeps the words of the earlier guess `before`, when that one
+    was cut off ("..." or "-"; case and punctuation aside): the recogniser did not change its
+    mind about what was said. The last earlier word may have been cut off itself: it may end
+    otherwise ("star-", then "stars"), but not be another word ("my...", then "am I")."""
+    if not before.rstrip().endswith(("...", "…", "-")):
+        return True
     earlier: list[str] = _WORD.findall(before.lower())
     later: list[str] = _WORD.findall(after.lower())
     if not earlier:

@@ -111,8 +111,11 @@ async def open_page(browser: Browser, url: str, errors: list[str]) -> Page:
 
 async def test_speaking_to_the_page_gets_a_spoken_answer(page_server: ServerProcess, tmp_path):
     # Kennedy pauses for about a second between his phrases: one sentence is still one turn,
-    # as the server, which the page follows, judges his words at each pause.
-    mic = await microphone(tmp_path, 1.0, JFK)
+    # as the server, which the page follows, judges his words at each pause. He starts once the
+    # stream has settled: in its first second or so the browser's audio processing (echo
+    # cancellation) is still adapting, and out of that Whisper tiny may hear his first phrase
+    # as "And so am I fellow Americans", words that read as finished (see the README).
+    mic = await microphone(tmp_path, 3.0, JFK)
     errors: list[str] = []
     async for browser in browser_with(mic):
         page = await open_page(browser, sign_in_url(page_server), errors)

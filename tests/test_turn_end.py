@@ -102,11 +102,12 @@ def test_a_guess_that_rewrote_earlier_words_leans_on_the_silence():
     the pause and now hears "am I": unsure of the words, the turn waits longer than he paused."""
     assert steady("And so my...", "And so my fellow Americans.")
     assert steady("", "Anything at all.")
-    assert steady("We must find a new home in the start.", "We must find a new home in the stars.")
-    assert steady("And so my fellow American", "And so my fellow Americans.")
+    assert steady("We must find a new home in the star-", "We must find a new home in the stars.")
     assert not steady("And so my...", "And so am I fellow Americans.")
-    assert not steady("We must find a new", "We must bind a new home.")
-    assert not steady("Ask not what you are", "Ask not")
+    assert not steady("We must find a new...", "We must bind a new home.")
+    assert not steady("Ask not what you are...", "Ask not")
+    # The end of a guess not marked as cut off was still being said: rewriting it is no doubt.
+    assert steady("He was not an ill-disposed yet.", "He was not an old-sposed young man.")
     verdict = judge("And so am I fellow Americans.", 0.33, MEDIUM, before="And so my...")
     assert verdict.silence_ms > 1060 and verdict.speculate
     kept = judge("We must find a new home in the stars.", 0.6, MEDIUM, before="We must find")

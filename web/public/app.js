@@ -415,9 +415,12 @@ async function toggleMic() {
       // Echo cancellation keeps the bot's own voice out of the microphone (or it would talk
       // over itself); the browser's noise suppression is off: its artefacts cost Whisper words
       // ("ask" heard as "asked"), and the VADs on both sides are robust to noise without it.
+      // Automatic gain is off too: the gain it adds made Whisper hear Kennedy's "And so my
+      // fellow Americans" as "And so am I fellow America", words that read as finished, so
+      // the server ended his turn at his pause; Whisper copes with a quiet voice as it is.
       getStream: () =>
         navigator.mediaDevices.getUserMedia({
-          audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: true },
+          audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: false },
         }),
       onFrameProcessed: (_probs, frame) => onVadFrame(frame),
       // The first frame that sounds like speech turns the bot down; only once it is confirmed
