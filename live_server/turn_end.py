@@ -126,21 +126,17 @@ _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 def steady(before: str, after: str) -> bool:
     """Whether the guess `after` keeps the words of the earlier guess `before`, when that one
-    was cut off ("..." or "-"; case and punctuation aside): the recogniser did not change its
-    mind about what was said. The last earlier word may have been cut off itself: it may end
-    otherwise ("star-", then "stars"), but not be another word ("my...", then "am I")."""
-    if not before.rstrip().endswith(("...", "…", "-")):
-        return True
+    was cut off (case and punctuation aside): the recogniser did not change its mind about what
+    was said. Cut off after a word ("And so my..."), every word must stay ("And so am I" is a
+    change of mind); cut off inside one ("to be old as-"), that one may change."""
+    before = before.rstrip()
     earlier: list[str] = _WORD.findall(before.lower())
     later: list[str] = _WORD.findall(after.lower())
-    if not earlier:
-        return True
-    *kept, last = earlier
-    if later[: len(kept)] != kept or len(later) <= len(kept):
-        return False
-    heard = later[len(kept)]
-    stem = min(3, len(last), len(heard))
-    return heard[:stem] == last[:stem]
+    if before.endswith(("...", "…")):  # cut off after its last word: all of them were heard
+        return later[: len(earlier)] == earlier
+    if before.endswith("-"):  # cut off inside its last word: the others were heard
+        return later[: len(earlier) - 1] == earlier[:-1]
+    return True
 
 
 def completeness(text: str, model: float | None) -> float:

@@ -103,6 +103,8 @@ def test_a_guess_that_rewrote_earlier_words_leans_on_the_silence():
     assert steady("And so my...", "And so my fellow Americans.")
     assert steady("", "Anything at all.")
     assert steady("We must find a new home in the star-", "We must find a new home in the stars.")
+    assert steady("Unless to be old as-", "Unless to be old-sposed.")
+    assert not steady("Unless to bee old as-", "Unless to be old-sposed.")
     assert not steady("And so my...", "And so am I fellow Americans.")
     assert not steady("We must find a new...", "We must bind a new home.")
     assert not steady("Ask not what you are...", "Ask not")
