@@ -112,33 +112,6 @@ def text_probability(text: str) -> float | None:
 NO_MODEL = math.sqrt(LIKELY * UNLIKELY)
 
 
-# A guess that contradicts words an earlier guess of the same speech had marked as heard in full
-# (Whisper ends a guess cut off mid-phrase with "..." or "-": the words before it are the ones
-# it had) is unsure of them: what it reads as finished may be a misheard fragment ("And so
-# my..." at a pause heard as "And so am I fellow Americans."). Its probability is held down to
-# this, so the turn leans on the silence (a reply is still started speculatively). The words at
-# the end of an earlier guess without such a mark are often still being said, and rewritten
-# ("He was not an ill-disposed yet." then "... young man."): that is no sign of doubt.
-UNSTEADY = SPECULATE
-
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
-
-
-def steady(before: str, after: str) -> bool:
-    """Whether the guess `after` keeps the words of the earlier guess `before`, when that one
-    was cut off (case and punctuation aside): the recogniser did not change its mind about what
-    was said. Cut off after a word ("And so my..."), every word must stay ("And so am I" is a
-    change of mind); cut off inside one ("to be old as-"), that one may change."""
-    before = before.rstrip()
-    earlier: list[str] = _WORD.findall(before.lower())
-    later: list[str] = _WORD.findall(after.lower())
-    if before.endswith(("...", "…")):  # cut off after its last word: all of them were heard
-        return later[: len(earlier)] == earlier
-    if before.endswith("-"):  # cut off inside its last word: the others were heard
-        return later[: len(earlier) - 1] == earlier[:-1]
-    return True
-
-
 def completeness(text: str, model: float | None) -> float:
     """The probability that the turn is over after `text`: the model's, raised by a question
     mark, cut to 0 by words that go on; without a model, from the text alone."""
@@ -172,10 +145,7 @@ class Verdict:
         return bool(self.text.strip()) and self.p_end >= SPECULATE
 
 
-def judge(text: str, model: float | None, bounds: Bounds, *, before: str = "") -> Verdict:
-    """The verdict on the words `text` guessed at a pause; `before`, the last guess at the same
-    speech reported before the pause."""
+def judge(text: str, model: float | None, bounds: Bounds) -> Verdict:
+    """The verdict on the words `text` guessed at a pause."""
     p = completeness(text, model)
-    if not steady(before, text):
-        p = min(p, UNSTEADY)
     return Verdict(text, p, silence_needed(p, bounds))

@@ -129,7 +129,6 @@ class VoiceInput:
         # The current pause of the open segment: what its guess says, once judged.
         self._verdict: Verdict | None = None
         self._judging: asyncio.Task[None] | None = None
-        self._heard = ""  # the latest partial transcript of the open segment
 
     def stt(self) -> STT:
         if self._stt_engine is None:
@@ -152,21 +151,16 @@ class VoiceInput:
 
     def _open(self, stt: STT, stamp: Stamp, sample_rate: int, *, listening: bool) -> VoiceSegment:
         assert self._vad is not None
-        self._heard = ""
         self.voice = VoiceSegment(
             stamp,
             sample_rate=sample_rate,
             stt=stt,
             scorers=self._vad,
             max_seconds=self._max_seconds,
-            on_partial=self._partial,
+            on_partial=lambda text: self._listener.tell(events.PartialTranscript(text)),
             listening=listening,
         )
         return self.voice
-
-    def _partial(self, text: str) -> None:
-        self._heard = text
-        self._listener.tell(events.PartialTranscript(text))
 
     def add(self, data: str) -> None:
         stt = self.stt()
@@ -291,15 +285,12 @@ class VoiceInput:
         if guess is None:  # a recogniser that does not guess: silence alone decides
             self._verdict = Verdict("", 0.0, detection.silence_ms)
             return
-        self._judging = asyncio.create_task(
-            self._judge(voice, guess, self._heard, detection), name="live-pause"
-        )
+        self._judging = asyncio.create_task(self._judge(voice, guess, detection), name="live-pause")
 
     async def _judge(
         self,
         voice: VoiceSegment,
         guess: asyncio.Future[str],
-        before: str,
         detection: TurnDetection,
     ) -> None:
         began = time.perf_counter()
@@ -320,7 +311,7 @@ class VoiceInput:
             except LLMError as exc:
                 log.warning("the end of the turn is judged without the model: %s", exc)
         bounds = detection.bounds or Bounds(detection.silence_ms, detection.silence_ms)
-        verdict = judge(text, model, bounds, before=before)
+        verdict = judge(text, model, bounds)
         if detection.bounds is None:
             verdict = replace(verdict, silence_ms=detection.silence_ms)
         log.debug(

@@ -669,6 +669,11 @@ async def main() -> int:
         help="with --only conversations: the numbers of simultaneous conversations to run",
     )
     parser.add_argument(
+        "--policy",
+        default="",
+        help="with --only turns: only the turn policies whose name holds this (e.g. 'auto')",
+    )
+    parser.add_argument(
         "--conversation-turns",
         type=int,
         default=3,
@@ -1345,6 +1350,8 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
     utterances = turn_set()
     report: dict[str, Any] = {}
     for policy, env in TURN_POLICIES.items():
+        if args.policy not in policy:
+            continue
         data_dir = tempfile.mkdtemp(prefix="live-bench-turns-")
         server = live_server({"LIVE_LLM": "local", **env}, data_dir)  # Whisper, Silero, Piper
         await server.wait_ready()
