@@ -282,7 +282,9 @@ class VoiceInput:
         """The speaker paused: judge the guess at what they said so far, in the background."""
         self._forget_pause(went_on=True)
         guess = voice.pause_guess()
-        if guess is None:  # a recogniser that does not guess: silence alone decides
+        # Silence alone decides: for a recogniser that does not guess, and for silence-only
+        # detection that starts no reply early (nothing would use the verdict).
+        if guess is None or (detection.bounds is None and not detection.speculate):
             self._verdict = Verdict("", 0.0, detection.silence_ms)
             return
         self._judging = asyncio.create_task(self._judge(voice, guess, detection), name="live-pause")
