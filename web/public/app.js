@@ -350,9 +350,18 @@ function onFrame(frame) {
       }
       idleState();
       break;
-    case "stop_play":
-      player.stop(id);
+    case "stop_play": {
+      const played = player.stop(id);
+      if (!cutOff.has(id)) {
+        // The server heard the user talk over the bot before the page's own VAD was sure:
+        // the turn is cut off all the same.
+        cutOff.add(id);
+        debug.interrupted.push(id);
+        awaitingReply = false;
+        markInterrupted(id, played);
+      }
       break;
+    }
     case "end":
       debug.ends++;
       awaitingReply = false;
