@@ -93,11 +93,12 @@ def end_probability(next_tokens: Mapping[str, float]) -> float:
 
 def text_probability(text: str) -> float | None:
     """What the words' last characters alone say: 0.0 for words that go on (a trailing "and",
-    a comma), LIKELY for a question or an exclamation, None when they say nothing."""
+    a comma), LIKELY for a question, None when they say nothing. (Not an exclamation mark:
+    Whisper puts one after fragments, "And so am I fellow America!")"""
     text = text.strip()
     if not text:
         return 0.0
-    if text.endswith(("?", "!", "？", "！")):
+    if text.endswith(("?", "？")):
         return LIKELY
     last = _LAST_WORD.search(text)
     if last is not None and last.group(1).lower() in _GOES_ON:

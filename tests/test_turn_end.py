@@ -48,7 +48,12 @@ def test_a_question_is_finished_even_when_the_model_doubts_it():
     assert completeness("What time is it?", model=0.02) == LIKELY
     assert completeness("Who are you going with?", model=0.01) == LIKELY
     # Words that may end a sentence are left to the model.
-    for text in ("Than he was.", "I'd love to.", "What is it about."):
+    for text in (
+        "Than he was.",
+        "I'd love to.",
+        "What is it about.",
+        "And so am I fellow America!",
+    ):
         assert text_probability(text) is None
     assert judge("What time is it?", 0.02, MEDIUM).silence_ms == MEDIUM.complete_ms
 
