@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 from live_server import events
@@ -312,10 +312,9 @@ class VoiceInput:
                 model = await self._end_model.end_probability(text)
             except LLMError as exc:
                 log.warning("the end of the turn is judged without the model: %s", exc)
+        # Without bounds, silence alone decides: bounds that are both `silence_ms`.
         bounds = detection.bounds or Bounds(detection.silence_ms, detection.silence_ms)
         verdict = judge(text, model, bounds)
-        if detection.bounds is None:
-            verdict = replace(verdict, silence_ms=detection.silence_ms)
         log.debug(
             "pause after %r: p_end %.3f, needs %d ms (guess %.0f ms, model %.0f ms)",
             text,

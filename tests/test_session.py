@@ -25,6 +25,7 @@ from live_server.session import Phase, Session
 from live_server.settings import Settings
 from live_server.state import Engines
 from live_server.turn import Turn
+from live_server.voice_input import TurnDetection
 
 
 class ScriptedLLM:
@@ -123,18 +124,27 @@ class Recorder:
         return [e for e in self.events if isinstance(e, kind)]
 
 
-def make_session(llm: ScriptedLLM, *, speak: bool = True) -> tuple[Session, Recorder]:
+SETTINGS = Settings(data_dir=Path("/nonexistent"), system_prompt="Be kind.")
+
+
+def make_session(
+    llm: ScriptedLLM,
+    *,
+    speak: bool = True,
+    engines: Engines | None = None,
+    detection: TurnDetection | None = None,
+) -> tuple[Session, Recorder]:
+    """A session over `engines` (by default `llm`, and a TTS when `speak`), with no store."""
     output = Recorder()
-    settings = Settings(data_dir=Path("/nonexistent"), system_prompt="Be kind.")
-    engines = Engines(llm=llm, tts=FixedTTS() if speak else None)
     session = Session(
         username="tess",
-        settings=settings,
-        engines=engines,
+        settings=SETTINGS,
+        engines=engines or Engines(llm=llm, tts=FixedTTS() if speak else None),
         store=None,  # type: ignore[arg-type]  # no live conversation: nothing is stored
         feed=ConversationFeed(),
         live=None,
         output=output,
+        detection=detection,
     )
     return session, output
 

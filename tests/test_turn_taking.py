@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from live_server import events
 from live_server.audio import PCM
-from live_server.conversation import ConversationFeed
 from live_server.session import Session
 from live_server.settings import Settings
 from live_server.state import Engines
 from live_server.turn_end import bare
 from live_server.vad import ScorerPool
 from live_server.voice_input import TurnDetection
-from tests.test_session import FixedTTS, Recorder, ScriptedLLM
+from tests.test_session import SETTINGS, FixedTTS, Recorder, ScriptedLLM
+from tests.test_session import make_session as session_over
 from tests.test_voice_segment import LOUD, QUIET, LoudnessScorer, frames
 
 
@@ -89,7 +89,6 @@ class ScriptedEnd:
 def make_session(
     llm: ScriptedLLM, probabilities: dict[str, float], *, speculate: bool = True
 ) -> tuple[Session, Recorder, ScriptedSTT]:
-    settings = Settings(data_dir=Path("/nonexistent"), system_prompt="Be kind.")
     stt = ScriptedSTT()
     engines = Engines(
         llm=llm,
@@ -98,20 +97,8 @@ def make_session(
         vad=ScorerPool(LoudnessScorer),
         end_model=ScriptedEnd(probabilities),
     )
-    output = Recorder()
-    detection = TurnDetection.configured(settings, 16000)
-    if not speculate:
-        detection = TurnDetection(**{**detection.__dict__, "speculate": False})
-    session = Session(
-        username="tess",
-        settings=settings,
-        engines=engines,
-        store=None,  # type: ignore[arg-type]  # no live conversation: nothing is stored
-        feed=ConversationFeed(),
-        live=None,
-        output=output,
-        detection=detection,
-    )
+    detection = replace(TurnDetection.configured(SETTINGS, 16000), speculate=speculate)
+    session, output = session_over(llm, engines=engines, detection=detection)
     return session, output, stt
 
 
