@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
@@ -98,31 +100,40 @@ async def test_a_finished_sentence_is_answered_soon_and_an_unfinished_one_waits(
     assert "americans" in of(waited, "user_msg")[0]["data"]["text"].lower()
 
 
-async def test_semantic_vad_on_the_realtime_api_with_the_official_sdk(server):
-    key = server.cli("apikey", "create", "--name", "semantic")
-    pcm, rate = load(JFK, rate=24000)
-    audio = np.concatenate([silence(0.5, rate), pcm, silence(1.5, rate)])
+@asynccontextmanager
+async def semantic_vad(server: ServerProcess, eagerness: str, **session: Any) -> AsyncIterator[Any]:
+    """A Realtime connection through the official SDK, its session updated to `semantic_vad` at
+    `eagerness` (and `session`'s other fields)."""
+    key = server.cli("apikey", "create", "--name", f"semantic-{eagerness}")
     client = AsyncOpenAI(api_key=key, base_url=f"{server.http}/v1")
     async with client.realtime.connect(model="live-test") as conn:
         assert (await conn.recv()).type == "session.created"
-        detection = {"type": "semantic_vad", "eagerness": "low"}
+        detection = {"type": "semantic_vad", "eagerness": eagerness}
         await conn.session.update(
             session={
                 "type": "realtime",
-                "output_modalities": ["text"],
-                "audio": {"input": {"turn_detection": detection}},  # type: ignore[typeddict-item]
-            }
+                **session,
+                "audio": {"input": {"turn_detection": detection}},
+            }  # type: ignore[typeddict-item]
         )
-        events: list[Any] = []
+        yield conn
 
-        async def collect(kind: str) -> Any:
-            async with asyncio.timeout(120):
-                while True:
-                    events.append(await conn.recv())
-                    if events[-1].type == kind:
-                        return events[-1]
 
-        updated = await collect("session.updated")
+async def realtime_until(conn: Any, kind: str, events: list[Any], timeout: float = 120) -> Any:
+    """Events into `events` up to the first of `kind`, which is returned."""
+    async with asyncio.timeout(timeout):
+        while True:
+            events.append(await conn.recv())
+            if events[-1].type == kind:
+                return events[-1]
+
+
+async def test_semantic_vad_on_the_realtime_api_with_the_official_sdk(server):
+    pcm, rate = load(JFK, rate=24000)
+    audio = np.concatenate([silence(0.5, rate), pcm, silence(1.5, rate)])
+    events: list[Any] = []
+    async with semantic_vad(server, "low", output_modalities=["text"]) as conn:
+        updated = await realtime_until(conn, "session.updated", events)
         turn_detection = updated.session.audio.input.turn_detection
         assert turn_detection.type == "semantic_vad" and turn_detection.eagerness == "low"
 
@@ -131,7 +142,7 @@ async def test_semantic_vad_on_the_realtime_api_with_the_official_sdk(server):
             await conn.input_audio_buffer.append(audio=encoded)
 
         await at_real_time(audio, rate, chunk)
-        done = await collect("response.done")
+        done = await realtime_until(conn, "response.done", events)
     kinds = [e.type for e in events]
     assert kinds.count("input_audio_buffer.committed") == 1, kinds
     assert kinds.count("response.created") == 1
@@ -141,18 +152,6 @@ async def test_semantic_vad_on_the_realtime_api_with_the_official_sdk(server):
 
 
 async def test_semantic_vad_settings_are_checked(server):
-    key = server.cli("apikey", "create", "--name", "semantic-bad")
-    client = AsyncOpenAI(api_key=key, base_url=f"{server.http}/v1")
-    async with client.realtime.connect(model="live-test") as conn:
-        assert (await conn.recv()).type == "session.created"
-        detection = {"type": "semantic_vad", "eagerness": "eventually"}
-        await conn.session.update(
-            session={
-                "type": "realtime",
-                "audio": {"input": {"turn_detection": detection}},  # type: ignore[typeddict-item]
-            }
-        )
-        async with asyncio.timeout(30):
-            while (error := await conn.recv()).type != "error":
-                pass
+    async with semantic_vad(server, "eventually") as conn:
+        error = await realtime_until(conn, "error", [], timeout=30)
     assert "eagerness" in error.error.message
