@@ -57,6 +57,19 @@ def free_port() -> int:
         return port
 
 
+def refused_start(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `live-server serve` with `env`, which must stop it at start-up; what it wrote."""
+    done = subprocess.run(
+        [sys.executable, "-m", "live_server", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode != 0, done.stderr[-2000:]
+    return done
+
+
 def clean_env(**overrides: str) -> dict[str, str]:
     """The test process's environment without any live-server or OpenAI settings, but the
     echo model (`ECHO`), and with `overrides`."""

@@ -19,7 +19,7 @@ import psycopg
 from live_server.storage import TurnRecord
 from live_server.storage.postgres import MIGRATIONS, Database, PostgresStore
 from tests.client import deltas, of, open_live, send, text_turn, until
-from tests.conftest import ServerProcess, clean_env, free_port, start_server
+from tests.conftest import ServerProcess, clean_env, free_port, refused_start, start_server
 from tests.services import PostgresServer
 
 SECRET = "a-shared-signing-secret-of-at-least-32-bytes"
@@ -218,14 +218,7 @@ def test_an_unreachable_database_stops_the_start_and_says_where(tmp_path: Path):
     port = free_port()  # nothing listens there
     url = f"postgresql://live:hunter2secret@127.0.0.1:{port}/live"
     env = clean_env(LIVE_DATA_DIR=str(tmp_path / "data"), LIVE_DATABASE_URL=url, LIVE_STT="none")
-    out = subprocess.run(
-        [sys.executable, "-m", "live_server", "serve", "--port", str(free_port())],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode != 0
+    out = refused_start(env)
     assert "LIVE_DATABASE_URL" in out.stderr and f"127.0.0.1:{port}" in out.stderr
     assert "hunter2secret" not in out.stderr + out.stdout
     assert "Traceback" not in out.stderr

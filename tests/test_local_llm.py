@@ -4,8 +4,6 @@ when its reader goes away."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from live_server.errors import ConfigError
 from live_server.providers import ChatMessage, Outcome
 from live_server.providers.llm.local import LocalLLM, fit
 from tests.client import deltas, of, open_live, send, text_turn, until
-from tests.conftest import NO_VOICE, ServerProcess, clean_env, free_port
+from tests.conftest import NO_VOICE, ServerProcess, clean_env, refused_start
 
 SYSTEM: ChatMessage = {
     "role": "system",
@@ -128,13 +126,6 @@ def test_serve_stops_at_start_up_on_a_missing_model(tmp_path: Path):
         LIVE_LOCAL_MODEL=str(tmp_path / "missing.gguf"),
         **NO_VOICE,
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "live_server", "serve", "--port", str(free_port())],
-        env=env,
-        capture_output=True,
-        timeout=60,
-    )
-    err = done.stderr.decode()
-    assert done.returncode != 0, err
+    err = refused_start(env).stderr
     assert "LIVE_LOCAL_MODEL" in err and "missing.gguf" in err
     assert "Traceback" not in err
