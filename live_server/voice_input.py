@@ -232,7 +232,7 @@ class VoiceInput:
             if event is Event.PAUSED:
                 self._pause(voice, detection)
             elif self._verdict is not None or self._judging is not None:
-                self._forget_pause(went_on=True)  # the speaker went on after a pause
+                self._forget_pause()  # the speaker went on after a pause
         if Event.SPEECH_STARTED in found and not voice.announced:
             voice.announced = True
             self._listener.tell(events.SpeechStarted(self.received_ms))
@@ -280,7 +280,7 @@ class VoiceInput:
 
     def _pause(self, voice: VoiceSegment, detection: TurnDetection) -> None:
         """The speaker paused: judge the guess at what they said so far, in the background."""
-        self._forget_pause(went_on=True)
+        self._forget_pause()
         guess = voice.pause_guess()
         # Silence alone decides: for a recogniser that does not guess, and for silence-only
         # detection that starts no reply early (nothing would use the verdict).
@@ -336,10 +336,12 @@ class VoiceInput:
         except LiveError as exc:  # no client frame to answer: tell the client all the same
             self._listener.tell(events.Failed(exc.code, exc.message))
 
-    def _forget_pause(self, *, went_on: bool = False, keep_speculation: bool = False) -> None:
+    def _forget_pause(self, *, keep_speculation: bool = False) -> None:
+        """The pause is over: the speaker went on, or the segment ended (its speculative
+        reply kept, with `keep_speculation`, for the turn to take over)."""
         if self._judging is not None:
             self._judging.cancel()
             self._judging = None
         self._verdict = None
-        if went_on or not keep_speculation:
+        if not keep_speculation:
             self._listener.drop_speculation()
