@@ -25,7 +25,16 @@ from live_server.errors import AudioError, ErrorCode, LiveError, LLMError, Proto
 from live_server.providers import STT, EndModel
 from live_server.segment import Stamp
 from live_server.settings import Settings
-from live_server.turn_end import BOUNDS, Bounds, Eagerness, Verdict, bare, judge
+from live_server.turn_end import (
+    BOUNDS,
+    Bounds,
+    Eagerness,
+    Verdict,
+    bare,
+    end_probability,
+    judge,
+    scoring_prompt,
+)
 from live_server.vad import Event, ScorerPool
 from live_server.voice import VoiceSegment
 
@@ -309,7 +318,7 @@ class VoiceInput:
         model: float | None = None
         if self._end_model is not None:
             try:
-                model = await self._end_model.end_probability(text)
+                model = end_probability(await self._end_model.next_tokens(scoring_prompt(text)))
             except LLMError as exc:
                 log.warning("the end of the turn is judged without the model: %s", exc)
         # Without bounds, silence alone decides: bounds that are both `silence_ms`.

@@ -20,7 +20,7 @@ from live_server.audio import PCM
 from live_server.session import Session
 from live_server.settings import Settings
 from live_server.state import Engines
-from live_server.turn_end import bare
+from live_server.turn_end import scoring_prompt
 from live_server.vad import ScorerPool
 from live_server.voice_input import TurnDetection
 from tests.test_session import SETTINGS, FixedTTS, Recorder, ScriptedLLM
@@ -78,9 +78,10 @@ class ScriptedEnd:
         self.probabilities = probabilities
         self.asked: list[str] = []
 
-    async def end_probability(self, text: str) -> float:
-        self.asked.append(text)
-        return self.probabilities[bare(text)]
+    async def next_tokens(self, prompt: str) -> dict[str, float]:
+        words = prompt.removeprefix(scoring_prompt(""))
+        self.asked.append(words)
+        return {".": self.probabilities[words]}
 
     async def aclose(self) -> None:
         pass

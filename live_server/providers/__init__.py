@@ -140,10 +140,11 @@ class Recognition(Protocol):
 
 
 class EndModel(Protocol):
-    """A language model asked how likely a sentence ends right after some words (`turn_end`)."""
+    """A language model asked for its most likely next tokens after a prompt: how the end of
+    a turn is judged (`turn_end` writes the prompt and reads the answer)."""
 
-    async def end_probability(self, text: str) -> float:
-        """Raises `LLMError`."""
+    async def next_tokens(self, prompt: str) -> dict[str, float]:
+        """The probabilities of the most likely tokens to follow `prompt`. Raises `LLMError`."""
         ...
 
     async def aclose(self) -> None: ...

@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from live_server import turn_end
 from live_server.errors import ConfigError, LLMError
 from live_server.providers import ChatMessage, Outcome, Sampling, Usage
 
@@ -175,11 +174,11 @@ class LocalLLM:
             # when the turn is over.
             await asyncio.shield(running)
 
-    async def end_probability(self, text: str) -> float:
-        """The probability that a sentence ends right after `text` (`turn_end`), from one
-        forward pass over a short prompt (30-90 ms for SmolLM2-135M on one thread)."""
+    async def next_tokens(self, prompt: str) -> dict[str, float]:
+        """The probabilities of the tokens most likely to follow `prompt`, from one forward
+        pass (30-90 ms for a short prompt and SmolLM2-135M on one thread)."""
         request = {
-            "prompt": turn_end.scoring_prompt(text),
+            "prompt": prompt,
             "max_tokens": 1,
             "n_probs": END_TOKENS,
             "temperature": 0.0,
@@ -193,7 +192,7 @@ class LocalLLM:
             probabilities = {t["token"]: math.exp(t["logprob"]) for t in top}
         except Exception as exc:  # a refused request, or an answer of another shape
             raise LLMError(f"the local model could not score the words: {exc}") from exc
-        return turn_end.end_probability(probabilities)
+        return probabilities
 
     async def aclose(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
