@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.responses import Response, StreamingResponse
 
-from live_server import protocol
+from live_server import protocol, wire_json
 from live_server.auth import KEY_PREFIX, check_username, verify_token
 from live_server.chat import ChatContext, ChatReply, iso_time
 from live_server.errors import AuthError, ErrorCode, LiveError, ProtocolError
@@ -77,7 +77,7 @@ async def json_body(request: Request, state: AppState) -> dict[str, Any]:
         raw += chunk
         if len(raw) > limit:
             raise ProtocolError(f"the body is over {limit} bytes", code=ErrorCode.LIMIT_EXCEEDED)
-    body = protocol.decode_json(raw, "the body")
+    body = wire_json.decode_json(raw, "the body")
     if not isinstance(body, dict):
         raise ProtocolError("the body must be a JSON object")
     return body
@@ -88,11 +88,11 @@ class JSONResponse(_StarletteJSON):
     model's output) becomes U+FFFD instead of a 500."""
 
     def render(self, content: Any) -> bytes:
-        return protocol.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+        return wire_json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
 
 
 def sse(data: object) -> str:
-    text = data if isinstance(data, str) else protocol.dumps(data)
+    text = data if isinstance(data, str) else wire_json.dumps(data)
     return f"data: {text}\n\n"
 
 

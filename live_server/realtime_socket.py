@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from live_server import protocol
+from live_server import protocol, wire_json
 from live_server.codec.realtime import RATE, TRUNCATABLE, RealtimeCodec, new_id
 from live_server.connection import Connection
 from live_server.errors import ErrorCode, LiveError, ProtocolError
@@ -91,7 +91,7 @@ class RealtimeSocket:
                 f"the event is larger than {MAX_EVENT_CHARS} characters",
                 code=ErrorCode.LIMIT_EXCEEDED,
             )
-        event = protocol.decode_json(raw, "event")
+        event = wire_json.decode_json(raw, "event")
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise ProtocolError('an event is a JSON object with a "type"')
         event_id = event.get("event_id")

@@ -18,7 +18,7 @@ from typing import Any, assert_never
 
 import numpy as np
 
-from live_server import events, protocol
+from live_server import events, wire_json
 from live_server.errors import ErrorCode
 from live_server.resample import Resampler
 
@@ -80,7 +80,7 @@ class RealtimeCodec:
         return [self.dump(e) for e in self.server_events(event)]
 
     def dump(self, server_event: dict[str, Any]) -> str:
-        return protocol.compact_json({"event_id": new_id("event"), **server_event})
+        return wire_json.compact_json({"event_id": new_id("event"), **server_event})
 
     def error(
         self, code: ErrorCode | str, message: str, *, event_id: str | None = None

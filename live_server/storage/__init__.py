@@ -8,12 +8,15 @@ the live socket's `conversation_id` and chat mode's `session_id` name the same t
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from live_server.errors import ErrorCode, LiveError
-from live_server.protocol import ID_RE
+
+# A conversation's id, as clients name it (the AstrBot Live API's session ids too).
+ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 Role = Literal["user", "assistant"]
 InputKind = Literal["text", "audio", "chat", "http"]

@@ -25,7 +25,6 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from live_server.auth import ApiKeyRecord, new_jwt_secret
 from live_server.logs import redact_url
-from live_server.protocol import well_formed
 from live_server.storage import (
     CONVERSATION_SELECT,
     ConversationInfo,
@@ -38,6 +37,7 @@ from live_server.storage import (
     message_of,
 )
 from live_server.users import UserRecord
+from live_server.wire_json import well_formed
 
 log = logging.getLogger(__name__)
 

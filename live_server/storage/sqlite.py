@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from live_server.errors import LiveError
-from live_server.protocol import well_formed
 from live_server.storage import (
     CONVERSATION_SELECT,
     ConversationInfo,
@@ -48,6 +47,7 @@ from live_server.storage import (
     conversation_of,
     message_of,
 )
+from live_server.wire_json import well_formed
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
