@@ -11,8 +11,8 @@ from typing import Any
 from live_server.bus import Bus, LocalBus
 from live_server.providers import ChatMessage
 from live_server.settings import Settings
-from live_server.splitter import is_cjk
 from live_server.storage import InputKind, Store, StoredMessage, TurnRecord
+from live_server.text import is_cjk
 
 INTERRUPTED_NOTE = "[interrupted by the user]"
 

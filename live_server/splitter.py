@@ -12,6 +12,8 @@ enough, or, when a first sentence runs on with no clause mark, at a space within
 
 from __future__ import annotations
 
+from live_server.text import is_cjk, weight
+
 ASCII_ENDS = frozenset(".!?;…")
 CJK_ENDS = frozenset("。！？；\n")
 CLOSERS = frozenset("\"'”’)]}）】」』》")
@@ -25,22 +27,6 @@ ABBREVIATIONS = frozenset(
         "approx", "fig", "inc", "ltd", "co", "mt", "a.m", "p.m", "u.s", "u.k",
     }
 )  # fmt: skip
-
-
-def is_cjk(ch: str) -> bool:
-    code = ord(ch)
-    return (
-        0x4E00 <= code <= 0x9FFF
-        or 0x3400 <= code <= 0x4DBF
-        or 0x3040 <= code <= 0x30FF
-        or 0xAC00 <= code <= 0xD7AF
-        or 0xF900 <= code <= 0xFAFF
-    )
-
-
-def weight(text: str) -> int:
-    """Length as heard: a CJK character carries about as much speech as two Latin letters."""
-    return sum(2 if is_cjk(ch) else 1 for ch in text)
 
 
 def speakable(text: str) -> bool:

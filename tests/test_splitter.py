@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from live_server.splitter import SentenceSplitter, weight
+from live_server.splitter import SentenceSplitter
+from live_server.text import weight
 
 
 def split(text: str, step: int) -> list[str]:

@@ -11,7 +11,7 @@ import re
 from collections.abc import AsyncGenerator, Iterator, Sequence
 
 from live_server.providers import ChatMessage, Outcome, Sampling, Usage
-from live_server.splitter import is_cjk
+from live_server.text import is_cjk
 
 # A token is one CJK character or a run of other non-space characters, with the white space
 # before it: the shape of the deltas real models stream.

@@ -73,7 +73,7 @@ class EdgeTTS:
     def voice_for(self, text: str) -> str:
         if self._voice:
             return self._voice
-        from live_server.splitter import is_cjk
+        from live_server.text import is_cjk
 
         return DEFAULT_CJK_VOICE if any(is_cjk(ch) for ch in text) else DEFAULT_VOICE
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from live_server.audio import Audio
 from live_server.errors import TTSError
-from live_server.splitter import is_cjk
+from live_server.text import is_cjk
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1

@@ -1,0 +1,21 @@
+"""What kind of writing a text is in, and how long it sounds: a CJK character carries about
+as much speech as two Latin letters. Pure code, shared by the splitter, the engines and the
+conversation's bounds."""
+
+from __future__ import annotations
+
+
+def is_cjk(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        0x4E00 <= code <= 0x9FFF
+        or 0x3400 <= code <= 0x4DBF
+        or 0x3040 <= code <= 0x30FF
+        or 0xAC00 <= code <= 0xD7AF
+        or 0xF900 <= code <= 0xFAFF
+    )
+
+
+def weight(text: str) -> int:
+    """Length as heard: a CJK character carries about as much speech as two Latin letters."""
+    return sum(2 if is_cjk(ch) else 1 for ch in text)
