@@ -17,10 +17,10 @@ from live_server.backends import build_backends
 from live_server.bus import RedisBus
 from live_server.conversation import ConversationFeed
 from live_server.hub import ChatHub
-from live_server.providers import build_end_model, build_llm, build_stt, build_tts
+from live_server.providers import Engines, build_end_model, build_llm, build_stt, build_tts
 from live_server.revocation import KeySessions
 from live_server.settings import Settings
-from live_server.state import AppState, Engines
+from live_server.state import AppState
 from live_server.throttle import RedisThrottle
 from live_server.users import LOGIN_WINDOW_S
 from live_server.vad import ScorerPool

@@ -26,9 +26,9 @@ from live_server.conversation import Conversation, ConversationFeed, Exchange
 from live_server.errors import ErrorCode, ProtocolError, STTError
 from live_server.history import History, LiveConversation
 from live_server.outbox import Droppable
+from live_server.providers import Engines
 from live_server.settings import Settings
 from live_server.speculation import Speculation
-from live_server.state import Engines
 from live_server.storage import Store
 from live_server.turn import Emit, EmitNow, Turn, TurnRunner
 from live_server.voice import VoiceSegment

@@ -10,22 +10,11 @@ from starlette.requests import HTTPConnection
 from live_server.auth import ApiKeyStore
 from live_server.conversation import ConversationFeed
 from live_server.hub import ChatHub
-from live_server.providers import LLM, STT, TTS, EndModel
+from live_server.providers import Engines
 from live_server.revocation import KeySessions
 from live_server.settings import Settings
 from live_server.storage import Store
 from live_server.users import UserStore
-from live_server.vad import ScorerPool
-
-
-@dataclass(frozen=True)
-class Engines:
-    llm: LLM
-    tts: TTS | None
-    stt: STT | None = None
-    vad: ScorerPool | None = None  # with `stt`: the server's VAD models
-    # With `stt`: the model that judges how finished the words are at a pause (`turn_end`).
-    end_model: EndModel | None = None
 
 
 @dataclass

@@ -20,10 +20,9 @@ from live_server.audio import Audio
 from live_server.conversation import ConversationFeed
 from live_server.errors import ErrorCode, ProtocolError
 from live_server.outbox import Droppable
-from live_server.providers import ChatMessage, Outcome, Sampling
+from live_server.providers import ChatMessage, Engines, Outcome, Sampling
 from live_server.session import Phase, Session
 from live_server.settings import Settings
-from live_server.state import Engines
 from live_server.turn import Turn
 from live_server.voice_input import TurnDetection
 

@@ -19,13 +19,13 @@ from live_server.app import create_app
 from live_server.audio import Audio, decode
 from live_server.auth import issue_token, load_jwt_secret
 from live_server.errors import ConfigError, TTSError
+from live_server.providers import Engines
 from live_server.providers.llm.echo import EchoLLM
 from live_server.providers.stt.whisper import WhisperSTT
 from live_server.providers.tts.edge import EdgeTTS
 from live_server.providers.tts.espeak import EspeakTTS
 from live_server.providers.tts.piper import PiperTTS, load_voice
 from live_server.settings import Settings
-from live_server.state import Engines
 from tests.client import decode_wav, of, open_live, rms, text_turn
 from tests.conftest import ServerProcess, clean_env, free_port, refused_start
 from tests.speech import word_error_rate

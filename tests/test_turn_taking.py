@@ -17,9 +17,9 @@ import pytest
 
 from live_server import events
 from live_server.audio import PCM
+from live_server.providers import Engines
 from live_server.session import Session
 from live_server.settings import Settings
-from live_server.state import Engines
 from live_server.turn_end import scoring_prompt
 from live_server.vad import ScorerPool
 from live_server.voice_input import TurnDetection

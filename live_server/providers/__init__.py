@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol, TypedDict
 from live_server.audio import PCM, Audio
 from live_server.errors import ConfigError
 from live_server.settings import Settings
+from live_server.vad import ScorerPool
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,18 @@ class STT(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Engines:
+    """The engines a session works with, built once at start-up and shared by every session."""
+
+    llm: LLM
+    tts: TTS | None
+    stt: STT | None = None
+    vad: ScorerPool | None = None  # with `stt`: the server's VAD models
+    # With `stt`: the model that judges how finished the words are at a pause (`turn_end`).
+    end_model: EndModel | None = None
 
 
 def _echo(settings: Settings) -> LLM:
