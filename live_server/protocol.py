@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeAlias
 
 from live_server.errors import ErrorCode, ProtocolError
 from live_server.storage import ID_RE
+from live_server.turn import MAX_PLAYED_MS
 from live_server.wire_json import compact_json, decode_json
 
 ChannelType = Literal["live", "chat"]
@@ -79,9 +80,6 @@ ChatRequest: TypeAlias = ChatBind | ChatSend | ChatInterrupt
 
 DEFAULT_SAMPLE_RATE = 16000
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
-
-
-MAX_PLAYED_MS = 24 * 3600 * 1000
 
 
 def parse_client_frame(

@@ -22,11 +22,12 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from live_server import protocol, wire_json
+from live_server import wire_json
 from live_server.codec.realtime import RATE, TRUNCATABLE, RealtimeCodec, new_id
 from live_server.connection import Connection
 from live_server.errors import ErrorCode, LiveError, ProtocolError
 from live_server.session import Session
+from live_server.turn import MAX_PLAYED_MS
 from live_server.turn_end import Eagerness
 from live_server.voice_input import TurnDetection
 
@@ -216,7 +217,7 @@ class RealtimeSocket:
         played = event.get("audio_end_ms")
         if not isinstance(played, int) or isinstance(played, bool) or played < 0:
             raise ProtocolError("audio_end_ms must be a non-negative integer")
-        if played > protocol.MAX_PLAYED_MS:
+        if played > MAX_PLAYED_MS:
             raise ProtocolError("audio_end_ms is too large")
         turn_id = self.codec.turn_of(item_id)
         if turn_id is None:

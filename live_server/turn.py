@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 OnSent = Callable[[], None]
 Emit = Callable[[events.Event, "OnSent | None"], Awaitable[None]]
 EmitNow = Callable[[events.Event], None]
+# The most of a turn's audio a client may say it played (`played_ms`, Realtime's `audio_end_ms`).
+MAX_PLAYED_MS = 24 * 3600 * 1000
 SENTENCE_QUEUE = 16
 
 
