@@ -14,16 +14,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from live_server import logs
-from live_server.auth import (
+from live_server.auth.credentials import (
     check_username,
     ensure_data_dir,
     issue_token,
     load_jwt_secret,
     write_private,
 )
-from live_server.backends import opened
 from live_server.errors import ConfigError, LiveError
 from live_server.settings import Settings
+from live_server.storage.backends import opened
 
 log = logging.getLogger("live_server")
 SIGN_IN_FILE = "sign-in-url"
@@ -101,11 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "user":
             return asyncio.run(_user(settings, args))
         if args.command == "migrate":
-            from live_server.migrate import migrate
+            from live_server.storage.migrate import migrate
 
             return asyncio.run(migrate(settings))
         if args.command == "voice-lines":
-            from live_server.voice_lines import voice_lines
+            from live_server.astrbot.voice_lines import voice_lines
 
             frames = voice_lines(args.path, args.stamp, args.chunk_ms, args.vad_server)
             sys.stdout.write("\n".join(frames) + "\n")
@@ -177,8 +177,8 @@ def _read_password(from_stdin: bool) -> str:
 def _serve(settings: Settings, host: str | None, port: int | None, workers: int = 1) -> int:
     import uvicorn
 
-    from live_server import web
-    from live_server.app import create_app
+    from live_server.web import page
+    from live_server.web.app import create_app
 
     logs.configure(settings.log_level)
     host = host or settings.host
@@ -212,8 +212,8 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
     state = app.state.live
     _log_engines(settings, state.engines.llm.name, state.engines.tts, state.engines.stt)
     log.info("data dir: %s", settings.data_dir)
-    web_dir = settings.web_dir or web.DEFAULT_WEB_DIR
-    if missing := web.vendor_missing(web_dir):
+    web_dir = settings.web_dir or page.DEFAULT_WEB_DIR
+    if missing := page.vendor_missing(web_dir):
         log.warning(
             "the page's voice detection needs %s: run `npm ci` in %s (typing works without)",
             ", ".join(missing),
@@ -225,7 +225,7 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
         host, port, host, port,
     )  # fmt: skip
     token = issue_token(secret, settings.local_user, settings.jwt_ttl_s)
-    _show_sign_in(settings, web.local_url(host, port, token))
+    _show_sign_in(settings, page.local_url(host, port, token))
     uvicorn.Server(_uvicorn_config(settings, app)).run(sockets=[listener])
     return 0
 
@@ -233,7 +233,7 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
 def _uvicorn_config(settings: Settings, app: Any, **more: Any) -> Any:
     import uvicorn
 
-    from live_server.ws_closing import LingeringCloseProtocol
+    from live_server.web.ws_closing import LingeringCloseProtocol
 
     return uvicorn.Config(
         app,
@@ -252,14 +252,14 @@ def _serve_workers(settings: Settings, listener: socket.socket, workers: int, se
     """N processes on one port, each building the app (and loading the engines) itself."""
     host, port = listener.getsockname()[:2]
     log.info("%d workers on %s:%d, sharing Redis and the stores", workers, host, port)
-    from live_server import web
+    from live_server.web import page
 
     _show_sign_in(
         settings,
-        web.local_url(host, port, issue_token(secret, settings.local_user, settings.jwt_ttl_s)),
+        page.local_url(host, port, issue_token(secret, settings.local_user, settings.jwt_ttl_s)),
     )
     config = _uvicorn_config(
-        settings, "live_server.app:from_environment", factory=True, workers=workers
+        settings, "live_server.web.app:from_environment", factory=True, workers=workers
     )
     _supervisor(config, listener).run()
     return 0

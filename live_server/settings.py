@@ -239,7 +239,7 @@ class Settings:
                 )
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
             raise ConfigError("LIVE_JWT_SECRET must be at least 32 bytes (HS256 needs 256 bits)")
-        from live_server.auth import USERNAME_RE
+        from live_server.auth.credentials import USERNAME_RE
 
         if not USERNAME_RE.fullmatch(self.local_user):
             raise ConfigError("LIVE_LOCAL_USER must be 1-64 characters of letters, digits and _-.@")

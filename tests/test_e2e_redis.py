@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from live_server.users import LOGIN_FAILURES
+from live_server.auth.accounts import LOGIN_FAILURES
 from tests.client import (
     chat_until_end,
     deltas,

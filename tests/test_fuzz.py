@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection
 
-from live_server import protocol
+from live_server.astrbot import frames
 from live_server.errors import ErrorCode, ProtocolError
 from tests.client import open_live, recv
 from tests.conftest import ServerProcess
@@ -46,7 +46,7 @@ json_values = st.recursive(
     max_leaves=12,
 )
 # Frames of every type, with fields of every kind (most of them wrong).
-frames = st.fixed_dictionaries(
+any_frame = st.fixed_dictionaries(
     {"t": st.sampled_from(FRAME_TYPES) | any_text},
     optional={name: json_values for name in FIELDS},
 )
@@ -62,28 +62,28 @@ def as_sent(value: Any) -> str:
 # What can travel in a text frame or a body: lone surrogates only as JSON escapes (a raw one
 # is not UTF-8: a socket closes with 1007 for it, tested apart).
 wire_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
-raw_frames = frames.map(as_sent) | json_values.map(as_sent) | deep | wire_text
+raw_frames = any_frame.map(as_sent) | json_values.map(as_sent) | deep | wire_text
 
 
 @settings(max_examples=2000, deadline=None)
 @given(raw_frames | any_text, st.sampled_from(["live", "chat"]), st.booleans())
 def test_the_parser_answers_anything_with_a_frame_or_a_protocol_error(
-    raw: str, ct: protocol.ChannelType, force: bool
+    raw: str, ct: frames.ChannelType, force: bool
 ):
     try:
-        frame = protocol.parse_client_frame(raw, max_text_chars=100, default_ct=ct, force_ct=force)
+        frame = frames.parse_client_frame(raw, max_text_chars=100, default_ct=ct, force_ct=force)
     except ProtocolError as exc:
         assert exc.code.value in CODES and exc.message
         return
-    if isinstance(frame, protocol.ChatFrame):
+    if isinstance(frame, frames.ChatFrame):
         try:
-            protocol.parse_chat_frame(frame, max_text_chars=100)
+            frames.parse_chat_frame(frame, max_text_chars=100)
         except ProtocolError as exc:
             assert exc.code.value in CODES
     # Whatever was accepted can be stored and sent back as UTF-8: no lone surrogate, no NaN.
     # (The frames are slotted dataclasses: `asdict`, not `vars`, reaches their fields.)
     json.dumps(dataclasses.asdict(frame), ensure_ascii=False, allow_nan=False).encode()
-    protocol.encode(protocol.user_msg(getattr(frame, "text", "x"), 0)).encode()
+    frames.encode(frames.user_msg(getattr(frame, "text", "x"), 0)).encode()
 
 
 class SocketThread:

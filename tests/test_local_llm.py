@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from live_server.engines import ChatMessage, Outcome
+from live_server.engines.llm.local import LocalLLM, fit
 from live_server.errors import ConfigError
-from live_server.providers import ChatMessage, Outcome
-from live_server.providers.llm.local import LocalLLM, fit
 from tests.client import deltas, of, open_live, send, text_turn, until
 from tests.conftest import NO_VOICE, ServerProcess, clean_env, refused_start
 

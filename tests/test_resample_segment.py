@@ -7,9 +7,9 @@ import base64
 import numpy as np
 import pytest
 
+from live_server.audio.resample import Resampler
+from live_server.audio.segment import Segment
 from live_server.errors import AudioError, ErrorCode, ProtocolError
-from live_server.resample import Resampler
-from live_server.segment import Segment
 
 
 def tone(freq: float, rate: int, seconds: float = 1.0) -> np.ndarray:
@@ -75,7 +75,7 @@ def test_wav_writer_matches_libsndfile(rate: int, n: int) -> None:
 
     import soundfile
 
-    from live_server.audio import decode, pcm_to_wav
+    from live_server.audio.convert import decode, pcm_to_wav
 
     samples = np.random.default_rng(n).integers(-32768, 32767, n, dtype=np.int16)
     ours = pcm_to_wav(samples, rate)

@@ -15,16 +15,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from live_server import events
-from live_server.audio import Audio
-from live_server.conversation import ConversationFeed
+from live_server.audio.convert import Audio
+from live_server.core import events
+from live_server.core.conversation import ConversationFeed
+from live_server.core.session import Phase, Session
+from live_server.core.turn import Turn
+from live_server.core.voice_input import TurnDetection
+from live_server.engines import ChatMessage, Engines, Outcome, Sampling
 from live_server.errors import ErrorCode, ProtocolError
-from live_server.outbox import Droppable
-from live_server.providers import ChatMessage, Engines, Outcome, Sampling
-from live_server.session import Phase, Session
 from live_server.settings import Settings
-from live_server.turn import Turn
-from live_server.voice_input import TurnDetection
+from live_server.transport.outbox import Droppable
 
 
 class ScriptedLLM:

@@ -9,7 +9,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from live_server.auth import (
+from live_server.auth.credentials import (
     ApiKeyStore,
     KeyFile,
     KeyRecords,
@@ -17,7 +17,7 @@ from live_server.auth import (
     load_jwt_secret,
     verify_token,
 )
-from live_server.conversation import Conversation, Exchange, join_sentences
+from live_server.core.conversation import Conversation, Exchange, join_sentences
 from live_server.errors import AuthError, ConfigError
 from live_server.settings import Settings
 from live_server.storage.postgres import Database, PostgresKeys

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from live_server.splitter import SentenceSplitter
+from live_server.core.splitter import SentenceSplitter
 from live_server.text import weight
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from live_server.conversation import Conversation, Exchange, exchanges
+from live_server.core.conversation import Conversation, Exchange, exchanges
+from live_server.core.turn import Turn
 from live_server.errors import ErrorCode
 from live_server.storage import NotYours, StorageError, Store, TurnRecord, claim
 from live_server.storage.postgres import Database, PostgresStore
 from live_server.storage.sqlite import MIGRATIONS, SQLiteStore, migrate
-from live_server.turn import Turn
 
 
 def record(user: str, assistant: str, at: float, **kw: object) -> TurnRecord:

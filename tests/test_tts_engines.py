@@ -15,17 +15,17 @@ import numpy as np
 import pytest
 import soundfile
 
-from live_server.app import create_app
-from live_server.audio import Audio, decode
-from live_server.auth import issue_token, load_jwt_secret
+from live_server.audio.convert import Audio, decode
+from live_server.auth.credentials import issue_token, load_jwt_secret
+from live_server.engines import Engines
+from live_server.engines.llm.echo import EchoLLM
+from live_server.engines.stt.whisper import WhisperSTT
+from live_server.engines.tts.edge import EdgeTTS
+from live_server.engines.tts.espeak import EspeakTTS
+from live_server.engines.tts.piper import PiperTTS, load_voice
 from live_server.errors import ConfigError, TTSError
-from live_server.providers import Engines
-from live_server.providers.llm.echo import EchoLLM
-from live_server.providers.stt.whisper import WhisperSTT
-from live_server.providers.tts.edge import EdgeTTS
-from live_server.providers.tts.espeak import EspeakTTS
-from live_server.providers.tts.piper import PiperTTS, load_voice
 from live_server.settings import Settings
+from live_server.web.app import create_app
 from tests.client import decode_wav, of, open_live, rms, text_turn
 from tests.conftest import ServerProcess, clean_env, free_port, refused_start
 from tests.speech import word_error_rate
@@ -176,7 +176,7 @@ async def test_edge_mp3_becomes_wav(tmp_path: Any) -> None:
 async def test_edge_unreachable_degrades_to_espeak(
     tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="live_server.providers.tts.edge")
+    caplog.set_level(logging.WARNING, logger="live_server.engines.tts.edge")
     frames = await edge_turn(tmp_path, Unreachable, "Is anyone out there?")
     assert not of(frames, "error")
     responses = of(frames, "response")

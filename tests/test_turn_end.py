@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from live_server.turn_end import (
+from live_server.core.turn_end import (
     BOUNDS,
     LIKELY,
     UNLIKELY,

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from live_server import events
-from live_server.audio import PCM
-from live_server.providers import Engines
-from live_server.session import Session
+from live_server.audio.convert import PCM
+from live_server.audio.vad import ScorerPool
+from live_server.core import events
+from live_server.core.session import Session
+from live_server.core.turn_end import scoring_prompt
+from live_server.core.voice_input import TurnDetection
+from live_server.engines import Engines
 from live_server.settings import Settings
-from live_server.turn_end import scoring_prompt
-from live_server.vad import ScorerPool
-from live_server.voice_input import TurnDetection
 from tests.test_session import SETTINGS, FixedTTS, Recorder, ScriptedLLM
 from tests.test_session import make_session as session_over
 from tests.test_voice_segment import LOUD, QUIET, LoudnessScorer, frames
@@ -226,8 +226,8 @@ async def test_speech_while_the_bot_talks_is_not_a_speculation():
 
 
 def test_a_missing_end_of_turn_model_stops_the_start_with_the_settings_named(tmp_path):
+    from live_server.engines import build_end_model
     from live_server.errors import ConfigError
-    from live_server.providers import build_end_model
 
     settings = Settings(data_dir=tmp_path, llm="echo", local_model=tmp_path / "none.gguf")
     with pytest.raises(ConfigError) as refused:

@@ -13,10 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from live_server.errors import AuthError, ErrorCode, LiveError
-from live_server.storage.postgres import Database, PostgresUsers
-from live_server.throttle import RedisThrottle
-from live_server.users import (
+from live_server.auth.accounts import (
     LOGIN_FAILURES,
     LOGIN_FAILURES_PER_CLIENT,
     LOGIN_FAILURES_PER_USER,
@@ -26,6 +23,9 @@ from live_server.users import (
     check_password,
     hash_password,
 )
+from live_server.auth.throttle import RedisThrottle
+from live_server.errors import AuthError, ErrorCode, LiveError
+from live_server.storage.postgres import Database, PostgresUsers
 from tests.client import open_live, text_turn
 from tests.conftest import ServerProcess, free_port
 from tests.services import RedisServer

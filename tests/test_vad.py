@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from live_server.vad import WINDOW, Event, ScorerPool, Timing, VoiceActivity
+from live_server.audio.vad import WINDOW, Event, ScorerPool, Timing, VoiceActivity
 from tests.speech import JFK, SHORT, load, noise, silence
 
 

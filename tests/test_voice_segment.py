@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from live_server.audio import PCM
-from live_server.providers.stt.whisper import WhisperRecognition
-from live_server.vad import Event, ScorerPool
-from live_server.voice import PREROLL, VoiceSegment
+from live_server.audio.convert import PCM
+from live_server.audio.vad import Event, ScorerPool
+from live_server.core.voice_segment import PREROLL, VoiceSegment
+from live_server.engines.stt.whisper import WhisperRecognition
 
 LOUD, QUIET = 8000, 0
 

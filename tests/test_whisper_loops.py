@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from live_server.providers.stt.whisper import looped
+from live_server.engines.stt.whisper import looped
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from live_server.providers.stt.whisper import WhisperRecognition
+from live_server.engines.stt.whisper import WhisperRecognition
 
 
 class ScriptedWhisper:

@@ -23,7 +23,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from live_server.auth import ApiKeyRecord, new_jwt_secret
+from live_server.auth.accounts import UserRecord
+from live_server.auth.credentials import ApiKeyRecord, new_jwt_secret
 from live_server.logs import redact_url
 from live_server.storage import (
     CONVERSATION_SELECT,
@@ -36,7 +37,6 @@ from live_server.storage import (
     conversation_of,
     message_of,
 )
-from live_server.users import UserRecord
 from live_server.wire_json import well_formed
 
 log = logging.getLogger(__name__)

