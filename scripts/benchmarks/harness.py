@@ -1,6 +1,6 @@
 """What the measures share: free ports, the servers under test as processes, the CLI, p50/p99,
-reading a socket and streaming speech at real time. It measures nothing itself and prints
-nothing: each measure's module does that.
+reading a socket, streaming speech at real time and walking it through the server's VAD. It
+measures nothing itself and prints nothing: each measure's module does that.
 """
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection, connect
+
+if TYPE_CHECKING:
+    from live_server.vad import Event, VoiceActivity
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))  # the recordings and their transcripts, as the tests read them
@@ -160,6 +164,16 @@ async def stream_real_time(ws: ClientConnection, pcm: Any) -> float:
         await asyncio.sleep(max(0.0, start + k * CHUNK_MS / 1000 - time.perf_counter()))
         await ws.send(part(pcm[i : i + step]))
     return start
+
+
+def vad_windows(pcm: Any) -> tuple[VoiceActivity, Iterator[list[Event]]]:
+    """A fresh server VAD (a Silero model of its own) and the events of each window of `pcm`
+    fed to it, window by window as they are taken: the VAD's state is that after the last."""
+    from live_server import vad
+
+    activity = vad.VoiceActivity(vad.ScorerPool.silero().take())
+    windows = (activity.feed(pcm[i : i + vad.WINDOW]) for i in range(0, len(pcm), vad.WINDOW))
+    return activity, windows
 
 
 def process_tree(pid: int) -> list[int]:

@@ -22,6 +22,7 @@ from .harness import (
     speech,
     stream_real_time,
     summary,
+    vad_windows,
 )
 
 TURN_SET = [speech.JFK, speech.SHORT, *(r for r in speech.LIBRIVOX if r is not speech.SHORT)]
@@ -84,13 +85,13 @@ def turn_set() -> list[Utterance]:
 def speech_shape(pcm: Any) -> tuple[list[tuple[float, float]], float]:
     """The pauses inside a recording's speech (start, end, s), and where its speech ends (s),
     by the server's VAD: each pause from the last speech before it to the next start."""
-    from live_server.vad import WINDOW, Event, ScorerPool, VoiceActivity
+    from live_server.vad import WINDOW, Event
 
-    activity = VoiceActivity(ScorerPool.silero().take())
+    activity, windows = vad_windows(pcm)
     pauses: list[tuple[float, float]] = []
     paused_at: int | None = None
-    for i in range(0, len(pcm), WINDOW):
-        for event in activity.feed(pcm[i : i + WINDOW]):
+    for events in windows:
+        for event in events:
             if event is Event.PAUSED:
                 paused_at = activity.last_speech_end
             elif paused_at is not None:  # speech again: the start was confirmed 2 windows in

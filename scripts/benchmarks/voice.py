@@ -27,6 +27,7 @@ from .harness import (
     stream_real_time,
     summary,
     tree_rss_mb,
+    vad_windows,
 )
 
 RECORDINGS = {r.file: r for r in speech.RECORDINGS}
@@ -35,13 +36,13 @@ TAIL_S = 0.7  # silence streamed after the speech, before end_speaking
 
 def recording(name: str) -> tuple[Any, float]:
     """16 kHz mono PCM of a recording, and where its speech starts (s), by the server's VAD."""
-    from live_server.vad import Event, ScorerPool, VoiceActivity
+    from live_server.vad import Event
 
     pcm, _ = speech.load(RECORDINGS[name])
-    activity = VoiceActivity(ScorerPool.silero().take())
+    activity, windows = vad_windows(pcm)
     onset = 0.0
-    for i in range(0, len(pcm), 512):
-        if Event.SPEECH_STARTED in activity.feed(pcm[i : i + 512]):
+    for events in windows:
+        if Event.SPEECH_STARTED in events:
             onset = (activity.samples - 1024) / 16000  # two windows confirm a start
             break
     return pcm, onset
@@ -76,12 +77,9 @@ def first_turn_end(pcm: Any, silence_ms: int) -> float:
     """Where the speech of the first turn a server VAD would cut ends (s)."""
     import numpy as np
 
-    from live_server.vad import ScorerPool, VoiceActivity
-
-    activity = VoiceActivity(ScorerPool.silero().take())
     audio = np.concatenate([pcm, np.zeros(16 * (silence_ms + 100), np.int16)])
-    for i in range(0, len(audio), 512):
-        activity.feed(audio[i : i + 512])
+    activity, windows = vad_windows(audio)
+    for _ in windows:
         if activity.speech_seen and not activity.speaking and activity.silence_ms >= silence_ms:
             return activity.last_speech_end / 16000
     raise ValueError("no speech in the recording")
