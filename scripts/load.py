@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import (  # this folder: the bench's server
+from benchmarks.harness import (  # this folder: the bench's server
     Proc,
     api_key,
     live_server,
@@ -60,7 +60,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from tests.services import PostgresServer, RedisServer  # bench puts the repo on sys.path
+from tests.services import PostgresServer, RedisServer  # the harness puts the repo on sys.path
 
 PROMPT = b'{"t":"text_input","text":"What is the weather like in Paris today?"}'
 DELTA = b'{"t":"bot_delta_chunk"'
