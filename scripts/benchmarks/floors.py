@@ -26,8 +26,9 @@ def serve_starlette_echo(port: int) -> None:
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket, WebSocketDisconnect
 
-    from live_server import events, protocol
-    from live_server.codec.realtime import RealtimeCodec
+    from live_server.astrbot import frames
+    from live_server.core import events
+    from live_server.realtime.codec import RealtimeCodec
     from live_server.settings import Settings
 
     async def echo(ws: WebSocket) -> None:
@@ -43,13 +44,11 @@ def serve_starlette_echo(port: int) -> None:
         try:
             while True:
                 text = json.loads(await ws.receive_text())["text"]
+                await ws.send_text(frames.encode(frames.metrics({"input_type": "text"}, turn_id=1)))
                 await ws.send_text(
-                    protocol.encode(protocol.metrics({"input_type": "text"}, turn_id=1))
+                    frames.encode(frames.user_msg(text, int(time.time() * 1000), turn_id=1))
                 )
-                await ws.send_text(
-                    protocol.encode(protocol.user_msg(text, int(time.time() * 1000), turn_id=1))
-                )
-                await ws.send_text(protocol.encode(protocol.bot_delta_chunk("You", turn_id=1)))
+                await ws.send_text(frames.encode(frames.bot_delta_chunk("You", turn_id=1)))
         except WebSocketDisconnect:
             pass
 

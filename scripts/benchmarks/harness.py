@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.client import ClientConnection, connect
 
 if TYPE_CHECKING:
-    from live_server.vad import Event, VoiceActivity
+    from live_server.audio.vad import Event, VoiceActivity
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))  # the recordings and their transcripts, as the tests read them
@@ -169,7 +169,7 @@ async def stream_real_time(ws: ClientConnection, pcm: Any) -> float:
 def vad_windows(pcm: Any) -> tuple[VoiceActivity, Iterator[list[Event]]]:
     """A fresh server VAD (a Silero model of its own) and the events of each window of `pcm`
     fed to it, window by window as they are taken: the VAD's state is that after the last."""
-    from live_server import vad
+    from live_server.audio import vad
 
     activity = vad.VoiceActivity(vad.ScorerPool.silero().take())
     windows = (activity.feed(pcm[i : i + vad.WINDOW]) for i in range(0, len(pcm), vad.WINDOW))

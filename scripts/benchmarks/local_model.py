@@ -29,8 +29,8 @@ async def local_model_bench(args: argparse.Namespace, results: dict[str, Any] | 
     conversation), how soon a closed stream returns, and the resident memory of a server with
     every embedded engine loaded (reported, not targets: issue 29 sets them on voice-to-voice
     latency)."""
-    from live_server.providers import ChatMessage, Outcome
-    from live_server.providers.llm.local import LocalLLM
+    from live_server.engines import ChatMessage, Outcome
+    from live_server.engines.llm.local import LocalLLM
     from live_server.settings import DEFAULT_SYSTEM_PROMPT
 
     t0 = time.perf_counter()

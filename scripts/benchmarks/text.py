@@ -69,8 +69,8 @@ def ingest_speed(seconds: float = 60.0) -> float:
 
     import numpy as np
 
-    from live_server import protocol
-    from live_server.segment import Segment
+    from live_server.astrbot import frames
+    from live_server.audio.segment import Segment
 
     rate = 48000
     rng = np.random.default_rng(0)
@@ -83,19 +83,19 @@ def ingest_speed(seconds: float = 60.0) -> float:
     segment = Segment("s", sample_rate=rate, target_rate=16000, max_seconds=seconds + 1)
     t0 = time.process_time()
     for raw in raws:
-        frame = protocol.parse_client_frame(
+        frame = frames.parse_client_frame(
             raw, max_text_chars=4000, default_ct="live", force_ct=True
         )
-        assert isinstance(frame, protocol.SpeakingPart)
+        assert isinstance(frame, frames.SpeakingPart)
         segment.add(frame.data)
     segment.close()
     return seconds / (time.process_time() - t0)
 
 
 async def tts_first_chunk_time(n: int) -> tuple[list[float], str]:
-    from live_server.providers.llm.echo import echo_reply
-    from live_server.providers.tts.espeak import EspeakTTS
-    from live_server.splitter import SentenceSplitter
+    from live_server.core.splitter import SentenceSplitter
+    from live_server.engines.llm.echo import echo_reply
+    from live_server.engines.tts.espeak import EspeakTTS
 
     splitter = SentenceSplitter()
     first = (splitter.feed(echo_reply([{"role": "user", "content": PROMPT}])) + splitter.flush())[0]

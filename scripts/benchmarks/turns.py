@@ -85,7 +85,7 @@ def turn_set() -> list[Utterance]:
 def speech_shape(pcm: Any) -> tuple[list[tuple[float, float]], float]:
     """The pauses inside a recording's speech (start, end, s), and where its speech ends (s),
     by the server's VAD: each pause from the last speech before it to the next start."""
-    from live_server.vad import WINDOW, Event
+    from live_server.audio.vad import WINDOW, Event
 
     activity, windows = vad_windows(pcm)
     pauses: list[tuple[float, float]] = []

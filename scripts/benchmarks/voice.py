@@ -36,7 +36,7 @@ TAIL_S = 0.7  # silence streamed after the speech, before end_speaking
 
 def recording(name: str) -> tuple[Any, float]:
     """16 kHz mono PCM of a recording, and where its speech starts (s), by the server's VAD."""
-    from live_server.vad import Event
+    from live_server.audio.vad import Event
 
     pcm, _ = speech.load(RECORDINGS[name])
     activity, windows = vad_windows(pcm)
@@ -168,8 +168,8 @@ async def user_msg_before_the_request(data_dir: str, token: str, n: int) -> list
 
 async def engine_times(n: int) -> dict[str, Any]:
     """The embedded recogniser's and voice's own times, in process (off the server)."""
-    from live_server.providers.stt.whisper import WhisperSTT
-    from live_server.providers.tts.piper import PiperTTS, load_voice
+    from live_server.engines.stt.whisper import WhisperSTT
+    from live_server.engines.tts.piper import PiperTTS, load_voice
 
     stt = WhisperSTT(model_dir=None, language="en", workers=1)
     await stt.warm_up()
