@@ -32,11 +32,17 @@ from live_server.engines import Engines
 from live_server.errors import ErrorCode, ProtocolError, STTError
 from live_server.settings import Settings
 from live_server.storage import Store
-from live_server.transport.outbox import Droppable
 
 log = logging.getLogger(__name__)
 OnSent = Callable[[], None]
 Tell = Callable[[events.Event], None]
+
+
+class Droppable(Protocol):
+    """A turn as the writer sees it: once it is interrupted its frames are never sent."""
+
+    @property
+    def interrupted(self) -> bool: ...
 
 
 class Output(Protocol):

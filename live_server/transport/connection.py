@@ -18,10 +18,11 @@ from typing import Any, Protocol
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from live_server.core import events
+from live_server.core.session import Droppable
 from live_server.errors import CloseCode, ErrorCode, LiveError
 from live_server.settings import Settings
 from live_server.transport.codec import Codec
-from live_server.transport.outbox import Droppable, Outbox, OutboxOverflow, Outgoing
+from live_server.transport.outbox import Outbox, OutboxOverflow, Outgoing
 
 log = logging.getLogger(__name__)
 # What writing to a client that has gone away (a reset, a closed tab) raises: Starlette's

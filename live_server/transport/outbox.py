@@ -6,12 +6,10 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-
-class Droppable(Protocol):
-    @property
-    def interrupted(self) -> bool: ...
+if TYPE_CHECKING:
+    from live_server.core.session import Droppable
 
 
 @dataclass(slots=True)

@@ -1,0 +1,1 @@
+"""Language models: the echo model, the embedded GGUF model, any OpenAI-compatible endpoint."""

@@ -1,0 +1,1 @@
+"""Recognisers: Whisper and pocketsphinx in worker processes, any OpenAI-compatible endpoint."""

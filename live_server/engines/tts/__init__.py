@@ -1,0 +1,1 @@
+"""Voices: Piper and eSpeak NG embedded, Edge's online voices, any OpenAI-compatible endpoint."""
