@@ -1,7 +1,7 @@
 """One error hierarchy, each error carrying the wire code it maps to.
 
-The codecs (`codec/`) are where these become error frames; `endpoints.py` is the one
-place that turns authentication failures into close codes.
+Each protocol's codec (`astrbot/codec.py`, `realtime/codec.py`) makes these error frames;
+`web/socket_routes.py` is the one place that turns authentication failures into close codes.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a session tells its client, as typed events that know nothing of any wire format.
 
 The turn pipeline and the session produce these; each wire protocol's codec turns them into its
-own frames (`codec/astrbot.py` for the AstrBot Live API, `codec/realtime.py` for the OpenAI
+own frames (`astrbot/codec.py` for the AstrBot Live API, `realtime/codec.py` for the OpenAI
 Realtime API). An event that belongs to a turn carries its id: the connection drops the frames
 of a turn once that turn is interrupted.
 """

@@ -1,4 +1,5 @@
-"""The HTTP and WebSocket endpoints: authenticate, then hand the socket to a `Session`.
+"""The WebSocket routes (and `/healthz`): authenticate, then hand the socket to its protocol's
+adapter and a `Session`.
 
 Sockets are accepted before authentication so that a failure can be reported with a close code
 and reason (and, on the API-key socket, an `error` frame) instead of a bare HTTP 403.
