@@ -18,13 +18,12 @@ import pytest
 from live_server.audio.convert import Audio
 from live_server.core import events
 from live_server.core.conversation import ConversationFeed
-from live_server.core.session import Phase, Session
+from live_server.core.session import Droppable, Phase, Session
 from live_server.core.turn import Turn
 from live_server.core.voice_input import TurnDetection
 from live_server.engines import ChatMessage, Engines, Outcome, Sampling
 from live_server.errors import ErrorCode, ProtocolError
 from live_server.settings import Settings
-from live_server.transport.outbox import Droppable
 
 
 class ScriptedLLM:
