@@ -84,7 +84,7 @@ class History:
         new text, or None when nothing changed."""
         old = turn.exchange
         whole = turn.heard_text()
-        turn.played_ms = played_ms
+        turn.hear(played_ms)
         heard = turn.heard_text()
         if old is None or heard == whole:  # all of it was played, or nothing was kept
             return None

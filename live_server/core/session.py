@@ -26,6 +26,7 @@ from live_server.core.conversation import Conversation, ConversationFeed, Exchan
 from live_server.core.history import History, LiveConversation
 from live_server.core.speculation import Speculation
 from live_server.core.turn import Emit, EmitNow, Turn, TurnRunner
+from live_server.core.turn_state import TurnEvent, TurnState
 from live_server.core.voice_input import TurnDetection, VoiceInput
 from live_server.core.voice_segment import VoiceSegment
 from live_server.engines import Engines
@@ -238,10 +239,7 @@ class Session:
             return  # nothing to stop: a harmless no-op
         if turn.interrupted:
             return
-        turn.interrupted = True  # from now on the connection skips this turn's frames
-        turn.played_ms = played_ms
-        if played_ms is not None:
-            turn.metrics["played_ms"] = played_ms
+        turn.interrupt(played_ms)  # from now on the connection skips this turn's frames
         stop_sent = asyncio.get_running_loop().create_future()
         self.output.send_now(events.Stopped(turn.id), on_sent=lambda: _resolve(stop_sent))
         self.output.discard_stale()  # and frees them now rather than when their turn comes
@@ -259,7 +257,7 @@ class Session:
             self.interrupt(played_ms)
             kept = turn.heard_text()
         elif turn.exchange is None:  # interrupted, not recorded yet: it will keep this much
-            turn.played_ms = played_ms
+            turn.hear(played_ms)
             kept = turn.heard_text()
         else:
             if turn is self._last_spoken:
@@ -308,6 +306,7 @@ class Session:
             id=self._turn_ids + 1,  # the id it will have if adopted
             user_text=text,
             input_type="audio",
+            state=TurnState.HELD,
             by_sentence=self.tts is not None,
         )
         speculation = Speculation(text, turn, self.output)
@@ -371,6 +370,7 @@ class Session:
         speculation, self._speculation = self._speculation, None
         if speculation is not None and speculation.turn.id == self._turn_ids:
             turn = speculation.turn
+            turn.move(TurnEvent.ADOPT)
             turn.speculation = speculation  # `_run_turn` uses it if the words are the same
         else:
             if speculation is not None:
@@ -438,6 +438,7 @@ class Session:
                     self._dropped(speculation)
                 self._finish(turn, Exchange("", ""), "nothing recognised")
                 return
+            turn.move(TurnEvent.REPLY)
             if speculation is not None and speculation.text == turn.user_text:
                 assert speculation.runner is not None and speculation.task is not None
                 self.speculations["used"] += 1
@@ -511,7 +512,7 @@ class Session:
         self.history.log_turn(turn, exchange, outcome)
         if exchange.user:  # a voice turn cut off before its transcript has nothing to keep
             self.history.keep(turn, exchange)
-        turn.finished.set()
+        turn.move(TurnEvent.FINISH)
         turn.after = None  # let the finished chain be freed
         turn.sources = []
         turn.speculation = None
@@ -535,9 +536,11 @@ class Session:
         turn = self.turn
         while turn is not None:
             if not turn.finished.is_set() and turn.user_text:
-                turn.interrupted = True
+                if not turn.interrupted:
+                    turn.interrupt(None)
                 exchange = Exchange(turn.user_text, turn.heard_text(), interrupted=True)
                 self.history.keep(turn, exchange)
+                turn.move(TurnEvent.FINISH)
             turn = turn.after
 
     def _cut_last(self, played_ms: int) -> None:

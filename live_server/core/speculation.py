@@ -17,6 +17,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from live_server.core import events
+from live_server.core.turn_state import TurnEvent, TurnState
 
 if TYPE_CHECKING:
     from live_server.core.session import OnSent, Output
@@ -68,6 +69,8 @@ class Speculation:
         held. Safe to call more than once."""
         if self.task is not None:
             self.task.cancel()
+        if self.turn.state is TurnState.HELD:  # not adopted: it never was a turn
+            self.turn.move(TurnEvent.DROP)
         self._held.clear()
         if not self._released:
             self.turn.metrics.clear()

@@ -22,6 +22,7 @@ from live_server.core.conversation import Exchange, join_sentences
 from live_server.core.events import InputType
 from live_server.core.reply import ModelReply
 from live_server.core.splitter import SentenceSplitter
+from live_server.core.turn_state import INTERRUPTED, TERMINAL, TurnEvent, TurnState, next_state
 from live_server.engines import LLM, TTS, ChatMessage
 from live_server.errors import ErrorCode, LiveError, TTSError
 from live_server.storage import SavedTurn
@@ -39,12 +40,15 @@ SENTENCE_QUEUE = 16
 
 @dataclass(eq=False)
 class Turn:
+    """One turn's data. Its state moves only through `move` (`turn_state.TRANSITIONS`), and
+    how much of its reply was heard only through `interrupt` and `hear`."""
+
     id: int
     user_text: str
     input_type: InputType
     started: float = field(default_factory=time.perf_counter)
     started_at: float = field(default_factory=time.time)  # wall clock, for the saved message
-    interrupted: bool = False
+    state: TurnState = TurnState.WAITING
     task: asyncio.Task[None] | None = None
     # An interrupted turn still finishing: this one starts, and ends, only after it.
     after: Turn | None = None
@@ -56,7 +60,7 @@ class Turn:
     # interrupted turn keeps.
     delivered: list[tuple[str, int]] = field(default_factory=list)
     by_sentence: bool = True  # False when there is no TTS: `delivered` then holds deltas
-    # How much of the turn's audio the client says it played before interrupting.
+    # How much of the turn's audio the client says it played (`interrupt`, `hear`).
     played_ms: int | None = None
     # The figures of the turn's metrics, kept with the saved reply.
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -72,6 +76,31 @@ class Turn:
     # A reply started on a guess at the end of the speech, which this turn took over: it is
     # used if the final words are the guess's (`speculation`).
     speculation: Speculation | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped by the client (or its leaving): its frames are no longer sent."""
+        return self.state in INTERRUPTED
+
+    def move(self, event: TurnEvent) -> None:
+        """The one way a turn changes state; `IllegalTransition` when its state forbids it."""
+        self.state = next_state(self.state, event)
+        if self.state in TERMINAL:
+            self.finished.set()
+
+    def interrupt(self, played_ms: int | None) -> None:
+        """Stop the turn: from now on its frames are dropped. `played_ms`: how much of its
+        audio the client played, if it says."""
+        self.move(TurnEvent.INTERRUPT)
+        self.played_ms = played_ms
+        if played_ms is not None:
+            self.metrics["played_ms"] = played_ms
+
+    def hear(self, played_ms: int) -> None:
+        """The client played only `played_ms` of the reply's audio (after an interrupt, or
+        after the turn's end): what is kept of it is what fits (`heard_text`)."""
+        self.move(TurnEvent.HEAR)
+        self.played_ms = played_ms
 
     def audio_ms(self) -> int:
         """The length of the reply's audio that reached the client."""
