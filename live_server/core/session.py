@@ -70,7 +70,7 @@ class Phase(Enum):
     CLOSED = "closed"
 
 
-class Heard:
+class Recognising:
     """A finished segment of speech being recognised: it starts at once, whether or not its
     turn may start yet."""
 
@@ -102,7 +102,7 @@ class Heard:
         self.voice.cancel()
 
 
-Source = str | Heard
+Source = str | Recognising
 
 
 class Session:
@@ -189,7 +189,7 @@ class Session:
         self.voice.drop()
         self.drop_speculation()
         for source in self._pending:
-            if isinstance(source, Heard):
+            if isinstance(source, Recognising):
                 source.cancel()
         pending = list(self._tasks)
         turn = self.turn
@@ -285,14 +285,14 @@ class Session:
         self._dropped_since_turn = 0
         voice.close()
         self._input_ids += 1
-        heard = Heard(voice, self._input_ids, stt.name, self.tell)
-        self.tell(events.InputAdded(heard.input_id, "audio"))
+        spoken = Recognising(voice, self._input_ids, stt.name, self.tell)
+        self.tell(events.InputAdded(spoken.input_id, "audio"))
         if turn is not None:
-            turn.sources = [heard]
+            turn.sources = [spoken]
             turn.input_type = "audio"
             self._start_turn(turn)
         else:
-            self._pending.append(heard)
+            self._pending.append(spoken)
 
     def speculate(self, text: str) -> None:
         """Start a reply to `text`, held back (`speculation`), if the session is idle."""
@@ -375,7 +375,7 @@ class Session:
         else:
             if speculation is not None:
                 self._dropped(speculation)
-            spoken = adopt or any(isinstance(s, Heard) for s in sources)
+            spoken = adopt or any(isinstance(s, Recognising) for s in sources)
             turn = Turn(
                 id=self._turn_ids,
                 user_text="\n".join(s for s in sources if isinstance(s, str)),
@@ -460,7 +460,7 @@ class Session:
             if turn.speculation is not None:
                 turn.speculation.drop()  # stops its reply, if it was cancelled before its end
             for source in turn.sources:
-                if isinstance(source, Heard):
+                if isinstance(source, Recognising):
                     source.cancel()
             if turn.interrupted:
                 return  # `_finish_interrupted` takes it from here

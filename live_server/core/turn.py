@@ -71,7 +71,7 @@ class Turn:
     save_task: asyncio.Task[SavedTurn | LiveError] | None = None
     exchange: Exchange | None = None  # as kept in the history, once the turn is over
     # What the user's text is made of before the turn starts: typed text, and speech still
-    # being recognised (`session.Heard`).
+    # being recognised (`session.Recognising`).
     sources: list[Any] = field(default_factory=list)
     # A reply started on a guess at the end of the speech, which this turn took over: it is
     # used if the final words are the guess's (`speculation`).

@@ -101,7 +101,7 @@ def speech_shape(pcm: Any) -> tuple[list[tuple[float, float]], float]:
 
 
 @dataclass
-class Heard:
+class Detected:
     """What the server made of one utterance."""
 
     ends_in: list[int | None]  # for each turn it ended: the pause it ended in (None: the end)
@@ -109,7 +109,7 @@ class Heard:
     openings: list[dict[str, Any]]  # the opening metrics of each turn
 
 
-async def detected_turns(url: str, utterance: Utterance) -> Heard:
+async def detected_turns(url: str, utterance: Utterance) -> Detected:
     """An utterance streamed at real time to a `vad=server` socket, then 3 s of silence."""
     import numpy as np
 
@@ -130,7 +130,7 @@ async def detected_turns(url: str, utterance: Utterance) -> Heard:
     openings = [
         f["data"] for _, f in reader.frames if f["t"] == "metrics" and "input_type" in f["data"]
     ]
-    return Heard(ends_in, (audio[0] - ended) if audio else None, openings)
+    return Detected(ends_in, (audio[0] - ended) if audio else None, openings)
 
 
 async def turn_taking_bench(args: argparse.Namespace) -> int:
