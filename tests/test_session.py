@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import AsyncGenerator, Awaitable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from live_server.audio.convert import Audio
 from live_server.core import events
 from live_server.core.conversation import ConversationFeed
 from live_server.core.session import Droppable, Phase, Session
+from live_server.core.session_options import SessionOptions
 from live_server.core.turn import Turn
 from live_server.core.voice_input import TurnDetection
 from live_server.engines import ChatMessage, Engines, Outcome, Sampling
@@ -142,7 +144,7 @@ def make_session(
         feed=ConversationFeed(),
         live=None,
         output=output,
-        detection=detection,
+        options=SessionOptions(detection=detection),
     )
     return session, output
 
@@ -221,7 +223,7 @@ async def test_inputs_wait_for_respond():
 async def test_cutting_an_ended_reply_changes_the_history():
     llm = ScriptedLLM("Alpha beta. ", "Gamma delta.")
     session, output = make_session(llm)
-    session.cuttable_turns = 2
+    session.configure(replace(session.options, cuttable_turns=2))
     session.say("letters")
     await output.wait_for(events.Ended)
     turn_id = output.of(events.Ended)[0].turn_id
@@ -237,7 +239,7 @@ async def test_cutting_an_ended_reply_changes_the_history():
 
 async def test_only_the_latest_replies_can_be_cut():
     session, output = make_session(ScriptedLLM("Alpha beta. ", "Gamma delta."))
-    session.cuttable_turns = 2
+    session.configure(replace(session.options, cuttable_turns=2))
     for n in range(1, 4):
         session.say(f"turn {n}")
         await output.wait_for(events.Ended, n)

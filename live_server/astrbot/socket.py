@@ -47,11 +47,11 @@ class AstrBotSocket:
             case frames.Interrupt(played_ms=played_ms):
                 session.interrupt(played_ms)
             case frames.StartSpeaking(stamp=stamp, sample_rate=rate):
-                session.voice.start(stamp, rate)
+                session.start_speaking(stamp, rate)
             case frames.SpeakingPart(data=data):
-                session.voice.add(data)
+                session.add_audio(data)
             case frames.EndSpeaking(stamp=stamp):
-                session.voice.end(stamp)
+                session.end_speaking(stamp)
             case frames.ChatFrame():
                 return self._chat(frame)
         return None

@@ -18,18 +18,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from enum import Enum
 from typing import Any, Protocol
 
 from live_server.core import events
 from live_server.core.conversation import Conversation, ConversationFeed, Exchange
 from live_server.core.history import History, LiveConversation
+from live_server.core.session_options import SessionOptions
 from live_server.core.speculation import Speculation
 from live_server.core.turn import Emit, EmitNow, Turn, TurnRunner
 from live_server.core.turn_state import TurnEvent, TurnState
-from live_server.core.voice_input import TurnDetection, VoiceInput
+from live_server.core.voice_input import VoiceInput
 from live_server.core.voice_segment import VoiceSegment
-from live_server.engines import Engines
+from live_server.engines import TTS, Engines
 from live_server.errors import ErrorCode, ProtocolError, STTError
 from live_server.settings import Settings
 from live_server.storage import Store
@@ -116,17 +118,13 @@ class Session:
         feed: ConversationFeed,
         live: LiveConversation | None,
         output: Output,
-        detection: TurnDetection | None = None,
-        auto_respond: bool = True,
+        options: SessionOptions | None = None,
     ) -> None:
         self.username = username
         self.settings = settings
         self.engines = engines
         self.output = output
         self._closed = False
-        self.tts = engines.tts  # None: text replies only
-        # False: a finished segment waits for `respond()` (a Realtime client's own reply).
-        self.auto_respond = auto_respond
         conversation = live.conversation if live is not None else Conversation.configured(settings)
         self.history = History(
             username=username,
@@ -141,7 +139,6 @@ class Session:
             vad=engines.vad,
             max_seconds=settings.max_segment_s,
             listener=self,
-            detection=detection,
             end_model=engines.end_model,
         )
         self.turn: Turn | None = None
@@ -151,19 +148,44 @@ class Session:
         self._dropped_since_turn = 0  # speculative replies dropped since the last turn began
         # The last turn that ended normally with audio: the client may still be playing it.
         self._last_spoken: Turn | None = None
-        # How many of the latest turns a client may still cut by id (`cut`: Realtime's
-        # truncate). Zero by default: the AstrBot socket cuts only the last, through
-        # `interrupt`, and a long conversation must not hold on to every turn it had.
-        self.cuttable_turns = 0
+        # The latest turns a client may still cut by id (`options.cuttable_turns` of them).
         self._recent: dict[int, Turn] = {}
         self._pending: list[Source] = []  # inputs waiting for `respond()`
         self._turn_ids = 0
         self._input_ids = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._options = SessionOptions()
+        self.configure(options or SessionOptions())
 
     @property
     def conversation(self) -> Conversation:
         return self.history.conversation
+
+    # --- options -------------------------------------------------------------------------
+
+    @property
+    def options(self) -> SessionOptions:
+        """The options in force; `instructions` is always the prompt the model is given."""
+        return self._options
+
+    def configure(self, options: SessionOptions) -> None:
+        """Apply `options` whole. Turns already running keep what they started with."""
+        if options.instructions is not None:
+            self.conversation.system_prompt = options.instructions
+        options = replace(options, instructions=self.conversation.system_prompt)
+        self.voice.detection = options.detection
+        self.voice.implicit_rate = options.implicit_rate
+        self._options = options
+
+    @property
+    def tts(self) -> TTS | None:
+        """The voice replies are spoken with; None: text replies only."""
+        return self.engines.tts if self._options.speak else None
+
+    @property
+    def replying(self) -> bool:
+        """A reply is under way and not interrupted (what Realtime's `response.cancel` stops)."""
+        return self.turn is not None and not self.turn.interrupted
 
     # --- state -------------------------------------------------------------------------
 
@@ -220,6 +242,24 @@ class Session:
         self.tell(events.InputAdded(self._input_ids, "text", text))
         return self._input_ids
 
+    def start_speaking(self, stamp: object, sample_rate: int) -> None:
+        self.voice.start(stamp, sample_rate)
+
+    def add_audio(self, data: str) -> None:
+        """A part of the user's speech (base64 PCM) for the open segment, or a new one."""
+        self.voice.add(data)
+
+    def end_speaking(self, stamp: object) -> None:
+        self.voice.end(stamp)
+
+    def commit_audio(self) -> None:
+        """The open segment, whatever its stamp, is the user's input (Realtime's commit)."""
+        self.voice.commit()
+
+    def clear_audio(self) -> None:
+        """Forget the open segment's audio."""
+        self.voice.drop()
+
     def respond(self) -> None:
         """Reply to the inputs added since the last reply."""
         if not self._pending:
@@ -271,7 +311,7 @@ class Session:
     def segment_ended(self, voice: VoiceSegment) -> None:
         stt = self.voice.stt()
         turn: Turn | None = None
-        if self.auto_respond:
+        if self._options.auto_respond:
             try:
                 turn = self._new_turn([], adopt=True)
             except ProtocolError:
@@ -300,7 +340,7 @@ class Session:
         if current is not None and current.text == text:
             return
         self.drop_speculation()
-        if self._closed or self.turn is not None or not self.auto_respond:
+        if self._closed or self.turn is not None or not self._options.auto_respond:
             return
         turn = Turn(
             id=self._turn_ids + 1,  # the id it will have if adopted
@@ -384,9 +424,9 @@ class Session:
             )
         turn.after = current
         turn.sources = list(sources)
-        if self.cuttable_turns:
+        if self._options.cuttable_turns:
             self._recent[turn.id] = turn
-            if len(self._recent) > self.cuttable_turns:
+            if len(self._recent) > self._options.cuttable_turns:
                 del self._recent[next(iter(self._recent))]
         return turn
 

@@ -20,6 +20,7 @@ Every refused event is answered with an `error` event, and the connection stays 
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any
 
 from live_server import wire_json
@@ -45,10 +46,18 @@ class RealtimeSocket:
         self.voice_name = "default"
         self.detection: dict[str, Any] | None = None
         self._event_id: str | None = None  # the client event being handled, for its errors
-        session.voice.implicit_rate = RATE
-        session.cuttable_turns = TRUNCATABLE
-        self._turn_detection(
+        detection, auto_respond = self._turn_detection(
             {"type": "server_vad", "silence_duration_ms": session.settings.vad_silence_ms}
+        )
+        session.configure(
+            replace(
+                session.options,
+                speak=codec.audio,
+                detection=detection,
+                auto_respond=auto_respond,
+                implicit_rate=RATE,
+                cuttable_turns=TRUNCATABLE,
+            )
         )
 
     # --- the session object ------------------------------------------------------------
@@ -62,7 +71,7 @@ class RealtimeSocket:
             "id": new_id("sess"),
             "model": self.model,
             "output_modalities": ["audio" if self.codec.audio else "text"],
-            "instructions": session.conversation.system_prompt,
+            "instructions": session.options.instructions,
             "tools": [],
             "tool_choice": "none",
             "audio": {
@@ -102,18 +111,18 @@ class RealtimeSocket:
             case "session.update":
                 self._update(_object(event, "session"))
             case "input_audio_buffer.append":
-                session.voice.add(_string(event, "audio"))
+                session.add_audio(_string(event, "audio"))
             case "input_audio_buffer.commit":
-                session.voice.commit()
+                session.commit_audio()
             case "input_audio_buffer.clear":
-                session.voice.drop()
+                session.clear_audio()
                 self._send({"type": "input_audio_buffer.cleared"})
             case "conversation.item.create":
                 session.add_text(_user_text(_object(event, "item")))
             case "response.create":
                 session.respond()
             case "response.cancel":
-                if session.turn is None or session.turn.interrupted:
+                if not session.replying:
                     raise ProtocolError(
                         "there is no response to cancel", code=ErrorCode.PROCESSING_ERROR
                     )
@@ -171,24 +180,27 @@ class RealtimeSocket:
         if detection is not ... and detection is not None:
             _check_detection(detection)
         # Apply.
+        options = self.session.options
         if instructions is not None:
-            self.session.conversation.system_prompt = instructions
+            options = replace(options, instructions=instructions)
         if audio_out is not None:
             self.codec.audio = audio_out
-            self.session.tts = self.session.engines.tts if audio_out else None
+            options = replace(options, speak=audio_out)
         if voice is not None:
             self.voice_name = voice
         if detection is not ...:
-            self._turn_detection(detection)
+            server, auto_respond = self._turn_detection(detection)
+            options = replace(options, detection=server, auto_respond=auto_respond)
+        self.session.configure(options)
         self._send({"type": "session.updated", "session": self.description()})
 
-    def _turn_detection(self, config: dict[str, Any] | None) -> None:
-        session, settings = self.session, self.session.settings
+    def _turn_detection(self, config: dict[str, Any] | None) -> tuple[TurnDetection | None, bool]:
+        """The session's turn detection for a checked `turn_detection` (None: the client's
+        own commits), and whether a detected turn starts a reply; `self.detection` echoes it."""
+        settings = self.session.settings
         if config is None:
             self.detection = None
-            session.voice.detection = None
-            session.auto_respond = False
-            return
+            return None, False
         interrupt = bool(config.get("interrupt_response", True))
         self.detection = {
             "type": config.get("type", "server_vad"),
@@ -207,8 +219,7 @@ class RealtimeSocket:
             detection = TurnDetection.configured(
                 settings, RATE, silence_ms=silence, barge_in=interrupt
             )
-        session.voice.detection = detection
-        session.auto_respond = bool(self.detection["create_response"])
+        return detection, bool(self.detection["create_response"])
 
     # --- truncate ------------------------------------------------------------------------
 

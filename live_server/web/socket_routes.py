@@ -23,6 +23,7 @@ from live_server.auth.credentials import check_username, verify_token
 from live_server.core.conversation import Conversation
 from live_server.core.history import LiveConversation
 from live_server.core.session import Session
+from live_server.core.session_options import SessionOptions
 from live_server.core.voice_input import TurnDetection
 from live_server.errors import AuthError, CloseCode, ErrorCode, LiveError, ProtocolError
 from live_server.realtime.codec import RealtimeCodec
@@ -119,7 +120,7 @@ def _session(
         feed=state.feed,
         live=live,
         output=connection,
-        detection=detection,
+        options=SessionOptions(detection=detection),
     )
 
 
