@@ -19,7 +19,8 @@ import pytest
 from live_server.audio.convert import Audio
 from live_server.core import events
 from live_server.core.conversation import ConversationFeed
-from live_server.core.session import Droppable, Phase, Session
+from live_server.core.output import Droppable
+from live_server.core.session import Phase, Session
 from live_server.core.session_options import SessionOptions
 from live_server.core.turn import Turn
 from live_server.core.voice_input import TurnDetection

@@ -20,7 +20,7 @@ from live_server.core import events
 from live_server.core.turn_state import TurnEvent, TurnState
 
 if TYPE_CHECKING:
-    from live_server.core.session import OnSent, Output
+    from live_server.core.output import OnSent, Output
     from live_server.core.turn import Turn, TurnRunner
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from live_server.core import events
 from live_server.core.conversation import Exchange, join_sentences
 from live_server.core.events import InputType
+from live_server.core.output import OnSent
 from live_server.core.reply import ModelReply
 from live_server.core.splitter import SentenceSplitter
 from live_server.core.turn_state import INTERRUPTED, TERMINAL, TurnEvent, TurnState, next_state
@@ -30,7 +31,6 @@ from live_server.storage import SavedTurn
 if TYPE_CHECKING:
     from live_server.core.speculation import Speculation
 
-OnSent = Callable[[], None]
 Emit = Callable[[events.Event, "OnSent | None"], Awaitable[None]]
 EmitNow = Callable[[events.Event], None]
 # The most of a turn's audio a client may say it played (`played_ms`, Realtime's `audio_end_ms`).

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from live_server.core import events
-from live_server.core.session import Droppable
+from live_server.core.output import Droppable
 from live_server.errors import CloseCode, ErrorCode, LiveError
 from live_server.settings import Settings
 from live_server.transport.codec import Codec

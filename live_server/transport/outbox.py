@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from live_server.core.session import Droppable
+    from live_server.core.output import Droppable
 
 
 @dataclass(slots=True)
