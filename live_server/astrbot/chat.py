@@ -1,8 +1,9 @@
 """Chat mode: text replies with no speech, several at once, shared by every bound listener.
 
-A `ChatReply` streams one answer into a session: `plain` deltas, `agent_stats`, then the saved
-exchange (`message_saved`) and one `end`, also when it is interrupted or its model fails. The
-WebSocket's chat channel and the HTTP chat endpoint both run their replies through it.
+A `ChatReply` streams one answer into a session as chat events (`events.ChatEvent`: deltas,
+stats, the saved exchange and one end, also when it is interrupted or its model fails), which
+the AstrBot codec turns into frames, as it does a voice turn's. The WebSocket's chat channel and
+the HTTP chat endpoint both run their replies through it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import time
 from collections.abc import Awaitable
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from live_server.astrbot import frames
+from live_server.astrbot.codec import frames_of
 from live_server.astrbot.hub import ChatHub, Subscriber
+from live_server.core import events
 from live_server.core.conversation import Conversation, ConversationFeed, Exchange
 from live_server.core.reply import ModelReply
 from live_server.engines import LLM
@@ -49,10 +51,6 @@ class ChatContext:
 
 def new_message_id() -> str:
     return f"msg_{secrets.token_hex(8)}"
-
-
-def iso_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class ChatReply:
@@ -116,7 +114,7 @@ class ChatReply:
                         await claim(self.ctx.store, self.session_id, self.username)
                     except LiveError as exc:
                         # Not the user's session: only the sender hears of it; no turn ran.
-                        await self._publish(self._error(exc.code, exc.message))
+                        await self._publish(events.ChatFailed(*self.ids, exc.code, exc.message))
                         return
                     self._accepted = True
                 if not self.interrupted:
@@ -131,34 +129,31 @@ class ChatReply:
             if self._accepted:
                 await self._conclude()
             else:  # stopped before it began: nothing to save
-                await self._publish(self._frame("end", "", interrupted=True))
+                await self._publish(events.ChatEnded(*self.ids, interrupted=True))
         finally:
             self.ctx.hub.remove_reply(self)
 
     async def _stream(self) -> None:
         conversation = await Conversation.load(self.ctx.store, self.ctx.settings, self.session_id)
         # AstrBot 4.29's client learns here that the reply runs, and under which id.
-        await self._publish(self._frame("run_started", {"run_id": self.message_id}))
+        await self._publish(events.ChatStarted(*self.ids))
         stream = self.reply.stream(conversation.messages_for(self.text))
         async with aclosing(stream) as deltas:  # closed at once when the reply is cancelled
             async for delta in deltas:
                 if self.streaming:
-                    await self._publish(self._frame("plain", delta, streaming=True))
+                    await self._publish(events.ChatDelta(*self.ids, delta))
         if (error := self.reply.error) is not None:
-            await self._publish(self._error(error.code, error.message))
+            await self._publish(events.ChatFailed(*self.ids, error.code, error.message))
 
     async def _conclude(self) -> None:
         text = self.reply.text
         if text and not self.interrupted:
-            if self.streaming:  # the streamed reply, whole: AstrBot 4.29's `complete`
-                await self._publish(self._frame("complete", text, streaming=True))
-            else:
-                await self._publish(self._frame("plain", text))
+            await self._publish(events.ChatReplied(*self.ids, text, streamed=self.streaming))
         # Live sockets open on this conversation keep its history in memory: tell them.
         exchange = Exchange(self.text, text, self.interrupted)
         self.ctx.feed.added(self.username, self.session_id, exchange)
         stats = self.stats()
-        await self._publish(self._frame("agent_stats", stats))
+        await self._publish(events.ChatStats(*self.ids, stats))
         record = exchange.record(
             self.input_type,
             user_at=self._received_at,
@@ -168,24 +163,22 @@ class ChatReply:
             self.saved = await self.ctx.store.save_turn(self.session_id, self.username, record)
         except LiveError as exc:
             log.error("could not save chat reply %s: %s", self.message_id, exc.message)
-            await self._publish(self._error(exc.code, exc.message))
+            await self._publish(events.ChatFailed(*self.ids, exc.code, exc.message))
         else:
             # The exchange is stored as one: the user's message is saved with the reply.
-            user_saved = {
-                "id": self.saved.user_message_id,
-                "created_at": iso_time(self.saved.created_at),
-            }
-            await self._publish(self._frame("user_message_saved", user_saved))
-            saved = {
-                "id": self.saved.assistant_message_id,
-                "user_message_id": self.saved.user_message_id,
-                "created_at": iso_time(self.saved.created_at),
-            }
-            await self._publish(self._frame("message_saved", saved))
-        end_extra: dict[str, Any] = {"interrupted": self.interrupted}
-        if self.saved is not None:
-            end_extra["saved_message_id"] = self.saved.assistant_message_id
-        await self._publish(self._frame("end", "", **end_extra))
+            saved = self.saved
+            await self._publish(
+                events.ChatSaved(
+                    *self.ids,
+                    saved.user_message_id,
+                    saved.assistant_message_id,
+                    saved.created_at,
+                )
+            )
+        saved_id = self.saved.assistant_message_id if self.saved is not None else None
+        await self._publish(
+            events.ChatEnded(*self.ids, interrupted=self.interrupted, saved_message_id=saved_id)
+        )
 
     def stats(self) -> dict[str, Any]:
         reply = self.reply
@@ -202,27 +195,23 @@ class ChatReply:
             out["usage"] = usage
         return out
 
-    # --- frames -------------------------------------------------------------------------------
+    # --- who hears it --------------------------------------------------------------------------
 
-    def _frame(self, type_: str, data: Any, **extra: Any) -> frames.Frame:
-        if type_ in ("plain", "complete"):
-            extra.setdefault("chain_type", None)
-        return frames.chat_frame(
-            type_, data, session_id=self.session_id, message_id=self.message_id, **extra
-        )
+    @property
+    def ids(self) -> tuple[str, str]:
+        """The conversation and the reply, as every chat event names them."""
+        return self.session_id, self.message_id
 
-    def _error(self, code: ErrorCode, message: str) -> frames.Frame:
-        return frames.chat_error(
-            code, message, session_id=self.session_id, message_id=self.message_id
-        )
-
-    async def _publish(self, frame: frames.Frame) -> None:
+    async def _publish(self, event: events.ChatEvent) -> None:
+        """The event's frames (the AstrBot codec's) to the sender and, once the conversation
+        is known to be the user's, to every connection bound to it."""
         sender = self.sender if self._to_sender else None
-        if not self._accepted:
-            if sender is not None:
-                await sender.put(frame)
-            return
-        await self.ctx.hub.publish(self.session_id, frame, sender)
+        for frame in frames_of(event):
+            if not self._accepted:
+                if sender is not None:
+                    await sender.put(frame)
+            else:
+                await self.ctx.hub.publish(self.session_id, frame, sender)
 
 
 class ChatChannel:

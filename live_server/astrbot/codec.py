@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import time
-from typing import assert_never
+from datetime import UTC, datetime
+from typing import Any, assert_never
 
 from live_server.astrbot import frames
 from live_server.core import events
@@ -15,7 +16,7 @@ class AstrBotCodec:
         return [frames.encode(frame) for frame in frames_of(event)]
 
 
-def frames_of(event: events.Event) -> list[frames.Frame]:
+def frames_of(event: events.Event | events.ChatEvent) -> list[frames.Frame]:
     match event:
         case events.ConversationOpened(conversation_id, resumed, messages):
             return [frames.conversation(conversation_id, resumed=resumed, messages=messages)]
@@ -55,8 +56,47 @@ def frames_of(event: events.Event) -> list[frames.Frame]:
             return [frames.end(interrupted=interrupted, turn_id=turn_id)]
         case events.InputAdded() | events.Transcript() | events.Truncated():
             return []  # the user's text comes with `user_msg`; a cut is silent
+        case events.ChatAccepted():
+            return [_chat(event, "session_id", None)]
+        case events.ChatStarted(_, message_id):
+            return [_chat(event, "run_started", {"run_id": message_id})]
+        case events.ChatDelta(_, _, text):
+            return [_chat(event, "plain", text, streaming=True, chain_type=None)]
+        case events.ChatReplied(_, _, text, streamed):
+            if streamed:  # the streamed reply, whole: AstrBot 4.29's `complete`
+                return [_chat(event, "complete", text, streaming=True, chain_type=None)]
+            return [_chat(event, "plain", text, chain_type=None)]
+        case events.ChatStats(_, _, values):
+            return [_chat(event, "agent_stats", values)]
+        case events.ChatSaved(_, _, user_id, assistant_id, created_at):
+            at = iso_time(created_at)
+            return [
+                _chat(event, "user_message_saved", {"id": user_id, "created_at": at}),
+                _chat(
+                    event,
+                    "message_saved",
+                    {"id": assistant_id, "user_message_id": user_id, "created_at": at},
+                ),
+            ]
+        case events.ChatFailed(session_id, message_id, code, message):
+            return [frames.chat_error(code, message, session_id=session_id, message_id=message_id)]
+        case events.ChatEnded(_, _, interrupted, saved_id):
+            if saved_id is None:
+                return [_chat(event, "end", "", interrupted=interrupted)]
+            return [_chat(event, "end", "", interrupted=interrupted, saved_message_id=saved_id)]
         case _:
             assert_never(event)
+
+
+def _chat(event: events.ChatEvent, type_: str, data: Any, **extra: Any) -> frames.Frame:
+    return frames.chat_frame(
+        type_, data, session_id=event.session_id, message_id=event.message_id, **extra
+    )
+
+
+def iso_time(ts: float) -> str:
+    """A stored message's time as AstrBot writes it: UTC, to the millisecond, with a Z."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _now_ms() -> int:

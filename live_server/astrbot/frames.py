@@ -153,18 +153,23 @@ def parse_chat_frame(frame: ChatFrame, *, max_text_chars: int) -> ChatRequest:
             raise ProtocolError('bind needs a "session_id"')
         return ChatBind(session_id)
     if frame.t == "send":
-        streaming = body.get("enable_streaming", True)
-        if not isinstance(streaming, bool):
-            raise ProtocolError('"enable_streaming" must be true or false')
-        return ChatSend(
-            text=_limited(message_text(body.get("message")), max_text_chars),
-            session_id=_id(body, "session_id"),
-            message_id=_id(body, "message_id"),
-            streaming=streaming,
-        )
+        return parse_chat_send(body, max_text_chars=max_text_chars)
     if frame.t == "interrupt":
         return ChatInterrupt(_id(body, "message_id"))
     raise ProtocolError(f"unknown chat frame type {frame.t!r}; expected bind, send or interrupt")
+
+
+def parse_chat_send(body: dict[str, Any], *, max_text_chars: int) -> ChatSend:
+    """A chat message to reply to: a `send` frame's fields, or the HTTP chat API's body."""
+    streaming = body.get("enable_streaming", True)
+    if not isinstance(streaming, bool):
+        raise ProtocolError('"enable_streaming" must be true or false')
+    return ChatSend(
+        text=_limited(message_text(body.get("message")), max_text_chars),
+        session_id=_id(body, "session_id"),
+        message_id=_id(body, "message_id"),
+        streaming=streaming,
+    )
 
 
 def message_text(message: object) -> str:

@@ -168,3 +168,85 @@ Event = (
     | Ended
     | Truncated
 )
+
+
+# --- chat mode: a text reply streamed into a stored conversation, to everyone listening -------
+
+
+@dataclass(frozen=True, slots=True)
+class ChatAccepted:
+    """A chat reply will run in this conversation, under this id (told before it runs)."""
+
+    session_id: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatStarted:
+    session_id: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatDelta:
+    session_id: str
+    message_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReplied:
+    """The whole reply: after its deltas (`streamed`), or instead of them."""
+
+    session_id: str
+    message_id: str
+    text: str
+    streamed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChatStats:
+    session_id: str
+    message_id: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSaved:
+    """The exchange is stored: the user's message and the reply, with their ids."""
+
+    session_id: str
+    message_id: str
+    user_message_id: int
+    assistant_message_id: int
+    created_at: float  # seconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class ChatFailed:
+    session_id: str
+    message_id: str
+    code: ErrorCode
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatEnded:
+    """The reply's one end, also when it was interrupted or failed."""
+
+    session_id: str
+    message_id: str
+    interrupted: bool
+    saved_message_id: int | None = None
+
+
+ChatEvent = (
+    ChatAccepted
+    | ChatStarted
+    | ChatDelta
+    | ChatReplied
+    | ChatStats
+    | ChatSaved
+    | ChatFailed
+    | ChatEnded
+)

@@ -18,8 +18,10 @@ from starlette.responses import Response, StreamingResponse
 
 from live_server import wire_json
 from live_server.astrbot import frames
-from live_server.astrbot.chat import ChatContext, ChatReply, iso_time
+from live_server.astrbot.chat import ChatContext, ChatReply
+from live_server.astrbot.codec import frames_of, iso_time
 from live_server.auth.credentials import KEY_PREFIX, check_username, verify_token
+from live_server.core import events
 from live_server.errors import AuthError, ErrorCode, LiveError, ProtocolError
 from live_server.storage import ConversationInfo, StoredMessage, claim
 from live_server.web.state import AppState, api_key, app_state
@@ -128,11 +130,7 @@ async def chat(request: Request) -> Response:
     try:
         body = await json_body(request, state)
         username = await authenticate(request, state, body.get("username"))
-        fields = {**body, "ct": "chat"}
-        send = frames.parse_chat_frame(
-            frames.ChatFrame("send", fields), max_text_chars=state.settings.max_text_chars
-        )
-        assert isinstance(send, frames.ChatSend)
+        send = frames.parse_chat_send(body, max_text_chars=state.settings.max_text_chars)
         reply = ChatReply(
             ChatContext(state.settings, state.engines.llm, state.store, state.hub, state.feed),
             sender=_EventStream(username),
@@ -154,11 +152,8 @@ async def chat(request: Request) -> Response:
 async def _reply_events(reply: ChatReply) -> AsyncIterator[str]:
     stream = reply.sender
     assert isinstance(stream, _EventStream)
-    yield sse(
-        frames.chat_frame(
-            "session_id", None, session_id=reply.session_id, message_id=reply.message_id
-        )
-    )
+    for accepted in frames_of(events.ChatAccepted(*reply.ids)):
+        yield sse(accepted)
     task = reply.start()
 
     async def close_after() -> None:

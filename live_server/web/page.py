@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from live_server.astrbot.chat import iso_time
+from live_server.astrbot.codec import iso_time
 from live_server.auth.credentials import issue_token
 from live_server.errors import AuthError, ErrorCode, LiveError, ProtocolError
 from live_server.web.chat_api import error_response, json_body
