@@ -209,7 +209,7 @@ class ChatReply:
         for frame in frames_of(event):
             if not self._accepted:
                 if sender is not None:
-                    await sender.put(frame)
+                    await sender.send(frame)
             else:
                 await self.ctx.hub.publish(self.session_id, frame, sender)
 
@@ -243,11 +243,13 @@ class ChatChannel:
             if info.username != self.subscriber.username:
                 raise NotYours(f"session {session_id!r} belongs to another user")
         except LiveError as exc:
-            self.subscriber.offer(frames.chat_error(exc.code, exc.message, session_id=session_id))
+            self.subscriber.send_now(
+                frames.chat_error(exc.code, exc.message, session_id=session_id)
+            )
             return
         self.ctx.hub.bind(session_id, self.subscriber)
         subscription = f"ws_sub_{secrets.token_hex(6)}"
-        self.subscriber.offer(
+        self.subscriber.send_now(
             frames.chat_frame("session_bound", None, session_id=session_id, message_id=subscription)
         )
 

@@ -17,11 +17,11 @@ class Subscriber(Protocol):
     @property
     def username(self) -> str: ...
 
-    async def put(self, frame: Frame) -> None:
+    async def send(self, frame: Frame) -> None:
         """Queue a frame, waiting for room: for the connection that asked for the reply."""
         ...
 
-    def offer(self, frame: Frame) -> None:
+    def send_now(self, frame: Frame) -> None:
         """Queue a frame without waiting; a listener that cannot keep up is dropped."""
         ...
 
@@ -77,14 +77,14 @@ class ChatHub:
     async def publish(self, session_id: str, frame: Frame, sender: Subscriber | None) -> None:
         """Send `frame` to the sender (waiting for room) and offer it to every other listener."""
         if sender is not None:
-            await sender.put(frame)
+            await sender.send(frame)
         self._offer(session_id, frame, sender)
         self._bus.publish("chat", {"session": session_id, "frame": frame})
 
     def _offer(self, session_id: str, frame: Frame, sender: Subscriber | None) -> None:
         for subscriber in list(self._bound.get(session_id, ())):
             if subscriber is not sender:
-                subscriber.offer(frame)
+                subscriber.send_now(frame)
 
     def _heard_frame(self, message: dict[str, Any]) -> None:
         self._offer(str(message["session"]), message["frame"], None)

@@ -61,13 +61,13 @@ class AstrBotSocket:
             request = frames.parse_chat_frame(frame, max_text_chars=self.settings.max_text_chars)
             return self.chat.handle(request)
         except ChatRequestError as exc:
-            self.offer(
+            self.send_now(
                 frames.chat_error(
                     exc.code, exc.message, session_id=exc.session_id, message_id=exc.message_id
                 )
             )
         except LiveError as exc:
-            self.offer(frames.chat_error(exc.code, exc.message))
+            self.send_now(frames.chat_error(exc.code, exc.message))
         return None
 
     def refuse(self, error: LiveError) -> None:
@@ -78,8 +78,8 @@ class AstrBotSocket:
 
     # Chat mode's view of this connection (`hub.Subscriber`).
 
-    async def put(self, frame: frames.Frame) -> None:
-        await self.connection.put_text(frames.encode(frame))
+    async def send(self, frame: frames.Frame) -> None:
+        await self.connection.send_text(frames.encode(frame))
 
-    def offer(self, frame: frames.Frame) -> None:
-        self.connection.offer_text(frames.encode(frame))
+    def send_now(self, frame: frames.Frame) -> None:
+        self.connection.send_text_now(frames.encode(frame))

@@ -38,13 +38,13 @@ class Speculation:
         self.runner = runner
         self.task = asyncio.create_task(runner.run(), name=f"live-speculation-{self.turn.id}")
 
-    async def emit(self, event: events.Event, on_sent: OnSent | None) -> None:
+    async def send(self, event: events.Event, on_sent: OnSent | None) -> None:
         if self._released:
             await self._output.send(event, turn=self.turn, on_sent=on_sent)
         else:
             self._held.append((event, on_sent, False))
 
-    def emit_now(self, event: events.Event) -> None:
+    def send_now(self, event: events.Event) -> None:
         if self._released:
             self._output.send_now(event, turn=self.turn)
         else:

@@ -31,8 +31,8 @@ from live_server.storage import SavedTurn
 if TYPE_CHECKING:
     from live_server.core.speculation import Speculation
 
-Emit = Callable[[events.Event, "OnSent | None"], Awaitable[None]]
-EmitNow = Callable[[events.Event], None]
+Send = Callable[[events.Event, "OnSent | None"], Awaitable[None]]
+SendNow = Callable[[events.Event], None]
 # The most of a turn's audio a client may say it played (`played_ms`, Realtime's `audio_end_ms`).
 MAX_PLAYED_MS = 24 * 3600 * 1000
 SENTENCE_QUEUE = 16
@@ -133,14 +133,14 @@ class TurnRunner:
         llm: LLM,
         tts: TTS | None,
         messages: list[ChatMessage],
-        emit: Emit,
-        emit_now: EmitNow,
+        send: Send,
+        send_now: SendNow,
     ) -> None:
         self.turn = turn
         self._tts = tts
         self._messages = messages
-        self._emit = emit
-        self._emit_now = emit_now
+        self._send = send
+        self._send_now = send_now
         self.reply = ModelReply(llm)
         self.audio_frames = 0
         self._times: dict[str, float] = {}
@@ -152,7 +152,7 @@ class TurnRunner:
         # step, so a first delta that is ready at once leaves in the writer's same wake-up.
         opening = {"input_type": turn.input_type, **turn.opening}
         turn.metrics.update(opening)
-        self._emit_now(events.TurnStarted(turn.id, turn.input_type, turn.user_text, opening))
+        self._send_now(events.TurnStarted(turn.id, turn.input_type, turn.user_text, opening))
         sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
         async with asyncio.TaskGroup() as group:
             if self._tts is not None:
@@ -160,10 +160,10 @@ class TurnRunner:
             await self._llm_feeder(sentences)
         figures = self.metrics()
         turn.metrics.update(figures)
-        await self._emit(events.Metrics(turn.id, figures), None)
+        await self._send(events.Metrics(turn.id, figures), None)
         reply = self.reply.text
         if self.audio_frames == 0 and reply:
-            await self._emit(events.ReplyText(turn.id, reply), None)
+            await self._send(events.ReplyText(turn.id, reply), None)
 
     def metrics(self) -> dict[str, Any]:
         t, reply = self._times, self.reply
@@ -192,13 +192,13 @@ class TurnRunner:
         async with aclosing(self.reply.stream(self._messages)) as deltas:
             async for delta in deltas:
                 on_sent = None if speaking else _deliver(turn, delta, 0)
-                await self._emit(events.TextDelta(turn.id, delta), on_sent)
+                await self._send(events.TextDelta(turn.id, delta), on_sent)
                 if speaking:
                     for sentence in splitter.feed(delta):
                         await sentences.put(sentence)
         if (error := self.reply.error) is not None:
             # Sentences completed before the failure are still spoken; the partial one is not.
-            await self._emit(events.Failed(error.code, error.message, turn.id), None)
+            await self._send(events.Failed(error.code, error.message, turn.id), None)
         elif speaking:
             for sentence in splitter.flush():
                 await sentences.put(sentence)
@@ -212,15 +212,15 @@ class TurnRunner:
             try:
                 audio = await tts.synthesize(sentence)
             except TTSError as exc:
-                await self._emit(events.Sentence(turn.id, sentence), _deliver(turn, sentence, 0))
-                await self._emit(events.Failed(ErrorCode.TTS_ERROR, exc.message, turn.id), None)
+                await self._send(events.Sentence(turn.id, sentence), _deliver(turn, sentence, 0))
+                await self._send(events.Failed(ErrorCode.TTS_ERROR, exc.message, turn.id), None)
                 continue
             finally:
                 times["tts_end"] = time.perf_counter()
             times.setdefault("tts_first", times["tts_end"])
-            await self._emit(events.Sentence(turn.id, sentence), None)
+            await self._send(events.Sentence(turn.id, sentence), None)
             times.setdefault("first_frame", time.perf_counter())
-            await self._emit(
+            await self._send(
                 events.SpokenAudio(turn.id, sentence, audio),
                 _deliver(turn, sentence, audio.duration_ms),
             )

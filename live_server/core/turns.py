@@ -23,7 +23,7 @@ from live_server.core.history import History
 from live_server.core.inputs import Recognising, Source
 from live_server.core.output import Output
 from live_server.core.speculation import Speculation
-from live_server.core.turn import Emit, EmitNow, Turn, TurnRunner
+from live_server.core.turn import Send, SendNow, Turn, TurnRunner
 from live_server.core.turn_state import TurnEvent, TurnState
 from live_server.engines import LLM, TTS
 from live_server.errors import ErrorCode, ProtocolError, STTError
@@ -205,14 +205,14 @@ class Turns:
         )
         self.tell(events.Metrics(turn.id, {"wav_to_tts_total_time": total}))
 
-    def runner(self, turn: Turn, emit: Emit, emit_now: EmitNow) -> TurnRunner:
+    def runner(self, turn: Turn, send: Send, send_now: SendNow) -> TurnRunner:
         return TurnRunner(
             turn,
             llm=self._llm,
             tts=self._tts(),
             messages=self.history.conversation.messages_for(turn.user_text),
-            emit=emit,
-            emit_now=emit_now,
+            send=send,
+            send_now=send_now,
         )
 
     def interrupt(self, played_ms: int | None) -> None:
@@ -351,7 +351,7 @@ class Turns:
             by_sentence=self._tts() is not None,
         )
         speculation = Speculation(text, turn, self.output)
-        speculation.start(self.runner(turn, speculation.emit, speculation.emit_now))
+        speculation.start(self.runner(turn, speculation.send, speculation.send_now))
         self._speculation = speculation
         log.debug("speculating on %r for %s", text, self.username)
 

@@ -88,7 +88,7 @@ class RealtimeSocket:
         }
 
     def greet(self) -> None:
-        self.connection.offer_text(
+        self.connection.send_text_now(
             self.codec.dump({"type": "session.created", "session": self.description()})
         )
 
@@ -136,7 +136,7 @@ class RealtimeSocket:
         return None
 
     def refuse(self, error: LiveError) -> None:
-        self.connection.offer_text(
+        self.connection.send_text_now(
             self.codec.dump(self.codec.error(error.code, error.message, event_id=self._event_id))
         )
 
@@ -144,7 +144,7 @@ class RealtimeSocket:
         await self.session.aclose()
 
     def _send(self, server_event: dict[str, Any]) -> None:
-        self.connection.offer_text(self.codec.dump(server_event))
+        self.connection.send_text_now(self.codec.dump(server_event))
 
     # --- session.update ------------------------------------------------------------------
 

@@ -105,11 +105,11 @@ class Connection:
     def refuse(self, error: LiveError) -> None:
         self.send_now(events.Failed(error.code, error.message))
 
-    async def put_text(self, text: str) -> None:
+    async def send_text(self, text: str) -> None:
         """An already encoded frame, waiting for room."""
         await self.outbox.put(Outgoing(text))
 
-    def offer_text(self, text: str) -> None:
+    def send_text_now(self, text: str) -> None:
         """An already encoded frame, without waiting; a client too far behind is closed."""
         try:
             self.outbox.put_control(Outgoing(text))

@@ -110,7 +110,7 @@ class _EventStream:
         self.frames: asyncio.Queue[frames.Frame | None] = asyncio.Queue(SSE_BACKLOG)
         self.closed = False
 
-    async def put(self, frame: frames.Frame) -> None:
+    async def send(self, frame: frames.Frame) -> None:
         if not self.closed:
             await self.frames.put(frame)
 
@@ -120,7 +120,7 @@ class _EventStream:
         while not self.frames.empty():
             self.frames.get_nowait()
 
-    def offer(self, frame: frames.Frame) -> None:  # never bound to a session
+    def send_now(self, frame: frames.Frame) -> None:  # never bound to a session
         pass
 
 
