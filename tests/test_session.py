@@ -20,9 +20,10 @@ from live_server.audio.convert import Audio
 from live_server.core import events
 from live_server.core.conversation import ConversationFeed
 from live_server.core.output import Droppable
-from live_server.core.session import Phase, Session
+from live_server.core.session import Session
 from live_server.core.session_options import SessionOptions
 from live_server.core.turn import Turn
+from live_server.core.turn_state import TurnState
 from live_server.core.voice_input import TurnDetection
 from live_server.engines import ChatMessage, Engines, Outcome, Sampling
 from live_server.errors import ErrorCode, ProtocolError
@@ -158,7 +159,8 @@ async def test_a_text_turn_streams_then_ends_once():
     llm = ScriptedLLM("Hello there. ", "How are ", "you?")
     session, output = make_session(llm)
     session.say("hi")
-    assert session.phase is Phase.RESPONDING
+    assert session.replying and session.turn is not None
+    assert session.turn.state is TurnState.WAITING  # its task has not run yet
     await output.wait_for(events.Ended)
     assert kinds(output)[0] == "TurnStarted" and kinds(output).count("Ended") == 1
     said = [e.text for e in output.of(events.Sentence)]
@@ -166,7 +168,7 @@ async def test_a_text_turn_streams_then_ends_once():
     assert [e.text for e in output.of(events.SpokenAudio)] == said
     (ended,) = output.of(events.Ended)
     assert ended.assistant == "Hello there. How are you?" and not ended.interrupted
-    assert session.phase is Phase.IDLE
+    assert session.turn is None and not session.replying
     assert llm.requests[0] == [
         {"role": "system", "content": "Be kind."},
         {"role": "user", "content": "hi"},
@@ -295,7 +297,8 @@ async def test_closing_mid_turn_stops_everything():
     session.say("hold")
     await output.wait_for(events.TextDelta)
     await session.aclose()
-    assert session.phase is Phase.CLOSED
+    assert session.closed
     assert llm.closed.is_set()
     assert session.turn is not None and session.turn.task is not None
     assert session.turn.task.done()
+    assert session.turn.state is TurnState.STOPPED  # kept as interrupted, with what it got

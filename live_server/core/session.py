@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from enum import Enum
 
 from live_server.core import events
 from live_server.core.conversation import Conversation, ConversationFeed
@@ -30,14 +29,6 @@ from live_server.settings import Settings
 from live_server.storage import Store
 
 log = logging.getLogger(__name__)
-
-
-class Phase(Enum):
-    """What a session is doing, read off its turn: replying while it has one."""
-
-    IDLE = "idle"
-    RESPONDING = "responding"
-    CLOSED = "closed"
 
 
 class Session:
@@ -131,10 +122,9 @@ class Session:
     # --- state -------------------------------------------------------------------------
 
     @property
-    def phase(self) -> Phase:
-        if self._closed:
-            return Phase.CLOSED
-        return Phase.IDLE if self.turns.current is None else Phase.RESPONDING
+    def closed(self) -> bool:
+        """The client is gone: no turn starts any more."""
+        return self._closed
 
     def open(self) -> None:
         """The connection is up: announce the stored conversation, and follow it."""
