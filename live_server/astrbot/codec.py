@@ -1,5 +1,5 @@
-"""The AstrBot Live API codec: events to `{"t": ..., "data": ...}` frames, byte for byte as
-`frames` builds them."""
+"""The AstrBot Live API codec: events (a voice turn's, a chat reply's) to `{"t": ..., "data": ...}`
+frames, byte for byte as `frames` builds them. No I/O, no state beyond the clock it stamps with."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The AstrBot Live API over a socket: its frames become session commands (live mode) or chat
-requests (chat mode), and the session's events go out through the AstrBot codec."""
+requests (chat mode), and the session's events go out through the AstrBot codec. It parses and
+dispatches only: it neither writes to the socket nor reaches into the session."""
 
 from __future__ import annotations
 

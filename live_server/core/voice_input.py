@@ -1,4 +1,5 @@
-"""A connection's voice input: its segments, and the server's own turn detection.
+"""A connection's voice input: its segments, and the server's own turn detection. No socket and
+no wire format: it tells its `Listener` (the session) what happened.
 
 `start_speaking` opens a `VoiceSegment`; each `speaking_part` is decoded, heard by the VAD and
 fed to the recogniser as it arrives; `end_speaking` hands the segment to the session, which

@@ -1,4 +1,5 @@
-"""The OpenAI Realtime API over a socket (`/v1/realtime`): client events become session
+"""The OpenAI Realtime API over a socket (`/v1/realtime`), parsing and dispatching only (the
+session's options are set whole, as a `SessionOptions`): client events become session
 commands, and the session's events go out through the Realtime codec.
 
 What the API's client events mean here:

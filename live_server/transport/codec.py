@@ -1,4 +1,5 @@
-"""Codecs: each wire protocol's mapping from the session's events to its frames."""
+"""The interface each wire protocol's codec fills: the session's events in, encoded frames out.
+No I/O: the connection writes what a codec returns."""
 
 from __future__ import annotations
 

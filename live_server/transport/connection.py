@@ -1,4 +1,5 @@
-"""A socket's I/O: one reader loop, one writer task, a bounded outbox, and the close.
+"""A socket's I/O: one reader loop, one writer task, a bounded outbox, and the close. The only
+place that reads from or writes to a client's socket.
 
 The connection knows no wire format and no conversation. It hands each frame the client sends
 to its `Handler` (a protocol's adapter over the session logic) and writes what the handler
