@@ -47,6 +47,10 @@ tokens/s over short spoken questions, how soon a closed stream returns (an inter
 resident memory of a server with every embedded engine loaded (`LIVE_LLM=local`, Whisper,
 Silero, Piper). Reported, not targets.
 
+Load (`--only load`): many live sockets doing text turns, one server process against two
+workers, with `scripts/load.py`'s defaults (that script takes every flag; its docstring has the
+figures and targets).
+
 Turn-taking (`--only turns`): recordings of real people with pauses inside and a true end,
 streamed at real time to a `vad=server` socket of a server on its embedded engines (the embedded
 model answering): the pauses of 500 ms or more taken for a turn's end, and the true end of
@@ -75,6 +79,7 @@ from pathlib import Path
 from benchmarks import (
     conversations,
     floors,
+    load,
     local_model,
     realtime,
     store,
@@ -101,7 +106,17 @@ async def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["all", "text", "voice", "store", "realtime", "local", "turns", "conversations"],
+        choices=[
+            "all",
+            "text",
+            "voice",
+            "store",
+            "realtime",
+            "local",
+            "turns",
+            "conversations",
+            "load",
+        ],
         default="all",
     )
     parser.add_argument("--json", default="bench-results.json")
@@ -134,6 +149,10 @@ async def main() -> int:
         return await turns.turn_taking_bench(args)
     if args.only == "conversations":
         return await conversations.conversations_bench(args)
+    if args.only == "load":  # with its defaults; `scripts/load.py` takes every flag
+        defaults = argparse.ArgumentParser()
+        load.add_arguments(defaults)
+        return await load.load_bench(defaults.parse_args([]))
 
     failed, results = await text.text_bench(args)
     if args.only == "all":
