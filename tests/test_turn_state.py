@@ -1,6 +1,6 @@
-"""The turn's life cycle, read from its table: every state reachable, the ends final, and what
-the session relies on (an interrupted turn stays interrupted; a speculative reply is adopted or
-dropped, never both)."""
+"""The life cycles, read from their tables: a turn's (every state reachable, the ends final,
+an interrupted turn stays interrupted, a speculative reply adopted or dropped, never both) and
+a chat reply's stages (forward only, and always able to end)."""
 
 from __future__ import annotations
 
@@ -90,3 +90,15 @@ def test_a_turn_moves_only_by_its_table_and_keeps_what_was_heard() -> None:
     assert turn.played_ms == 800
     with pytest.raises(IllegalTransition):
         turn.move(TurnEvent.FINISH)
+
+
+def test_a_chat_reply_only_moves_forward_and_always_can_end() -> None:
+    from live_server.astrbot.chat import NEXT, Stage
+
+    order = list(Stage)
+    assert set(NEXT) == set(Stage)
+    for stage, following in NEXT.items():
+        assert all(order.index(n) > order.index(stage) for n in following)
+        if stage is not Stage.DONE:
+            assert Stage.DONE in following
+    assert NEXT[Stage.DONE] == frozenset()

@@ -12,9 +12,10 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from live_server.astrbot import frames
@@ -49,6 +50,26 @@ class ChatContext:
     feed: ConversationFeed
 
 
+class Stage(StrEnum):
+    """Where a chat reply is in its life; it moves only forward, by `NEXT`."""
+
+    WAITING = "waiting"  # created; its task has not run yet
+    CLAIMING = "claiming"  # checking that the conversation is the user's
+    STREAMING = "streaming"  # the model's deltas go out
+    CONCLUDING = "concluding"  # saving and ending: an interrupt no longer changes anything
+    DONE = "done"
+
+
+# The stages a reply may move to from each: the one table of its life cycle.
+NEXT: Mapping[Stage, frozenset[Stage]] = {
+    Stage.WAITING: frozenset({Stage.CLAIMING, Stage.STREAMING, Stage.CONCLUDING, Stage.DONE}),
+    Stage.CLAIMING: frozenset({Stage.STREAMING, Stage.CONCLUDING, Stage.DONE}),
+    Stage.STREAMING: frozenset({Stage.CONCLUDING, Stage.DONE}),
+    Stage.CONCLUDING: frozenset({Stage.DONE}),
+    Stage.DONE: frozenset(),
+}
+
+
 def new_message_id() -> str:
     return f"msg_{secrets.token_hex(8)}"
 
@@ -75,12 +96,11 @@ class ChatReply:
         self.streaming = streaming
         self.input_type = input_type
         self.reply = ModelReply(ctx.llm)
-        self.interrupted = False
+        self.stage = Stage.WAITING
+        self.interrupted = False  # stopped by an interrupt (or its sender leaving)
         self.saved: SavedTurn | None = None
         self.task: asyncio.Task[None] | None = None
         self._to_sender = True
-        self._started = False
-        self._concluding = False  # past the stream: an interrupt no longer changes anything
         # The session is the user's, so frames may go to its listeners (the caller may have
         # checked already).
         self._accepted = claimed
@@ -95,21 +115,23 @@ class ChatReply:
         """Stop the reply; it still saves what was written and sends its `end`."""
         if sender_left:
             self._to_sender = False
-        if self.task is None or self.task.done() or self.interrupted or self._concluding:
+        if self.task is None or self.task.done() or self.interrupted:
+            return
+        if self.stage in (Stage.CONCLUDING, Stage.DONE):
             return
         self.interrupted = True
         # A task cancelled before its first step never runs its body (no `end`, no save, never
         # leaving the hub): one not started yet sees `interrupted` when it starts instead.
-        if self._started:
+        if self.stage is not Stage.WAITING:
             self.task.cancel()
 
     # --- the reply ----------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        self._started = True
         try:
             try:
                 if not self._accepted:
+                    self._move(Stage.CLAIMING)
                     try:
                         await claim(self.ctx.store, self.session_id, self.username)
                     except LiveError as exc:
@@ -118,6 +140,7 @@ class ChatReply:
                         return
                     self._accepted = True
                 if not self.interrupted:
+                    self._move(Stage.STREAMING)
                     await self._stream()
             except asyncio.CancelledError:
                 if not self.interrupted:
@@ -125,13 +148,19 @@ class ChatReply:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
-            self._concluding = True
+            self._move(Stage.CONCLUDING)
             if self._accepted:
                 await self._conclude()
             else:  # stopped before it began: nothing to save
                 await self._publish(events.ChatEnded(*self.ids, interrupted=True))
         finally:
+            self._move(Stage.DONE)
             self.ctx.hub.remove_reply(self)
+
+    def _move(self, stage: Stage) -> None:
+        if stage not in NEXT[self.stage]:
+            raise RuntimeError(f"a {self.stage} chat reply cannot move to {stage}")
+        self.stage = stage
 
     async def _stream(self) -> None:
         conversation = await Conversation.load(self.ctx.store, self.ctx.settings, self.session_id)
