@@ -66,7 +66,11 @@ class FixedTTS:
 
     name = "fixed"
 
+    def __init__(self) -> None:
+        self.said: list[str] = []  # what the voice was asked to say
+
     async def synthesize(self, text: str) -> Audio:
+        self.said.append(text)
         samples = 1600 * len(text.split())
         tone = (3000 * np.sin(np.arange(samples) / 5)).astype(np.int16)
         return Audio(tone, 16000)
@@ -302,3 +306,26 @@ async def test_closing_mid_turn_stops_everything():
     assert session.turn is not None and session.turn.task is not None
     assert session.turn.task.done()
     assert session.turn.state is TurnState.STOPPED  # kept as interrupted, with what it got
+
+
+async def test_the_voice_says_the_reply_without_markup_and_the_text_keeps_it():
+    llm = ScriptedLLM(
+        "**Paris** is the capital of France. It costs $5.99 to see",
+        " https://en.wikipedia.org/wiki/Paris today.\n```python\nprint(1)\n```\nDone.",
+    )
+    tts = FixedTTS()
+    session, output = make_session(llm, engines=Engines(llm=llm, tts=tts))
+    session.say("tell me")
+    await output.wait_for(events.Ended)
+    shown = [e.text for e in output.of(events.Sentence)]
+    assert "**Paris** is the capital of France." in shown  # the text frames keep the markdown
+    assert "print(1)" in "".join(shown)
+    assert tts.said == [
+        "Paris is the capital of France.",
+        "It costs five dollars and ninety-nine cents to see en.wikipedia.org today.",
+        "Done.",
+    ]
+    spoken = [e.text for e in output.of(events.SpokenAudio)]
+    assert len(spoken) == 3 and spoken[0] == "**Paris** is the capital of France."
+    (ended,) = output.of(events.Ended)
+    assert ended.assistant.startswith("**Paris** is the capital of France.")

@@ -22,6 +22,7 @@ from live_server.core.conversation import Exchange, join_sentences
 from live_server.core.events import InputType
 from live_server.core.output import OnSent
 from live_server.core.reply import ModelReply
+from live_server.core.speech_text import SpeechText
 from live_server.core.splitter import SentenceSplitter
 from live_server.core.turn_state import INTERRUPTED, TERMINAL, TurnEvent, TurnState, next_state
 from live_server.engines import LLM, TTS, ChatMessage
@@ -206,11 +207,18 @@ class TurnRunner:
             await sentences.put(None)
 
     async def _tts_feeder(self, tts: TTS, sentences: asyncio.Queue[str | None]) -> None:
+        """Each sentence's display text goes out as it is; the voice says `speech_text`'s
+        version of it (no markup, numbers in words), and nothing for what has none."""
         turn, times = self.turn, self._times
+        speech = SpeechText()
         while (sentence := await sentences.get()) is not None:
+            spoken = speech.say(sentence)
+            if not spoken:  # a code block's line, a table's rule, an emoji alone
+                await self._send(events.Sentence(turn.id, sentence), _deliver(turn, sentence, 0))
+                continue
             times.setdefault("tts_start", time.perf_counter())
             try:
-                audio = await tts.synthesize(sentence)
+                audio = await tts.synthesize(spoken)
             except TTSError as exc:
                 await self._send(events.Sentence(turn.id, sentence), _deliver(turn, sentence, 0))
                 await self._send(events.Failed(ErrorCode.TTS_ERROR, exc.message, turn.id), None)

@@ -1,0 +1,346 @@
+"""What the voice says of a reply's text: the text frames keep the model's text (markdown and
+all), and each sentence the splitter emits is turned here into what a person would say aloud.
+Pure: no I/O, no engine; one `SpeechText` a reply, since a code fence spans sentences.
+
+Two stages. The markup stage is the same for every language: code fences are not read (one
+short mention instead), inline code, emphasis, headings, list markers, block quotes and HTML
+tags lose their marks, a link says its text, a bare URL its site ("en.wikipedia.org"), table
+rows their cells, and emoji and decorative symbols nothing. The reading stage is a language's
+own (`LANGUAGES`): English says numbers, money, percentages, times, dates, fractions and units
+in words ("$5.99" -> "five dollars and ninety-nine cents"). A language adds its rules by adding
+a `Language`; the languages work will add Chinese numbers and units this way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+Rule = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str
+    rules: Sequence[Rule]  # applied in order after the markup stage
+    code_block: str  # what is said once for a code block ("" to say nothing)
+
+
+class SpeechText:
+    """One reply's sentences, as the voice should say them."""
+
+    def __init__(self, language: str = "en") -> None:
+        self.language = LANGUAGES.get(language.split("-")[0].lower(), LANGUAGES["en"])
+        self._in_fence = False
+
+    def say(self, sentence: str) -> str:
+        """What to say for `sentence` ("" when nothing of it is to be said)."""
+        lines = []
+        for line in sentence.split("\n"):
+            if _FENCE.match(line):
+                opening = not self._in_fence
+                self._in_fence = opening
+                if opening and self.language.code_block:
+                    lines.append(self.language.code_block)
+                continue
+            if self._in_fence:
+                continue
+            lines.append(line)
+        text = markup_to_words(" ".join(lines))
+        for rule in self.language.rules:
+            text = rule(text)
+        return _tidy(text)
+
+
+# --- the markup stage ------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_LINK = re.compile(r"!?\[([^\]]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"]*\")?\)")
+_AUTOLINK = re.compile(r"<(https?://[^>\s]+)>")
+_URL = re.compile(r"\b(?:https?://|www\.)([^\s/?#<>()\[\]]+)([^\s<>()\[\]]*)", re.IGNORECASE)
+_TRAILING = ".,;:!?'\""
+_INLINE_CODE = re.compile(r"`+([^`]*)`+")
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_HRULE = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$")
+_LINE_MARK = re.compile(r"^\s*(?:>\s*)*(?:#{1,6}\s+|[-*+•‣◦▪●○]\s+|\d{1,3}[.)]\s+)?")
+_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_ITALIC_STAR = re.compile(r"(?<![\w*])\*(?=\S)([^*]+?)(?<=\S)\*(?![\w*])")
+_ITALIC_UNDER = re.compile(r"(?<![\w_])_(?=\S)([^_]+?)(?<=\S)_(?![\w_])")
+_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+_LEFT_MARKS = re.compile(r"(?<!\w)[*_~#`|]+|[*_~#`|]+(?!\w)")
+# Pictographs, dingbats, arrows, geometric shapes, box drawing, variation selectors, joiners.
+_SYMBOLS = re.compile(
+    "["
+    "\U0001f000-\U0001faff"  # emoji, pictographs, flags, playing cards
+    "\u2190-\u21ff"  # arrows
+    "\u2500-\u27bf"  # box drawing, blocks, geometric shapes, misc symbols, dingbats
+    "\u2b00-\u2bff"  # misc symbols and arrows
+    "\ufe0e\ufe0f\u200d\u20e3"
+    "]+"
+)
+
+
+def markup_to_words(text: str) -> str:
+    """`text` without markdown, HTML, URLs' paths, emoji and decorative symbols."""
+    if _TABLE_RULE.match(text) or _HRULE.match(text):
+        return ""
+    if text.count("|") >= 2:  # a table row: its cells, in order
+        cells = [c.strip() for c in text.strip().strip("|").split("|")]
+        text = ", ".join(c for c in cells if c)
+    text = _LINE_MARK.sub("", text, count=1)
+    text = _LINK.sub(lambda m: m.group(1), text)
+    text = _AUTOLINK.sub(lambda m: m.group(1), text)
+    text = _URL.sub(_url, text)
+    text = _INLINE_CODE.sub(lambda m: m.group(1), text)
+    text = _HTML_TAG.sub(" ", text)
+    for pattern in (_BOLD, _STRIKE):
+        text = pattern.sub(lambda m: m.group(2) if m.lastindex == 2 else m.group(1), text)
+    text = _ITALIC_STAR.sub(lambda m: m.group(1), text)
+    text = _ITALIC_UNDER.sub(lambda m: m.group(1), text)
+    text = _LEFT_MARKS.sub(" ", text)
+    return _SYMBOLS.sub(" ", text)
+
+
+def _url(m: re.Match[str]) -> str:
+    """A URL said as its site; the sentence's own punctuation after it is kept."""
+    whole = m.group(0)
+    after = whole[len(whole.rstrip(_TRAILING)) :]
+    host = m.group(1).rstrip(_TRAILING).lower().split("@")[-1].split(":")[0]
+    return host.removeprefix("www.") + after
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+([,.;:!?])", r"\1", text)
+    text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text)
+    return text if any(ch.isalnum() for ch in text) else ""
+
+
+# --- English ---------------------------------------------------------------------------------
+
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
+_ORDINAL_WORDS = {
+    "one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
+    "nine": "ninth", "twelve": "twelfth",
+}  # fmt: skip
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+
+
+def number_words(n: int) -> str:
+    """An integer in English words: 2100000 -> "two million one hundred thousand"."""
+    if n < 0:
+        return "minus " + number_words(-n)
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        tens, ones = divmod(n, 10)
+        return _TENS[tens] + (f"-{_ONES[ones]}" if ones else "")
+    if n < 1000:
+        hundreds, rest = divmod(n, 100)
+        return f"{_ONES[hundreds]} hundred" + (f" {number_words(rest)}" if rest else "")
+    for scale, name in _SCALES:
+        if n >= scale:
+            high, rest = divmod(n, scale)
+            if high >= 1000 and scale == 10**12:
+                return " ".join(_digits(str(n)))
+            return f"{number_words(high)} {name}" + (f" {number_words(rest)}" if rest else "")
+    raise AssertionError("unreachable")
+
+
+def ordinal_words(n: int) -> str:
+    words = number_words(n)
+    head, sep, last = words.rpartition(" ")
+    head2, dash, last2 = last.rpartition("-")
+    word = last2
+    if word in _ORDINAL_WORDS:
+        word = _ORDINAL_WORDS[word]
+    elif word.endswith("y"):
+        word = word[:-1] + "ieth"
+    else:
+        word += "th"
+    return head + sep + head2 + dash + word
+
+
+def _digits(text: str) -> list[str]:
+    return [_ONES[int(d)] for d in text if d.isdigit()]
+
+
+def _decimal_words(whole: str, fraction: str) -> str:
+    out = number_words(int(whole.replace(",", "") or "0"))
+    if fraction:
+        out += " point " + " ".join(_digits(fraction))
+    return out
+
+
+def _year_words(year: int) -> str:
+    """2026 -> "twenty twenty-six", 2005 -> "two thousand five", 1900 -> "nineteen hundred"."""
+    high, low = divmod(year, 100)
+    if 2000 <= year <= 2009 or year < 1100 or year >= 10000:
+        return number_words(year)
+    if low == 0:
+        return f"{number_words(high)} hundred"
+    return f"{number_words(high)} {'oh ' if low < 10 else ''}{number_words(low)}"
+
+
+_CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "€": ("euro", "euros", "cent", "cents"),
+             "£": ("pound", "pounds", "penny", "pence"), "¥": ("yen", "yen", "", "")}  # fmt: skip
+_MONEY = re.compile(
+    r"([$€£¥])\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?(?!\d)"
+    r"(\s?(?:[kKmMbB]n?|million|billion)\b)?"
+)
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s?%")
+_TIME = re.compile(
+    r"\b([01]?\d|2[0-3]):([0-5]\d)(?::[0-5]\d)?(?:\s?([AaPp])\.?\s?[Mm]\.?(?![A-Za-z]))?"
+)
+_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+_FRACTION = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?![\d/])")
+_ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
+_GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]*\d)")
+_DECIMAL = re.compile(r"(?<![\d.])(\d+)\.(\d+)(?![\d.]*\d)")
+_INTEGER = re.compile(r"(?<![\d.])\d+(?![\d.]*\d)")
+_YEAR = re.compile(r"(?<![\d.,$€£¥-])(?:1[89]\d\d|20\d\d)(?![\d.,%]*\d)(?!\s?%)")
+_UNITS = {
+    "km/h": "kilometers per hour", "mph": "miles per hour", "m/s": "meters per second",
+    "km": "kilometers", "kg": "kilograms", "cm": "centimeters", "mm": "millimeters",
+    "mi": "miles", "lb": "pounds", "lbs": "pounds", "kb": "kilobytes", "mb": "megabytes",
+    "gb": "gigabytes", "tb": "terabytes", "ms": "milliseconds", "kwh": "kilowatt hours",
+    "°c": "degrees Celsius", "°f": "degrees Fahrenheit", "ml": "milliliters", "g": "grams",
+    "m": "meters", "h": "hours", "s": "seconds", "l": "liters",
+}  # fmt: skip
+_UNIT = re.compile(
+    r"(\d)\s?("
+    + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+    + r")(?![\w/])",
+    re.IGNORECASE,
+)
+_FRACTION_NAMES = {2: ("half", "halves"), 4: ("quarter", "quarters")}
+_WORD_SYMBOLS = {
+    "&": " and ",
+    "+": " plus ",
+    "=": " equals ",
+    "°": " degrees ",
+    "/": " ",
+    "\\": " ",
+}
+
+
+def _money(m: re.Match[str]) -> str:
+    one, many, cent, cents = _CURRENCY[m.group(1)]
+    whole = int(m.group(2).replace(",", ""))
+    scale = (m.group(4) or "").strip().lower()
+    if scale:
+        name = {"k": "thousand", "m": "million", "mn": "million", "b": "billion", "bn": "billion"}
+        amount = _decimal_words(str(whole), m.group(3) or "")
+        return f"{amount} {name.get(scale, scale)} {many}"
+    out = f"{number_words(whole)} {one if whole == 1 else many}"
+    if m.group(3) and cent:
+        c = int(m.group(3).ljust(2, "0"))
+        if c:
+            out += f" and {number_words(c)} {cent if c == 1 else cents}"
+    return out
+
+
+def _time(m: re.Match[str]) -> str:
+    hour, minute, half = int(m.group(1)), int(m.group(2)), m.group(3)
+    suffix = f" {half.lower()}.m." if half else ""
+    if minute == 0 and not half and (hour == 0 or hour > 12):  # 24-hour: "fifteen hundred"
+        return "midnight" if hour == 0 else f"{number_words(hour)} hundred"
+    if minute == 0:
+        said = f"{number_words(hour)} o'clock" if not half else number_words(hour)
+    elif minute < 10:
+        said = f"{number_words(hour)} oh {number_words(minute)}"
+    else:
+        said = f"{number_words(hour)} {number_words(minute)}"
+    return said + suffix
+
+
+def _date(m: re.Match[str]) -> str:
+    year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return m.group(0)
+    return f"{_MONTHS[month - 1]} {ordinal_words(day)}, {_year_words(year)}"
+
+
+def _fraction(m: re.Match[str]) -> str:
+    top, bottom = int(m.group(1)), int(m.group(2))
+    if bottom == 0 or top >= 100:
+        return m.group(0)
+    if bottom == 1:
+        return number_words(top)
+    one, many = _FRACTION_NAMES.get(bottom, (ordinal_words(bottom), ordinal_words(bottom) + "s"))
+    return f"{number_words(top)} {one if top == 1 else many}"
+
+
+def _unit(m: re.Match[str]) -> str:
+    return f"{m.group(1)} {_UNITS[m.group(2).lower()]}"
+
+
+_TIMES = re.compile(r"(\d)\s*[*×]\s*(\d)")
+
+
+def english_numbers(text: str) -> str:
+    text = _TIMES.sub(r"\1 times \2", text)
+    text = _MONEY.sub(_money, text)
+    text = _DATE.sub(_date, text)
+    text = _TIME.sub(_time, text)
+    text = _PERCENT.sub(lambda m: f"{_number(m.group(1))} percent", text)
+    text = _UNIT.sub(_unit, text)
+    text = _FRACTION.sub(_fraction, text)
+    text = _ORDINAL.sub(lambda m: ordinal_words(int(m.group(1))), text)
+    text = _GROUPED.sub(lambda m: _number(m.group(0)), text)
+    text = _DECIMAL.sub(lambda m: _decimal_words(m.group(1), m.group(2)), text)
+    text = _YEAR.sub(lambda m: _year_words(int(m.group(0))), text)
+    text = _INTEGER.sub(lambda m: _number(m.group(0)), text)
+    for symbol, words in _WORD_SYMBOLS.items():
+        text = text.replace(symbol, words)
+    return text
+
+
+def _number(text: str) -> str:
+    whole, _, fraction = text.replace(",", "").partition(".")
+    if len(whole) > 15:
+        return " ".join(_digits(whole))
+    return _decimal_words(whole, fraction)
+
+
+LANGUAGES: dict[str, Language] = {
+    "en": Language("en", rules=(english_numbers,), code_block=""),
+}

@@ -1,0 +1,135 @@
+"""What the voice says of a reply's sentences (`speech_text`), without sockets or engines: no
+markup read aloud, numbers as a person reads them, the display text left to the text frames."""
+
+from __future__ import annotations
+
+import pytest
+
+from live_server.core.speech_text import SpeechText, number_words, ordinal_words
+
+
+@pytest.mark.parametrize(
+    ("sentence", "said"),
+    [
+        ("**Paris** is the capital of France.", "Paris is the capital of France."),
+        ("1. It has the *Eiffel Tower*.", "It has the Eiffel Tower."),
+        ("- a bullet with __strong__ and ~~old~~ words", "a bullet with strong and old words"),
+        ("• Decorative ★ bullets ✓ and → arrows", "Decorative bullets and arrows"),
+        ("## Summary", "Summary"),
+        ("> A quoted line.", "A quoted line."),
+        ("`Paris` is great.", "Paris is great."),
+        ("See [the guide](https://example.com/a_(b)) now.", "See the guide now."),
+        ("See https://en.wikipedia.org/wiki/Paris for more.", "See en.wikipedia.org for more."),
+        ("Visit <https://www.example.org/x?y=1>.", "Visit example.org."),
+        ("Mail me at www.python.org/downloads today", "Mail me at python.org today"),
+        ("Great news 🎉🚀 for all 👍🏽!", "Great news for all!"),
+        ("| Name | Age |", "Name, Age"),
+        ("|---|:---:|", ""),
+        ("| Ann | 31 |", "Ann, thirty-one"),
+        ("---", ""),
+        ("Line<br>break and <b>bold</b>.", "Line break and bold."),
+        (
+            "keep snake_case_names and 2*3 as they are",
+            "keep snake_case_names and two times three as they are",
+        ),
+    ],
+)
+def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
+    assert SpeechText().say(sentence) == said
+
+
+@pytest.mark.parametrize(
+    ("sentence", "said"),
+    [
+        ("It costs $5.99.", "It costs five dollars and ninety-nine cents."),
+        ("$1, £2.50 and €3m", "one dollar, two pounds and fifty pence and three million euros"),
+        ("It rose 50% and 12.5%.", "It rose fifty percent and twelve point five percent."),
+        ("Meet at 3:30 pm.", "Meet at three thirty p.m."),
+        ("At 9:05 am, 15:00 and 00:00.", "At nine oh five a.m., fifteen hundred and midnight."),
+        ("Due 2026-12-06.", "Due December sixth, twenty twenty-six."),
+        ("In 1999 and 2005.", "In nineteen ninety-nine and two thousand five."),
+        (
+            "Add 1/2 cup and 3/4 of it, 2/3 done.",
+            "Add one half cup and three quarters of it, two thirds done.",
+        ),
+        (
+            "Drive 90 km/h for 12 km at 20°C.",
+            "Drive ninety kilometers per hour for twelve kilometers at twenty degrees Celsius.",
+        ),
+        ("About 2,100,000 people.", "About two million one hundred thousand people."),
+        ("Pi is 3.14159.", "Pi is three point one four one five nine."),
+        ("The 21st and 2nd times.", "The twenty-first and second times."),
+        ("Salt & pepper", "Salt and pepper"),
+    ],
+)
+def test_numbers_are_said_as_a_person_reads_them(sentence: str, said: str) -> None:
+    assert SpeechText().say(sentence) == said
+
+
+def test_a_code_block_spanning_sentences_is_not_read() -> None:
+    speech = SpeechText()
+    said = [
+        speech.say(s)
+        for s in ["Here it is:", "```python", "print('hi')  # 1/2", "```\nThat prints hi."]
+    ]
+    assert said == ["Here it is:", "", "", "That prints hi."]
+
+
+def test_an_unclosed_code_block_keeps_the_rest_of_the_reply_quiet() -> None:
+    speech = SpeechText()
+    assert speech.say("```") == ""
+    assert speech.say("x = 1") == ""
+
+
+def test_what_a_reasoning_model_wrote_in_markdown_is_said_plainly() -> None:
+    speech = SpeechText()
+    reply = [
+        "**Paris** is the capital of France.",
+        "Here are three facts:",
+        "1. It has the *Eiffel Tower*.",
+        "2. About 2,100,000 people live there.",
+        "3. See https://en.wikipedia.org/wiki/Paris for more.",
+        "## Summary",
+        "`Paris` is great.",
+    ]
+    said = " ".join(speech.say(s) for s in reply)
+    for mark in ("*", "#", "`", "/", "https", "3.", "2,"):
+        assert mark not in said
+    assert "two million one hundred thousand" in said and "en.wikipedia.org" in said
+
+
+@pytest.mark.parametrize(
+    ("n", "words"),
+    [
+        (0, "zero"),
+        (15, "fifteen"),
+        (40, "forty"),
+        (99, "ninety-nine"),
+        (101, "one hundred one"),
+        (1015, "one thousand fifteen"),
+        (2_100_000, "two million one hundred thousand"),
+        (-3, "minus three"),
+    ],
+)
+def test_number_words(n: int, words: str) -> None:
+    assert number_words(n) == words
+
+
+@pytest.mark.parametrize(
+    ("n", "words"),
+    [
+        (1, "first"),
+        (2, "second"),
+        (3, "third"),
+        (12, "twelfth"),
+        (20, "twentieth"),
+        (23, "twenty-third"),
+    ],
+)
+def test_ordinal_words(n: int, words: str) -> None:
+    assert ordinal_words(n) == words
+
+
+def test_an_unknown_language_falls_back_to_english_rules() -> None:
+    assert SpeechText("xx").say("50%") == "fifty percent"
+    assert SpeechText("en-GB").say("50%") == "fifty percent"
