@@ -18,6 +18,7 @@ class ErrorCode(StrEnum):
     PROCESSING_ERROR = "PROCESSING_ERROR"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     LLM_ERROR = "LLM_ERROR"
+    NO_ANSWER = "NO_ANSWER"  # the model wrote only its reasoning
     TTS_ERROR = "TTS_ERROR"
     STT_ERROR = "STT_ERROR"
     AUDIO_ERROR = "AUDIO_ERROR"

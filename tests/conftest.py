@@ -230,6 +230,7 @@ def llm_stub(stub: StubOpenAI) -> StubOpenAI:
     """The shared stub, reset for one test."""
     stub.delay = 0.0
     stub.reply = lambda messages: DEFAULT_REPLY
+    stub.deltas = None
     stub.chat_requests.clear()
     stub.speech_requests.clear()
     stub.transcription_requests.clear()

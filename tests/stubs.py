@@ -65,6 +65,9 @@ class MidStreamFailure(Exception):
 class StubOpenAI:
     delay: float = 0.0
     reply: Callable[[list[dict[str, Any]]], str] = lambda messages: DEFAULT_REPLY
+    # The exact deltas to stream, when set: text is `content`; a dict is the delta itself (a
+    # reasoning model's `{"reasoning_content": ...}`).
+    deltas: Callable[[list[dict[str, Any]]], list[str | dict[str, str]]] | None = None
     chat_requests: list[dict[str, Any]] = field(default_factory=list)
     speech_requests: list[dict[str, Any]] = field(default_factory=list)
     transcription_requests: list[dict[str, Any]] = field(default_factory=list)
@@ -101,7 +104,11 @@ class StubOpenAI:
         if "stream_options" in body and self.refuses_stream_options:
             error = {"message": "Extra inputs are not permitted: stream_options"}
             return JSONResponse({"error": error}, 422)
-        reply = tokens(self.reply(body["messages"]))
+        reply: list[str | dict[str, str]] = (
+            self.deltas(body["messages"])
+            if self.deltas is not None
+            else list(tokens(self.reply(body["messages"])))
+        )
         limit = body.get("max_completion_tokens") or body.get("max_tokens") or len(reply)
         usage = None
         if body.get("stream_options", {}).get("include_usage"):
@@ -119,7 +126,7 @@ class StubOpenAI:
     async def _sse(
         self,
         model: str,
-        reply: list[str],
+        reply: list[str | dict[str, str]],
         finish: str,
         usage: dict[str, int] | None,
         fail: bool,
@@ -136,7 +143,13 @@ class StubOpenAI:
                     "object": "chat.completion.chunk",
                     "created": created,
                     "model": model,
-                    "choices": [{"index": 0, "delta": {"content": tok}, "finish_reason": None}],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": tok if isinstance(tok, dict) else {"content": tok},
+                            "finish_reason": None,
+                        }
+                    ],
                 }
                 yield f"data: {json.dumps(chunk)}\n\n"
             done = {

@@ -222,6 +222,8 @@ class ChatReply:
             out["finish_reason"] = reason
         if (usage := reply.usage()) is not None:
             out["usage"] = usage
+        if reply.reasoning_parts:
+            out["reasoning_time"] = reply.reasoning_time()
         return out
 
     # --- who hears it --------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 A live turn and a chat reply are the same thing up to what they do with each delta (speak it,
 or publish it to a chat session): both stream through `ModelReply`, which keeps the text, when
 the first and last deltas came, the model's own finish reason and token count, and the error
-that cut the stream short, if one did.
+that cut the stream short, if one did. A reasoning model's thinking (`<think>` blocks) is kept
+apart here (`reasoning`): only the answer is streamed on, and a reply that is all reasoning
+ends with `NO_ANSWER`.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
+from live_server.core.reasoning import Split, ThinkFilter
 from live_server.engines import LLM, ChatMessage, Outcome
-from live_server.errors import LLMError
+from live_server.errors import ErrorCode, LLMError
 
 
 class ModelReply:
@@ -23,12 +26,19 @@ class ModelReply:
         self.outcome = Outcome()  # how the model says the reply ended, and its token count
         self.error: LLMError | None = None
         self.started: float | None = None
-        self.first: float | None = None
+        self.first: float | None = None  # the answer's first delta
         self.ended: float | None = None
+        self.reasoning_parts: list[str] = []  # the model's thinking, never part of `text`
+        self.reasoning_first: float | None = None
+        self._thinking = ThinkFilter()
 
     @property
     def text(self) -> str:
         return "".join(self.parts)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self.reasoning_parts)
 
     @property
     def failed(self) -> bool:
@@ -42,14 +52,37 @@ class ModelReply:
         try:
             async with aclosing(self.llm.stream(messages, outcome=self.outcome)) as deltas:
                 async for delta in deltas:
-                    if self.first is None:
-                        self.first = time.perf_counter()
-                    self.parts.append(delta)
-                    yield delta
+                    if answer := self._take(self._thinking.feed(delta)):
+                        yield answer
+            if answer := self._take(self._thinking.flush()):
+                yield answer
+            if not self.parts and self.reasoning_parts:
+                raise LLMError(
+                    "the model wrote only its reasoning and no answer", code=ErrorCode.NO_ANSWER
+                )
         except LLMError as exc:
             self.error = exc
         finally:
             self.ended = time.perf_counter()
+
+    def _take(self, split: Split) -> str:
+        """Keep the reasoning apart; the answer's text, to stream on."""
+        now = time.perf_counter()
+        if split.reasoning:
+            if self.reasoning_first is None:
+                self.reasoning_first = now
+            self.reasoning_parts.append(split.reasoning)
+        if split.answer:
+            if self.first is None:
+                self.first = now
+            self.parts.append(split.answer)
+        return split.answer
+
+    def reasoning_time(self) -> float | None:
+        """From the first word of reasoning to the answer's first (or the end)."""
+        if self.reasoning_first is None:
+            return None
+        return _span(self.reasoning_first, self.first or self.ended)
 
     def time_to_first(self) -> float | None:
         return _span(self.started, self.first)

@@ -179,6 +179,9 @@ class TurnRunner:
             out["llm_finish_reason"] = reply.outcome.finish_reason
         if (usage := reply.usage()) is not None:
             out["llm_usage"] = usage
+        if reply.reasoning_parts:  # kept out of the answer, the voice and the history
+            out["llm_reasoning_time"] = reply.reasoning_time()
+            out["llm_reasoning_chars"] = len(reply.reasoning)
         if "tts_start" in t:
             out["tts_first_frame_time"] = _span(t, "tts_start", "tts_first")
             out["tts_total_time"] = _span(t, "tts_start", "tts_end")

@@ -21,6 +21,7 @@ from typing import Any, cast
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from live_server.core.reasoning import Split, ThinkFilter
 from live_server.engines import ChatMessage, Outcome, Sampling
 from live_server.errors import ErrorCode, LiveError, LLMError, ProtocolError
 from live_server.web.chat_api import (
@@ -159,6 +160,11 @@ async def chat_completions(request: Request) -> Response:
             text = "".join([d async for d in deltas])
     except LLMError as exc:
         return error_response(exc.code, exc.message)
+    thinking = ThinkFilter()
+    whole, rest = thinking.feed(text), thinking.flush()
+    message = {"role": "assistant", "content": whole.answer + rest.answer}
+    if reasoning := whole.reasoning + rest.reasoning:  # apart, as DeepSeek's API gives it
+        message["reasoning_content"] = reasoning
     completion: dict[str, Any] = {
         "id": completion_id,
         "object": "chat.completion",
@@ -167,7 +173,7 @@ async def chat_completions(request: Request) -> Response:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
+                "message": message,
                 "finish_reason": outcome.finish_reason,
                 "logprobs": None,
             }
@@ -212,14 +218,27 @@ class Reply:
     def delta(self, delta: dict[str, str], finish: str | None = None) -> str:
         return self.chunk([{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}])
 
+    def _split(self, split: Split) -> list[str]:
+        """A delta's reasoning as `reasoning_content` (DeepSeek's field), its answer as content."""
+        out = []
+        if split.reasoning:
+            out.append(self.delta({"reasoning_content": split.reasoning}))
+        if split.answer:
+            out.append(self.delta({"content": split.answer}))
+        return out
+
     async def events(
         self, deltas: AsyncGenerator[str, None], outcome: Outcome
     ) -> AsyncIterator[str]:
         yield self.delta({"role": "assistant", "content": ""})
         try:
+            thinking = ThinkFilter()
             async with aclosing(deltas):
                 async for delta in deltas:
-                    yield self.delta({"content": delta})
+                    for chunk in self._split(thinking.feed(delta)):
+                        yield chunk
+            for chunk in self._split(thinking.flush()):
+                yield chunk
         except LLMError as exc:
             error = {"message": exc.message, "type": "api_error", "code": exc.code.value}
             yield sse({"error": error})

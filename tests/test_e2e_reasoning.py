@@ -1,0 +1,168 @@
+"""A reasoning model behind the server (the OpenAI-compatible stub streaming `<think>` blocks and
+`reasoning_content` deltas): its thinking never reaches the text frames, the voice (what the
+TTS endpoint is asked to say) or the history the model is sent next turn; `/v1/chat/completions`
+passes it through apart, as `reasoning_content`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import openai
+import pytest
+
+from tests.client import open_live, recv, send, text_turn, until
+from tests.conftest import ServerProcess, stub_llm
+from tests.stubs import StubOpenAI
+
+THOUGHT = "The user asks about Paris. I should answer briefly."
+
+
+@pytest.fixture(scope="module")
+def reasoning_server(server_factory: Any, stub: StubOpenAI) -> ServerProcess:
+    """The stub as the LLM and as the voice, so that what the voice is asked to say is seen."""
+    return server_factory(  # type: ignore[no-any-return]
+        **stub_llm(stub),
+        LIVE_TTS="openai",
+        LIVE_TTS_BASE_URL=stub.base_url,
+        LIVE_TTS_API_KEY="sk-tts",
+    )
+
+
+def deltas_text(frames: list[dict[str, Any]]) -> str:
+    return "".join(f["data"]["text"] for f in frames if f["t"] == "bot_delta_chunk")
+
+
+async def test_a_think_block_split_across_deltas_is_not_shown_said_or_kept(
+    reasoning_server: ServerProcess, llm_stub: StubOpenAI
+) -> None:
+    llm_stub.deltas = lambda messages: [
+        "<thi",
+        f"nk>{THOUGHT}</th",
+        "ink>\n\n**Paris** is the capital",
+        " of France. See https://en.wikipedia.org/wiki/Paris",
+        " for more.",
+    ]
+    async with open_live(reasoning_server.live_url()) as ws:
+        frames = await text_turn(ws, "What is the capital of France?")
+        answer = (
+            "**Paris** is the capital of France. See https://en.wikipedia.org/wiki/Paris for more."
+        )
+        assert deltas_text(frames) == answer
+        wire = json.dumps(frames)
+        assert "user asks" not in wire and "think" not in wire.lower()
+        said = [r["input"] for r in llm_stub.speech_requests]
+        assert said == ["Paris is the capital of France.", "See en.wikipedia.org for more."]
+        (figures,) = [f["data"] for f in frames if f["t"] == "metrics" and "llm_ttft" in f["data"]]
+        assert figures["llm_reasoning_chars"] == len(THOUGHT) and figures["llm_reasoning_time"] >= 0
+
+        llm_stub.deltas = lambda messages: ["Madrid."]
+        await text_turn(ws, "And of Spain?")
+    history = llm_stub.chat_requests[-1]["messages"]
+    assert {"role": "assistant", "content": answer} in history
+    assert THOUGHT not in json.dumps(history)
+
+
+async def test_a_block_never_closed_ends_the_turn_with_no_answer(
+    reasoning_server: ServerProcess, llm_stub: StubOpenAI
+) -> None:
+    llm_stub.deltas = lambda messages: ["<think>", "I keep thinking", " and thinking"]
+    async with open_live(reasoning_server.live_url()) as ws:
+        await send(ws, {"t": "text_input", "text": "Hmm?"})
+        frames = await until(ws, "end")
+        errors = [f for f in frames if f["t"] == "error"]
+        assert [e["code"] for e in errors] == ["NO_ANSWER"]
+        assert not [
+            f for f in frames if f["t"] in ("bot_delta_chunk", "bot_text_chunk", "response")
+        ]
+        assert frames[-1]["data"]["interrupted"] is False
+        await recv(ws)  # the closing metrics
+        # The socket goes on: the next turn is answered.
+        llm_stub.deltas = lambda messages: ["Yes."]
+        assert deltas_text(await text_turn(ws, "Again?")) == "Yes."
+    assert llm_stub.speech_requests[-1]["input"] == "Yes."
+    assert "keep thinking" not in json.dumps([r["input"] for r in llm_stub.speech_requests])
+
+
+async def test_reasoning_content_deltas_are_not_shown_said_or_kept(
+    reasoning_server: ServerProcess, llm_stub: StubOpenAI
+) -> None:
+    llm_stub.deltas = lambda messages: [
+        {"reasoning_content": "Let me think about the weather."},
+        {"reasoning_content": " Sunny, probably."},
+        "It is sunny.",
+    ]
+    async with open_live(reasoning_server.live_url()) as ws:
+        frames = await text_turn(ws, "Weather?")
+        assert deltas_text(frames) == "It is sunny."
+        assert "Sunny, probably" not in json.dumps(frames)
+        llm_stub.deltas = lambda messages: ["Good."]
+        await text_turn(ws, "Thanks.")
+    assert [r["input"] for r in llm_stub.speech_requests][-2:] == ["It is sunny.", "Good."]
+    assert "think about" not in json.dumps(llm_stub.chat_requests[-1]["messages"])
+
+
+async def test_chat_completions_passes_the_reasoning_apart(
+    reasoning_server: ServerProcess, llm_stub: StubOpenAI
+) -> None:
+    llm_stub.deltas = lambda messages: ["<think>", "Two and two.", "</think>", "Four."]
+    key = reasoning_server.cli("apikey", "create")
+    client = openai.AsyncOpenAI(base_url=f"{reasoning_server.http}/v1", api_key=key, max_retries=0)
+    async with client:
+        whole = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "2+2?"}]
+        )
+        message = whole.choices[0].message
+        assert message.content == "Four."
+        assert (message.model_extra or {}).get("reasoning_content") == "Two and two."
+        stream = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "2+2?"}], stream=True
+        )
+        content, reasoning = "", ""
+        async for chunk in stream:
+            if chunk.choices:
+                delta = chunk.choices[0].delta
+                content += delta.content or ""
+                reasoning += (delta.model_extra or {}).get("reasoning_content") or ""
+    assert (content, reasoning) == ("Four.", "Two and two.")
+
+
+async def test_realtime_output_text_holds_the_answer_alone(
+    reasoning_server: ServerProcess, llm_stub: StubOpenAI
+) -> None:
+    key = reasoning_server.cli("apikey", "create")
+    client = openai.AsyncOpenAI(api_key=key, base_url=f"{reasoning_server.http}/v1")
+    async with client.realtime.connect(model="live-test") as conn:
+        await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+        await realtime_until(conn, "session.updated")
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "2+2?"}],
+        }
+
+        llm_stub.deltas = lambda messages: ["<think>Two and", " two.</th", "ink>Four."]
+        await conn.conversation.item.create(item=item)
+        await conn.response.create()
+        got = await realtime_until(conn, "response.done")
+        text = "".join(e.delta for e in got if e.type == "response.output_text.delta")
+        assert text == "Four." and got[-1].response.status == "completed"
+        assert "Two and" not in json.dumps([e.model_dump() for e in got])
+
+        llm_stub.deltas = lambda messages: ["<think>", "Still thinking"]
+        await conn.conversation.item.create(item=item)
+        await conn.response.create()
+        got = await realtime_until(conn, "response.done")
+        errors = [e for e in got if e.type == "error"]
+        assert [e.error.code for e in errors] == ["no_answer"]  # Realtime's codes are lower case
+        assert got[-1].response.status == "failed"
+        assert not [e for e in got if e.type == "response.output_text.delta"]
+
+
+async def realtime_until(conn: Any, kind: str) -> list[Any]:
+    got = []
+    async with asyncio.timeout(30):
+        while (event := await conn.recv()).type != kind:
+            got.append(event)
+    return [*got, event]
