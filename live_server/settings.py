@@ -20,9 +20,11 @@ STTEngine = Literal["whisper", "pocketsphinx", "openai", "none"]
 TurnPolicy = Literal["model", "text", "silence"]
 TurnEagerness = Literal["low", "medium", "high", "auto"]
 
+# For the ear: replies are spoken. An operator's own prompt (`LIVE_SYSTEM_PROMPT`) replaces it.
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly voice assistant. Your replies are spoken aloud, so answer in short, "
-    "natural sentences without markdown, lists or emoji."
+    "natural sentences, in the language the user speaks, without markdown, lists, links, code "
+    "or emoji."
 )
 
 
