@@ -6,11 +6,12 @@ to every provider through their constructors.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 from live_server.errors import ConfigError
 
@@ -26,6 +27,18 @@ DEFAULT_SYSTEM_PROMPT = (
     "natural sentences, in the language the user speaks, without markdown, lists, links, code "
     "or emoji."
 )
+
+
+def _json_object(name: str, raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ConfigError(f'{name} must be a JSON object, such as {{"think": false}}')
+    return value
 
 
 def _default_data_dir(env: Mapping[str, str]) -> Path:
@@ -46,6 +59,15 @@ class Settings:
     llm_api_key: str | None = field(default=None, repr=False)
     llm_model: str = "gpt-4o-mini"
     llm_timeout_s: float = 60.0
+    # A reasoning model's thinking: how much of it to ask for (`reasoning_effort`, as the
+    # model's server names it: "none", "minimal", "low", ...; unset: the model's default), fields
+    # merged into every request (a JSON object: `{"chat_template_kwargs": {"enable_thinking":
+    # false}}` for Qwen3 on vLLM or SGLang, `{"thinking": {"type": "disabled"}}` for DeepSeek,
+    # `{"think": false}`), and whether its replies start inside a `<think>` block that its chat
+    # template opened (DeepSeek-R1 distills, QwQ: only `</think>` comes).
+    llm_reasoning_effort: str | None = None
+    llm_extra_body: dict[str, Any] | None = None
+    llm_thinks_first: bool = False
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     echo_delay_ms: int = 30
     # The embedded model (`LIVE_LLM=local`): a GGUF file (default: SmolLM2-135M-Instruct from
@@ -55,6 +77,9 @@ class Settings:
     local_threads: int = 1
     local_context: int = 4096
     local_slots: int = 2
+    # Let the embedded model reason before it answers (a model whose chat template can): off by
+    # default, since a voice must answer soon.
+    local_reasoning: bool = False
     history_max_messages: int = 40
     history_max_chars: int = 32000
     chat_max_replies: int = 4
@@ -141,6 +166,8 @@ class Settings:
             "llm": llm,
             "llm_api_key": llm_api_key,
             "llm_base_url": get("LLM_BASE_URL"),
+            "llm_reasoning_effort": get("LLM_REASONING_EFFORT"),
+            "llm_extra_body": _json_object("LIVE_LLM_EXTRA_BODY", get("LLM_EXTRA_BODY")),
             "jwt_secret": get("JWT_SECRET"),
             "web_dir": Path(w).expanduser() if (w := get("WEB_DIR")) else None,
             "whisper_model": Path(m).expanduser() if (m := get("WHISPER_MODEL")) else None,
@@ -170,6 +197,8 @@ class Settings:
             "local_threads": "LOCAL_THREADS",
             "local_context": "LOCAL_CONTEXT",
             "local_slots": "LOCAL_SLOTS",
+            "local_reasoning": "LOCAL_REASONING",
+            "llm_thinks_first": "LLM_THINKS_FIRST",
             "history_max_messages": "HISTORY_MAX_MESSAGES",
             "history_max_chars": "HISTORY_MAX_CHARS",
             "chat_max_replies": "CHAT_MAX_REPLIES",

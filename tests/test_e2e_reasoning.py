@@ -166,3 +166,24 @@ async def realtime_until(conn: Any, kind: str) -> list[Any]:
         while (event := await conn.recv()).type != kind:
             got.append(event)
     return [*got, event]
+
+
+async def test_reasoning_settings_reach_the_model_and_an_opened_block_is_kept_apart(
+    server_factory: Any, stub: StubOpenAI, llm_stub: StubOpenAI
+) -> None:
+    """`LIVE_LLM_REASONING_EFFORT` and `LIVE_LLM_EXTRA_BODY` go with every request; with
+    `LIVE_LLM_THINKS_FIRST` a reply that starts inside the block its template opened (only
+    `</think>` comes) keeps that start apart too."""
+    server: ServerProcess = server_factory(
+        **stub_llm(stub),
+        LIVE_LLM_REASONING_EFFORT="none",
+        LIVE_LLM_EXTRA_BODY='{"chat_template_kwargs": {"enable_thinking": false}}',
+        LIVE_LLM_THINKS_FIRST="1",
+    )
+    llm_stub.deltas = lambda messages: ["Hmm, the user", " greets me.</thi", "nk>\n\nHello!"]
+    async with open_live(server.live_url()) as ws:
+        frames = await text_turn(ws, "Hi")
+    assert deltas_text(frames) == "Hello!" and "greets" not in json.dumps(frames)
+    request = llm_stub.chat_requests[-1]
+    assert request["reasoning_effort"] == "none"
+    assert request["chat_template_kwargs"] == {"enable_thinking": False}

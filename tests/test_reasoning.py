@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from live_server.core.reasoning import ThinkFilter
+from live_server.engines.reasoning import ThinkFilter
 
 
 def run(deltas: list[str], *, inside: bool = False) -> tuple[str, str]:

@@ -35,6 +35,22 @@ def test_defaults_run_offline() -> None:
     assert s.data_dir == Path("/tmp/x")
 
 
+def test_reasoning_settings() -> None:
+    s = settings()
+    assert (s.llm_reasoning_effort, s.llm_extra_body, s.llm_thinks_first) == (None, None, False)
+    assert s.local_reasoning is False  # the embedded model answers without thinking first
+    s = settings(
+        LIVE_LLM_REASONING_EFFORT="none",
+        LIVE_LLM_EXTRA_BODY='{"chat_template_kwargs": {"enable_thinking": false}}',
+        LIVE_LLM_THINKS_FIRST="1",
+    )
+    assert s.llm_reasoning_effort == "none" and s.llm_thinks_first
+    assert s.llm_extra_body == {"chat_template_kwargs": {"enable_thinking": False}}
+    for bad in ("[1]", "think: false", "null"):
+        with pytest.raises(ConfigError, match="LIVE_LLM_EXTRA_BODY must be a JSON object"):
+            settings(LIVE_LLM_EXTRA_BODY=bad)
+
+
 def test_only_an_stt_key_of_its_own_sends_speech_off_the_machine() -> None:
     assert settings(OPENAI_API_KEY="sk-1").stt == "whisper"
     s = settings(LIVE_STT_API_KEY="sk-3", LIVE_STT_LANGUAGE="de")

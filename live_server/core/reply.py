@@ -14,8 +14,8 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
-from live_server.core.reasoning import Split, ThinkFilter
-from live_server.engines import LLM, ChatMessage, Outcome
+from live_server.engines import LLM, ChatMessage, Outcome, Reasoning
+from live_server.engines.reasoning import Split, ThinkFilter
 from live_server.errors import ErrorCode, LLMError
 
 
@@ -52,7 +52,9 @@ class ModelReply:
         try:
             async with aclosing(self.llm.stream(messages, outcome=self.outcome)) as deltas:
                 async for delta in deltas:
-                    if answer := self._take(self._thinking.feed(delta)):
+                    if isinstance(delta, Reasoning):  # sent apart by the model's server
+                        self._take(Split(reasoning=str(delta)))
+                    elif answer := self._take(self._thinking.feed(delta)):
                         yield answer
             if answer := self._take(self._thinking.flush()):
                 yield answer

@@ -67,6 +67,14 @@ class Usage:
         }
 
 
+class Reasoning(str):
+    """A delta of the model's reasoning that its server sends apart from the answer (DeepSeek's
+    `reasoning_content`, vLLM's, Ollama's and OpenRouter's `reasoning`): an LLM stream yields
+    it among the answer's deltas, and it is never part of the answer."""
+
+    __slots__ = ()
+
+
 @dataclass
 class Outcome:
     """How a streamed reply ended: filled in by the model as it streams, final once the stream
@@ -197,6 +205,9 @@ def _openai_llm(settings: Settings) -> LLM:
         api_key=settings.llm_api_key,
         model=settings.llm_model,
         timeout_s=settings.llm_timeout_s,
+        reasoning_effort=settings.llm_reasoning_effort,
+        extra_body=settings.llm_extra_body,
+        thinks_first=settings.llm_thinks_first,
     )
 
 
@@ -208,6 +219,7 @@ def _local_llm(settings: Settings) -> LLM:
         threads=settings.local_threads,
         context=settings.local_context,
         slots=settings.local_slots,
+        reasoning=settings.local_reasoning,
     )
 
 

@@ -21,8 +21,8 @@ from typing import Any, cast
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from live_server.core.reasoning import Split, ThinkFilter
-from live_server.engines import ChatMessage, Outcome, Sampling
+from live_server.engines import ChatMessage, Outcome, Reasoning, Sampling
+from live_server.engines.reasoning import Split, ThinkFilter
 from live_server.errors import ErrorCode, LiveError, LLMError, ProtocolError
 from live_server.web.chat_api import (
     SSE_HEADERS,
@@ -157,13 +157,15 @@ async def chat_completions(request: Request) -> Response:
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
     try:
         async with aclosing(llm.stream(messages, sampling, outcome)) as deltas:
-            text = "".join([d async for d in deltas])
+            got = [d async for d in deltas]
     except LLMError as exc:
         return error_response(exc.code, exc.message)
     thinking = ThinkFilter()
-    whole, rest = thinking.feed(text), thinking.flush()
+    whole = thinking.feed("".join(d for d in got if not isinstance(d, Reasoning)))
+    rest = thinking.flush()
+    apart = "".join(d for d in got if isinstance(d, Reasoning))
     message = {"role": "assistant", "content": whole.answer + rest.answer}
-    if reasoning := whole.reasoning + rest.reasoning:  # apart, as DeepSeek's API gives it
+    if reasoning := apart + whole.reasoning + rest.reasoning:  # apart, as DeepSeek gives it
         message["reasoning_content"] = reasoning
     completion: dict[str, Any] = {
         "id": completion_id,
@@ -235,7 +237,12 @@ class Reply:
             thinking = ThinkFilter()
             async with aclosing(deltas):
                 async for delta in deltas:
-                    for chunk in self._split(thinking.feed(delta)):
+                    split = (
+                        Split(reasoning=str(delta))
+                        if isinstance(delta, Reasoning)
+                        else thinking.feed(delta)
+                    )
+                    for chunk in self._split(split):
                         yield chunk
             for chunk in self._split(thinking.flush()):
                 yield chunk

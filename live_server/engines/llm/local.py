@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from live_server.engines import ChatMessage, Outcome, Sampling, Usage
+from live_server.engines import ChatMessage, Outcome, Reasoning, Sampling, Usage
 from live_server.errors import ConfigError, LLMError
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,17 @@ def default_model() -> Path | None:
 
 
 class LocalLLM:
-    def __init__(self, *, model: Path | None, threads: int, context: int, slots: int) -> None:
+    def __init__(
+        self,
+        *,
+        model: Path | None,
+        threads: int,
+        context: int,
+        slots: int,
+        reasoning: bool = False,
+    ) -> None:
+        # A model whose chat template can think first is asked not to, unless `reasoning`.
+        self._template_kwargs = {"enable_thinking": reasoning}
         path = model or default_model()
         if path is None or not path.is_file():
             raise ConfigError(
@@ -110,6 +120,7 @@ class LocalLLM:
             # Progress chunks during a long prompt: a closed stream is seen, and the prompt's
             # processing cancelled, at the next one rather than at the first token.
             "return_progress": True,
+            "chat_template_kwargs": self._template_kwargs,
             **(sampling.params() if sampling is not None else {}),
         }
         request.pop("max_completion_tokens", None)
@@ -156,8 +167,10 @@ class LocalLLM:
                         raise _ContextFull
                     raise LLMError(f"the local model failed: {_message(error)}")
                 for choice in chunk.get("choices") or ():
-                    text = (choice.get("delta") or {}).get("content")
-                    if text:
+                    delta = choice.get("delta") or {}
+                    if thought := delta.get("reasoning_content"):  # llama.cpp parsed it apart
+                        yield Reasoning(thought)
+                    if text := delta.get("content"):
                         yield text
                     if choice.get("finish_reason") and outcome is not None:
                         outcome.finish_reason = choice["finish_reason"]

@@ -7,8 +7,9 @@ import logging
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-from live_server.engines import ChatMessage, Outcome, Sampling, Usage
+from live_server.engines import ChatMessage, Outcome, Reasoning, Sampling, Usage
 from live_server.engines.openai_client import openai_client
+from live_server.engines.reasoning import Split, ThinkFilter
 from live_server.errors import LLMError
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,15 @@ _COUNT_TOKENS = {"include_usage": True}
 
 class OpenAILLM:
     def __init__(
-        self, *, base_url: str | None, api_key: str | None, model: str, timeout_s: float
+        self,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        model: str,
+        timeout_s: float,
+        reasoning_effort: str | None = None,
+        extra_body: dict[str, Any] | None = None,
+        thinks_first: bool = False,
     ) -> None:
         try:
             self._client = openai_client(base_url=base_url, api_key=api_key, timeout_s=timeout_s)
@@ -28,6 +37,14 @@ class OpenAILLM:
             ) from exc
         self._model = model
         self._timeout_s = timeout_s
+        # How the model is asked about its reasoning (`LIVE_LLM_REASONING_EFFORT`,
+        # `LIVE_LLM_EXTRA_BODY`), and whether its replies start inside a `<think>` block.
+        self._reasoning: dict[str, Any] = {}
+        if reasoning_effort is not None:
+            self._reasoning["reasoning_effort"] = reasoning_effort
+        if extra_body:
+            self._reasoning["extra_body"] = extra_body
+        self._thinks_first = thinks_first
         # Whether the server takes `stream_options` (how a stream asks for its token count):
         # None until a request has shown it.
         self._takes_stream_options: bool | None = None
@@ -46,8 +63,11 @@ class OpenAILLM:
         # frames already queued (a turn's user_msg) go out first.
         await asyncio.sleep(0)
         request: dict[str, Any] = {"model": self._model, "messages": list(messages)}
+        request.update(self._reasoning)
         if sampling is not None:
             request.update(sampling.params())
+        # The template opened a `<think>` block: until it closes, the text is reasoning.
+        opened = ThinkFilter(inside=True) if self._thinks_first else None
         stream = await self._open(request, count_tokens=outcome is not None)
         try:
             async for chunk in stream:
@@ -61,8 +81,19 @@ class OpenAILLM:
                 choice = chunk.choices[0]
                 if outcome is not None and choice.finish_reason:
                     outcome.finish_reason = choice.finish_reason
+                extra = choice.delta.model_extra or {}
+                reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+                if isinstance(reasoning, str) and reasoning:
+                    yield Reasoning(reasoning)
                 if choice.delta.content:
-                    yield choice.delta.content
+                    if opened is None:
+                        yield choice.delta.content
+                    else:
+                        for part in _opened(opened, opened.feed(choice.delta.content)):
+                            yield part
+            if opened is not None:
+                for part in _opened(opened, opened.flush()):
+                    yield part
         except Exception as exc:
             raise LLMError(f"the model stream failed: {exc}") from exc
         finally:
@@ -113,3 +144,14 @@ class OpenAILLM:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _opened(thinking: ThinkFilter, split: Split) -> list[str]:
+    """A split of a reply that started inside a `<think>` block: the reasoning as `Reasoning`,
+    the rest as it came (the reply's own later `<think>` blocks are kept apart downstream)."""
+    out: list[str] = []
+    if split.reasoning:
+        out.append(Reasoning(split.reasoning))
+    if split.answer:
+        out.append(split.answer)
+    return out
