@@ -68,6 +68,10 @@ class Settings:
     llm_reasoning_effort: str | None = None
     llm_extra_body: dict[str, Any] | None = None
     llm_thinks_first: bool = False
+    # Send the model's reasoning to clients of the AstrBot sockets (`bot_reasoning_chunk`; in
+    # chat mode, `plain` frames with `chain_type: "reasoning"`). Never spoken or kept as the
+    # answer either way.
+    show_reasoning: bool = False
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     echo_delay_ms: int = 30
     # The embedded model (`LIVE_LLM=local`): a GGUF file (default: SmolLM2-135M-Instruct from
@@ -199,6 +203,7 @@ class Settings:
             "local_slots": "LOCAL_SLOTS",
             "local_reasoning": "LOCAL_REASONING",
             "llm_thinks_first": "LLM_THINKS_FIRST",
+            "show_reasoning": "SHOW_REASONING",
             "history_max_messages": "HISTORY_MAX_MESSAGES",
             "history_max_chars": "HISTORY_MAX_CHARS",
             "chat_max_replies": "CHAT_MAX_REPLIES",

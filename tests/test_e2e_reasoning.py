@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.client import open_live, recv, send, text_turn, until
+from tests.client import chat_until_end, open_live, recv, send, text_turn, until
 from tests.conftest import ServerProcess, stub_llm
 from tests.stubs import StubOpenAI
 
@@ -187,3 +187,39 @@ async def test_reasoning_settings_reach_the_model_and_an_opened_block_is_kept_ap
     request = llm_stub.chat_requests[-1]
     assert request["reasoning_effort"] == "none"
     assert request["chat_template_kwargs"] == {"enable_thinking": False}
+
+
+async def test_a_client_that_asks_sees_the_reasoning_apart(
+    server_factory: Any, stub: StubOpenAI, llm_stub: StubOpenAI
+) -> None:
+    """`LIVE_SHOW_REASONING=1`: the live socket gets `bot_reasoning_chunk` frames, chat mode
+    AstrBot's `plain` frames with `chain_type: "reasoning"` and the whole of it on `complete`;
+    the voice and the history still get the answer alone."""
+    server: ServerProcess = server_factory(
+        **stub_llm(stub),
+        LIVE_TTS="openai",
+        LIVE_TTS_BASE_URL=stub.base_url,
+        LIVE_TTS_API_KEY="sk-tts",
+        LIVE_SHOW_REASONING="1",
+    )
+    llm_stub.deltas = lambda messages: ["<think>", "Let me see.", "</think>", "It is Paris."]
+    async with open_live(server.live_url()) as ws:
+        frames = await text_turn(ws, "Capital?")
+    shown = "".join(f["data"]["text"] for f in frames if f["t"] == "bot_reasoning_chunk")
+    assert shown == "Let me see." and deltas_text(frames) == "It is Paris."
+    assert [r["input"] for r in llm_stub.speech_requests] == ["It is Paris."]
+
+    async with open_live(server.unified_url()) as ws:
+        await send(ws, {"ct": "chat", "t": "send", "session_id": "why-1", "message": "Capital?"})
+        chat = await chat_until_end(ws)
+    thinking = [f for f in chat if f.get("chain_type") == "reasoning"]
+    assert [f["type"] for f in thinking] == ["plain"] and thinking[0]["data"] == "Let me see."
+    (complete,) = [f for f in chat if f["type"] == "complete"]
+    assert complete["data"] == "It is Paris." and complete["reasoning"] == "Let me see."
+    answer = "".join(f["data"] for f in chat if f["type"] == "plain" and not f.get("chain_type"))
+    assert answer == "It is Paris."
+    llm_stub.deltas = lambda messages: ["Yes."]
+    async with open_live(server.unified_url()) as ws:
+        await send(ws, {"ct": "chat", "t": "send", "session_id": "why-1", "message": "Sure?"})
+        await chat_until_end(ws)
+    assert "Let me see" not in json.dumps(llm_stub.chat_requests[-1]["messages"])

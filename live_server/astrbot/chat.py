@@ -24,7 +24,7 @@ from live_server.astrbot.hub import ChatHub, Subscriber
 from live_server.core import events
 from live_server.core.conversation import Conversation, ConversationFeed, Exchange
 from live_server.core.reply import ModelReply
-from live_server.engines import LLM
+from live_server.engines import LLM, Reasoning
 from live_server.errors import ErrorCode, LiveError
 from live_server.settings import Settings
 from live_server.storage import (
@@ -166,10 +166,15 @@ class ChatReply:
         conversation = await Conversation.load(self.ctx.store, self.ctx.settings, self.session_id)
         # AstrBot 4.29's client learns here that the reply runs, and under which id.
         await self._publish(events.ChatStarted(*self.ids))
-        stream = self.reply.stream(conversation.messages_for(self.text))
+        show = self.ctx.settings.show_reasoning
+        stream = self.reply.stream(conversation.messages_for(self.text), reasoning=show)
         async with aclosing(stream) as deltas:  # closed at once when the reply is cancelled
             async for delta in deltas:
-                if self.streaming:
+                if not self.streaming:
+                    continue
+                if isinstance(delta, Reasoning):  # shown, in AstrBot's shape; never saved
+                    await self._publish(events.ChatReasoning(*self.ids, delta))
+                else:
                     await self._publish(events.ChatDelta(*self.ids, delta))
         if (error := self.reply.error) is not None:
             await self._publish(events.ChatFailed(*self.ids, error.code, error.message))
@@ -177,7 +182,10 @@ class ChatReply:
     async def _conclude(self) -> None:
         text = self.reply.text
         if text and not self.interrupted:
-            await self._publish(events.ChatReplied(*self.ids, text, streamed=self.streaming))
+            shown = self.reply.reasoning if self.ctx.settings.show_reasoning else ""
+            await self._publish(
+                events.ChatReplied(*self.ids, text, streamed=self.streaming, reasoning=shown)
+            )
         # Live sockets open on this conversation keep its history in memory: tell them.
         exchange = Exchange(self.text, text, self.interrupted)
         self.ctx.feed.added(self.username, self.session_id, exchange)

@@ -33,6 +33,8 @@ def frames_of(event: events.Event | events.ChatEvent) -> list[frames.Frame]:
             ]
         case events.TextDelta(turn_id, text):
             return [frames.bot_delta_chunk(text, turn_id=turn_id)]
+        case events.ReasoningDelta(turn_id, text):
+            return [frames.bot_reasoning_chunk(text, turn_id=turn_id)]
         case events.Sentence(turn_id, text):
             return [frames.bot_text_chunk(text, turn_id=turn_id)]
         case events.SpokenAudio(turn_id, _, audio):
@@ -62,10 +64,13 @@ def frames_of(event: events.Event | events.ChatEvent) -> list[frames.Frame]:
             return [_chat(event, "run_started", {"run_id": message_id})]
         case events.ChatDelta(_, _, text):
             return [_chat(event, "plain", text, streaming=True, chain_type=None)]
-        case events.ChatReplied(_, _, text, streamed):
+        case events.ChatReasoning(_, _, text):  # AstrBot's dashboard shape for reasoning
+            return [_chat(event, "plain", text, streaming=True, chain_type="reasoning")]
+        case events.ChatReplied(_, _, text, streamed, reasoning):
+            shown = {"reasoning": reasoning} if reasoning else {}
             if streamed:  # the streamed reply, whole: AstrBot 4.29's `complete`
-                return [_chat(event, "complete", text, streaming=True, chain_type=None)]
-            return [_chat(event, "plain", text, chain_type=None)]
+                return [_chat(event, "complete", text, streaming=True, chain_type=None, **shown)]
+            return [_chat(event, "plain", text, chain_type=None, **shown)]
         case events.ChatStats(_, _, values):
             return [_chat(event, "agent_stats", values)]
         case events.ChatSaved(_, _, user_id, assistant_id, created_at):

@@ -268,6 +268,10 @@ def speech_stopped() -> Frame:
     return frame("speech_stopped")
 
 
+def bot_reasoning_chunk(text: str, *, turn_id: int | None = None) -> Frame:
+    return frame("bot_reasoning_chunk", {"text": text}, turn_id=turn_id)
+
+
 def bot_delta_chunk(text: str, *, turn_id: int | None = None) -> Frame:
     return frame("bot_delta_chunk", {"text": text}, turn_id=turn_id)
 

@@ -83,6 +83,15 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A delta of the model's reasoning, shown to a client that asked for it; never spoken,
+    never part of the answer or the history."""
+
+    turn_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Sentence:
     """A sentence of the reply, sent just before its audio (or alone, when it has none)."""
 
@@ -159,6 +168,7 @@ Event = (
     | Transcript
     | TurnStarted
     | TextDelta
+    | ReasoningDelta
     | Sentence
     | SpokenAudio
     | ReplyText
@@ -195,6 +205,15 @@ class ChatDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatReasoning:
+    """A delta of the model's reasoning, for listeners that asked to see it."""
+
+    session_id: str
+    message_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChatReplied:
     """The whole reply: after its deltas (`streamed`), or instead of them."""
 
@@ -202,6 +221,7 @@ class ChatReplied:
     message_id: str
     text: str
     streamed: bool
+    reasoning: str = ""  # the whole reasoning, when shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +264,7 @@ ChatEvent = (
     ChatAccepted
     | ChatStarted
     | ChatDelta
+    | ChatReasoning
     | ChatReplied
     | ChatStats
     | ChatSaved

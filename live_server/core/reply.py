@@ -44,20 +44,26 @@ class ModelReply:
     def failed(self) -> bool:
         return self.error is not None
 
-    async def stream(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
+    async def stream(
+        self, messages: list[ChatMessage], *, reasoning: bool = False
+    ) -> AsyncGenerator[str, None]:
         """The deltas. A model failure ends the stream and is kept in `error`. Iterate it in
         `aclosing`: the provider's stream is then closed at once however the iteration ends (a
-        cancelled turn included)."""
+        cancelled turn included). With `reasoning`, the model's reasoning comes too, as
+        `Reasoning` deltas (to be shown, never spoken or kept as the answer)."""
         self.started = time.perf_counter()
         try:
             async with aclosing(self.llm.stream(messages, outcome=self.outcome)) as deltas:
                 async for delta in deltas:
-                    if isinstance(delta, Reasoning):  # sent apart by the model's server
-                        self._take(Split(reasoning=str(delta)))
-                    elif answer := self._take(self._thinking.feed(delta)):
-                        yield answer
-            if answer := self._take(self._thinking.flush()):
-                yield answer
+                    split = (
+                        Split(reasoning=str(delta))  # sent apart by the model's server
+                        if isinstance(delta, Reasoning)
+                        else self._thinking.feed(delta)
+                    )
+                    for part in self._take(split, reasoning):
+                        yield part
+            for part in self._take(self._thinking.flush(), reasoning):
+                yield part
             if not self.parts and self.reasoning_parts:
                 raise LLMError(
                     "the model wrote only its reasoning and no answer", code=ErrorCode.NO_ANSWER
@@ -67,8 +73,9 @@ class ModelReply:
         finally:
             self.ended = time.perf_counter()
 
-    def _take(self, split: Split) -> str:
-        """Keep the reasoning apart; the answer's text, to stream on."""
+    def _take(self, split: Split, show: bool) -> list[str]:
+        """Keep the reasoning apart; what to stream on: the answer's text, and the reasoning
+        as `Reasoning` when it is to be shown."""
         now = time.perf_counter()
         if split.reasoning:
             if self.reasoning_first is None:
@@ -78,7 +85,10 @@ class ModelReply:
             if self.first is None:
                 self.first = now
             self.parts.append(split.answer)
-        return split.answer
+        out: list[str] = [Reasoning(split.reasoning)] if show and split.reasoning else []
+        if split.answer:
+            out.append(split.answer)
+        return out
 
     def reasoning_time(self) -> float | None:
         """From the first word of reasoning to the answer's first (or the end)."""

@@ -72,6 +72,7 @@ class Session:
             llm=engines.llm,
             tts=lambda: self.tts,
             cuttable=lambda: self._options.cuttable_turns,
+            show_reasoning=lambda: self._options.show_reasoning,
         )
         self._pending: list[Source] = []  # inputs waiting for `respond()`
         self._input_ids = 0

@@ -26,3 +26,6 @@ class SessionOptions:
     # How many of the latest turns the client may cut by id (Realtime's truncate). Zero: the
     # AstrBot socket cuts only the last, through `interrupt`.
     cuttable_turns: int = 0
+    # Send the model's reasoning to the client as it comes (`LIVE_SHOW_REASONING`, AstrBot
+    # sockets); it is never spoken nor kept as the answer either way.
+    show_reasoning: bool = False

@@ -25,7 +25,7 @@ from live_server.core.reply import ModelReply
 from live_server.core.speech_text import SpeechText
 from live_server.core.splitter import SentenceSplitter
 from live_server.core.turn_state import INTERRUPTED, TERMINAL, TurnEvent, TurnState, next_state
-from live_server.engines import LLM, TTS, ChatMessage
+from live_server.engines import LLM, TTS, ChatMessage, Reasoning
 from live_server.errors import ErrorCode, LiveError, TTSError
 from live_server.storage import SavedTurn
 
@@ -136,8 +136,10 @@ class TurnRunner:
         messages: list[ChatMessage],
         send: Send,
         send_now: SendNow,
+        show_reasoning: bool = False,
     ) -> None:
         self.turn = turn
+        self._show_reasoning = show_reasoning
         self._tts = tts
         self._messages = messages
         self._send = send
@@ -193,8 +195,12 @@ class TurnRunner:
         turn = self.turn
         splitter = SentenceSplitter()
         speaking = self._tts is not None
-        async with aclosing(self.reply.stream(self._messages)) as deltas:
+        stream = self.reply.stream(self._messages, reasoning=self._show_reasoning)
+        async with aclosing(stream) as deltas:
             async for delta in deltas:
+                if isinstance(delta, Reasoning):  # shown to a client that asked, never spoken
+                    await self._send(events.ReasoningDelta(turn.id, delta), None)
+                    continue
                 on_sent = None if speaking else _deliver(turn, delta, 0)
                 await self._send(events.TextDelta(turn.id, delta), on_sent)
                 if speaking:

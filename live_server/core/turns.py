@@ -41,6 +41,7 @@ class Turns:
         llm: LLM,
         tts: Callable[[], TTS | None],
         cuttable: Callable[[], int],
+        show_reasoning: Callable[[], bool] = lambda: False,
     ) -> None:
         self.username = username
         self.history = history
@@ -48,6 +49,7 @@ class Turns:
         self._llm = llm
         self._tts = tts  # the voice in force (the session's options may turn it off)
         self._cuttable = cuttable  # how many recent turns the client may cut by id
+        self._show_reasoning = show_reasoning  # the model's reasoning shown to the client
         self.closed = False
         self.current: Turn | None = None
         self._ids = 0
@@ -213,6 +215,7 @@ class Turns:
             messages=self.history.conversation.messages_for(turn.user_text),
             send=send,
             send_now=send_now,
+            show_reasoning=self._show_reasoning(),
         )
 
     def interrupt(self, played_ms: int | None) -> None:

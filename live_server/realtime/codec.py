@@ -148,6 +148,8 @@ class RealtimeCodec:
                 ]
             case events.TurnStarted(turn_id):
                 return self._open(turn_id)
+            case events.ReasoningDelta():
+                return []  # the published Realtime API has no event for a model's reasoning
             case events.TextDelta(turn_id, text):
                 if self.audio:
                     return []  # a spoken reply's text comes as the transcript of its audio

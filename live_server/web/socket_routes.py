@@ -120,7 +120,7 @@ def _session(
         feed=state.feed,
         live=live,
         output=connection,
-        options=SessionOptions(detection=detection),
+        options=SessionOptions(detection=detection, show_reasoning=state.settings.show_reasoning),
     )
 
 
