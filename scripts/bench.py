@@ -51,6 +51,12 @@ Load (`--only load`): many live sockets doing text turns, one server process aga
 workers, with `scripts/load.py`'s defaults (that script takes every flag; its docstring has the
 figures and targets).
 
+What the voice says (`--only spoken`): replies shaped like real models' output (markdown,
+code, tables, reasoning blocks, numbers, money, times, dates, units, emoji) spoken by Piper and
+read back by Whisper, in process: markup or reasoning heard (target: in no reply), the word
+error rate against plain prose's (no worse), the time added per sentence (< 0.2 ms), and the
+first audio after a reasoning model's answer starts against the same answer without reasoning.
+
 Turn-taking (`--only turns`): recordings of real people with pauses inside and a true end,
 streamed at real time to a `vad=server` socket of a server on its embedded engines (the embedded
 model answering): the pauses of 500 ms or more taken for a turn's end, and the true end of
@@ -82,6 +88,7 @@ from benchmarks import (
     load,
     local_model,
     realtime,
+    spoken,
     store,
     text,
     turns,
@@ -116,6 +123,7 @@ async def main() -> int:
             "turns",
             "conversations",
             "load",
+            "spoken",
         ],
         default="all",
     )
@@ -149,6 +157,8 @@ async def main() -> int:
         return await turns.turn_taking_bench(args)
     if args.only == "conversations":
         return await conversations.conversations_bench(args)
+    if args.only == "spoken":
+        return await spoken.spoken_bench(args)
     if args.only == "load":  # with its defaults; `scripts/load.py` takes every flag
         defaults = argparse.ArgumentParser()
         load.add_arguments(defaults)

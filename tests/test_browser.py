@@ -248,6 +248,22 @@ async def test_logging_in_with_an_account_and_expiry(page_server: ServerProcess,
         await page.press("#text", "Enter")
         await wait_for(page, "(document.querySelector('#messages .bot')||{}).textContent"
                        "?.includes('hello from the keyboard')")  # fmt: skip
+        # A reply is shown as markdown, and HTML in it as text: it runs nothing.
+        typed = '**bold** <img src=x onerror="window.pwned=1"> [a link](https://example.com/x)'
+        await page.fill("#text", typed)
+        await page.press("#text", "Enter")
+        last = "[...document.querySelectorAll('#messages .bot')].at(-1)"
+        await wait_for(page, f"{last}.textContent.includes('I am the built-in echo model')")
+        shown = await page.evaluate(
+            f"(() => {{ const b = {last}; return {{text: b.textContent,"
+            " strong: [...b.querySelectorAll('strong')].map(e => e.textContent),"
+            " links: [...b.querySelectorAll('a')].map(a => a.href),"
+            " images: document.querySelectorAll('#messages img').length,"
+            " pwned: window.pwned ?? null}}; }})()"
+        )
+        assert '<img src=x onerror="window.pwned=1">' in shown["text"]
+        assert shown["images"] == 0 and shown["pwned"] is None
+        assert shown["strong"] == ["bold"] and shown["links"] == ["https://example.com/x"]
 
         # An expired token sends the user back to the login form, with a message.
         expired = page_server.cli("token", "pat", "--ttl", "-10")

@@ -60,6 +60,12 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
         ("Pi is 3.14159.", "Pi is three point one four one five nine."),
         ("The 21st and 2nd times.", "The twenty-first and second times."),
         ("Salt & pepper", "Salt and pepper"),
+        ("#1 is rest, #2 is water.", "number one is rest, number two is water."),
+        (
+            "From -5 to 12°C, in 3-4 days.",
+            "From minus five to twelve degrees Celsius, in three to four days.",
+        ),
+        ("Room 4B.", "Room 4B."),
     ],
 )
 def test_numbers_are_said_as_a_person_reads_them(sentence: str, said: str) -> None:
@@ -73,6 +79,13 @@ def test_a_code_block_spanning_sentences_is_not_read() -> None:
         for s in ["Here it is:", "```python", "print('hi')  # 1/2", "```\nThat prints hi."]
     ]
     assert said == ["Here it is:", "", "", "That prints hi."]
+
+
+def test_a_link_or_a_table_split_across_sentences_is_still_said_plainly() -> None:
+    speech = SpeechText()
+    assert speech.say("Read [the official") == "Read the official"
+    assert speech.say("guide](https://docs.python.org/3/index.html).") == "guide."
+    assert speech.say("|---|---|\n| Tokyo | 14 million |") == "Tokyo, fourteen million"
 
 
 def test_an_unclosed_code_block_keeps_the_rest_of_the_reply_quiet() -> None:

@@ -46,8 +46,8 @@ class SpeechText:
                 continue
             if self._in_fence:
                 continue
-            lines.append(line)
-        text = markup_to_words(" ".join(lines))
+            lines.append(markup_to_words(line))  # a line at a time: a table's rows, a list
+        text = " ".join(lines)
         for rule in self.language.rules:
             text = rule(text)
         return _tidy(text)
@@ -57,6 +57,8 @@ class SpeechText:
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _LINK = re.compile(r"!?\[([^\]]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"]*\")?\)")
+# The end of a link whose text began in the sentence before ("guide](https://...)").
+_LINK_TAIL = re.compile(r"\]\((?:[^()\s]|\([^()\s]*\))*\)")
 _AUTOLINK = re.compile(r"<(https?://[^>\s]+)>")
 _URL = re.compile(r"\b(?:https?://|www\.)([^\s/?#<>()\[\]]+)([^\s<>()\[\]]*)", re.IGNORECASE)
 _TRAILING = ".,;:!?'\""
@@ -69,7 +71,8 @@ _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _ITALIC_STAR = re.compile(r"(?<![\w*])\*(?=\S)([^*]+?)(?<=\S)\*(?![\w*])")
 _ITALIC_UNDER = re.compile(r"(?<![\w_])_(?=\S)([^_]+?)(?<=\S)_(?![\w_])")
 _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
-_LEFT_MARKS = re.compile(r"(?<!\w)[*_~#`|]+|[*_~#`|]+(?!\w)")
+# Marks left at a word's edge (not "#1": a language says it, "number one").
+_LEFT_MARKS = re.compile(r"(?<!\w)(?:[*_~`|\[\]]|#(?!\d))+|[*_~#`|\[\]]+(?!\w)")
 # Pictographs, dingbats, arrows, geometric shapes, box drawing, variation selectors, joiners.
 _SYMBOLS = re.compile(
     "["
@@ -91,6 +94,7 @@ def markup_to_words(text: str) -> str:
         text = ", ".join(c for c in cells if c)
     text = _LINE_MARK.sub("", text, count=1)
     text = _LINK.sub(lambda m: m.group(1), text)
+    text = _LINK_TAIL.sub("", text)
     text = _AUTOLINK.sub(lambda m: m.group(1), text)
     text = _URL.sub(_url, text)
     text = _INLINE_CODE.sub(lambda m: m.group(1), text)
@@ -235,7 +239,10 @@ _FRACTION = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?![\d/])")
 _ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
 _GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]*\d)")
 _DECIMAL = re.compile(r"(?<![\d.])(\d+)\.(\d+)(?![\d.]*\d)")
-_INTEGER = re.compile(r"(?<![\d.])\d+(?![\d.]*\d)")
+_INTEGER = re.compile(r"(?<![\d.])\d+(?![\d.]*\d)(?![A-Za-z])")
+_RANGE = re.compile(r"(?<![\d.,-])(\d{1,3})\s?[-–]\s?(\d{1,3})(?![\d.,-])")
+_NUMBER_SIGN = re.compile(r"(?<!\w)#(\d+)\b")
+_MINUS = re.compile(r"(?<![\w\d])[-−](?=\d)")
 _YEAR = re.compile(r"(?<![\d.,$€£¥-])(?:1[89]\d\d|20\d\d)(?![\d.,%]*\d)(?!\s?%)")
 _UNITS = {
     "km/h": "kilometers per hour", "mph": "miles per hour", "m/s": "meters per second",
@@ -318,6 +325,9 @@ _TIMES = re.compile(r"(\d)\s*[*×]\s*(\d)")
 
 def english_numbers(text: str) -> str:
     text = _TIMES.sub(r"\1 times \2", text)
+    text = _NUMBER_SIGN.sub(r"number \1", text)
+    text = _RANGE.sub(r"\1 to \2", text)
+    text = _MINUS.sub("minus ", text)
     text = _MONEY.sub(_money, text)
     text = _DATE.sub(_date, text)
     text = _TIME.sub(_time, text)

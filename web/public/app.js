@@ -5,6 +5,7 @@
 // it does. The page's own VAD (Silero, in the browser) only acts at once on the bot's voice: it
 // turns it down at the first sound of speech and stops it when the speech is confirmed.
 
+import { renderMarkdown } from "./markdown.js";
 import { Player } from "./player.js";
 import { pcmBase64 } from "./wav.js";
 
@@ -104,7 +105,7 @@ function clearPartial() {
 function markInterrupted(turnId, playedMs) {
   const bubble = document.querySelector(`#messages .bot[data-turn="${turnId}"]`);
   if (!bubble) return;
-  const full = bubble.textContent;
+  const full = bubble.dataset.raw ?? bubble.textContent;
   let heardEnd = 0;
   let elapsed = 0;
   for (const { text, ms } of spoken.get(turnId) || []) {
@@ -119,10 +120,10 @@ function markInterrupted(turnId, playedMs) {
 function renderCut(bubble, heard, unheard) {
   bubble.classList.add("interrupted");
   const kept = document.createElement("span");
-  kept.textContent = heard;
+  kept.append(renderMarkdown(heard));
   const rest = document.createElement("span");
   rest.className = "unheard";
-  rest.textContent = unheard;
+  rest.append(renderMarkdown(unheard));
   rest.title = "Not heard: you talked over it";
   bubble.replaceChildren(kept, rest);
 }
@@ -145,7 +146,8 @@ async function showHistory(conversationId, count) {
     for (const m of messages) {
       const li = document.createElement("li");
       li.className = `msg ${m.role === "user" ? "user" : "bot"} earlier`;
-      li.textContent = m.content;
+      if (m.role === "user") li.textContent = m.content;
+      else showReply(li, m.content);
       if (m.interrupted) {
         li.classList.add("interrupted");
         li.title = "Interrupted: only what was heard was kept";
@@ -162,6 +164,12 @@ async function showHistory(conversationId, count) {
 function botBubble(turnId) {
   const found = document.querySelector(`#messages .bot[data-turn="${turnId}"]`);
   return found || addMessage("bot", "", turnId);
+}
+
+// A reply's text as it streams, rendered as markdown (never as HTML: see markdown.js).
+function showReply(bubble, raw) {
+  bubble.dataset.raw = raw;
+  bubble.replaceChildren(renderMarkdown(raw));
 }
 
 function showError(text) {
@@ -334,10 +342,13 @@ function onFrame(frame) {
       lastSentence = frame.data.text;
       break;
     case "bot_delta_chunk":
-      botBubble(id).textContent += frame.data.text;
+      {
+        const bubble = botBubble(id);
+        showReply(bubble, (bubble.dataset.raw ?? "") + frame.data.text);
+      }
       break;
     case "bot_msg":
-      botBubble(id).textContent = frame.data.text;
+      showReply(botBubble(id), frame.data.text);
       break;
     case "response":
       awaitingReply = false;

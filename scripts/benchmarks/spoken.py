@@ -1,0 +1,326 @@
+"""What the voice says (`--only spoken`): replies shaped like real models' output, spoken by the
+embedded voice (Piper) and read back by Whisper, in process. Nothing here opens a socket.
+
+For each reply of the set (markdown lists and links, code, tables, reasoning blocks, numbers,
+money, times, dates, units, emoji): its reasoning is kept apart, its sentences split and turned
+into speech text as a turn does, spoken and read back. Reported: the share of replies in which
+markup or reasoning is heard ("asterisk", "hash", "slash", "backtick", "colon", "https", three
+words of the thinking in a row), before (the model's text spoken as it is) and after; the word
+error rate of what was heard against what the voice was to say, against plain prose read back
+in the same run; the time the reasoning filter and speech text add per sentence; and, through a
+session with a scripted model and Piper, the first audio after the answer starts with and
+without a reasoning block before it. Targets (issue 34): markup heard in 0 replies; the set's
+word error rate no worse than the prose's (within 0.02); under 0.2 ms added per sentence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .harness import speech, summary
+
+THINK = "<think>The user asks a question. I should answer briefly and check the numbers.</think>"
+SET = [
+    f"{THINK}**Paris** is the capital of France. Here are three facts:\n\n1. It has the *Eiffel Tower*.\n2. About 2,100,000 people live there.\n3. See https://en.wikipedia.org/wiki/Paris for more.\n\n## Summary\n`Paris` is great.",
+    "The ticket costs $5.99 and the train leaves at 3:30 pm.",
+    "Your appointment is on 2026-12-06 at 9:15 am.",
+    "Prices rose by 12% last year, and 50% of people noticed.",
+    "Drive at 90 km/h for about 45 minutes.",
+    "Add 1/2 cup of sugar and 3/4 cup of flour.",
+    "- **Monday:** rain\n- **Tuesday:** sun\n- **Wednesday:** clouds",
+    "## Steps\n1. Open the app.\n2. Tap *Settings*.\n3. Choose **Privacy**.",
+    "You can read more at [the official guide](https://docs.python.org/3/tutorial/index.html).",
+    "Check https://www.example.com/path?query=1 for the details.",
+    "Here is the code:\n```python\nprint('hello')\nfor i in range(3):\n    print(i)\n```\nIt prints hello and three numbers.",
+    "Use the `git status` command to see your changes.",
+    "| City | Population |\n|---|---|\n| Tokyo | 14 million |\n| Paris | 2 million |",
+    "Great question! 😀 The answer is yes. 👍",
+    "✅ Done. ➡️ Next, call me tomorrow. ⭐",
+    "> Knowledge is power.\nThat is a famous saying.",
+    f"{THINK}It is 22°C and sunny today.",
+    "<think>Let me compute 15 times 4. That is 60.</think>The answer is 60.",
+    "<thinking>Hmm, the user wants a recipe. Keep it short.</thinking>Boil pasta for 10 minutes, then add sauce.",
+    "The meeting is at 15:00 in room 4B.",
+    "It weighs 2.5 kg and costs €30.",
+    "About 1,500 people came, and 3 of them won £100 each.",
+    "The 21st century began in 2001.",
+    "Your balance is $1,234.56 as of today.",
+    "Speed: 60 mph. Distance: 120 mi. Time: 2 h.",
+    "**Warning:** do *not* share your password.",
+    "1. First, breathe in.\n2. Then, breathe out.\n3. Repeat 5 times.",
+    "See the file `config.yaml` and set `debug` to true.",
+    "The recipe serves 4 and takes 1/3 of an hour.",
+    "Call 911 in an emergency.",
+    "Battery at 85%, about 3 hours left.",
+    "Sunrise is at 6:42 am and sunset at 5:10 pm.",
+    "It happened on 1999-12-31, just before midnight.",
+    "The file is 250 MB, the disk has 2 TB free.",
+    "#1 on the list is rest. #2 is water.",
+    "Use **Ctrl + C** to copy and **Ctrl + V** to paste.",
+    "Visit www.bbc.co.uk for the news.",
+    "~~Old price~~ New price: $19.99!",
+    "Temperatures range from -5 to 12°C this week.",
+    "<think>The user greets me.</think>Hello! How can I help you today? 😊",
+    "Step 2 of 3: enter your name, e.g. *Ann Smith*.",
+    "The ratio is 2/3, or about 66.7%.",
+]
+PROSE = [
+    "The weather is pleasant today, with a light breeze from the west.",
+    "She walked to the market and bought fresh bread and some apples.",
+    "Reading before bed helps many people fall asleep more easily.",
+    "The museum opens early in the morning and closes in the evening.",
+    "He called his sister to tell her about the new job.",
+    "A short walk after dinner is good for your health.",
+    "The children played in the garden until it started to rain.",
+    "Please remember to bring your umbrella and a warm coat.",
+    "The library has many books about history and science.",
+    "We should leave soon if we want to catch the last train.",
+]
+MARKUP_WORDS = {"asterisk", "asterisks", "hash", "hashtag", "slash", "backtick", "backticks",
+                "colon", "https", "http", "underscore", "tilde", "pipe"}  # fmt: skip
+
+
+def spoken_sentences(reply: str, *, clean: bool) -> list[tuple[str, str]]:
+    """(display sentence, what the voice is given) for each sentence of `reply`: as a turn does
+    it (`clean`), or the model's text as it is (before speech text and the reasoning filter)."""
+    from live_server.core.speech_text import SpeechText
+    from live_server.core.splitter import SentenceSplitter
+    from live_server.engines.reasoning import ThinkFilter
+
+    splitter = SentenceSplitter()
+    if clean:
+        thinking = ThinkFilter()
+        reply = thinking.feed(reply).answer + thinking.flush().answer
+    sentences = splitter.feed(reply) + splitter.flush()
+    if not clean:
+        return [(s, s) for s in sentences]
+    speech = SpeechText()
+    return [(s, said) for s in sentences if (said := speech.say(s))]
+
+
+def markup_heard(heard: str, reasoning: str) -> list[str]:
+    words = speech.words(heard)
+    found = sorted(MARKUP_WORDS & set(words))
+    thought = speech.words(reasoning)
+    triples = {tuple(thought[i : i + 3]) for i in range(len(thought) - 2)}
+    if any(tuple(words[i : i + 3]) in triples for i in range(len(words) - 2)):
+        found.append("(reasoning)")
+    return found
+
+
+async def round_trips(replies: list[str], *, clean: bool) -> list[dict[str, Any]]:
+    """Each reply spoken by Piper and read back by Whisper."""
+    import numpy as np
+
+    from live_server.core.speech_text import SpeechText
+    from live_server.engines.reasoning import ThinkFilter
+    from live_server.engines.stt.whisper import WhisperSTT
+    from live_server.engines.tts.piper import PiperTTS, load_voice
+
+    tts = PiperTTS(load_voice(None))
+    stt = WhisperSTT(model_dir=None, language="en", workers=1)
+    await stt.warm_up()
+    out = []
+    try:
+        for reply in replies:
+            thinking = ThinkFilter()
+            reasoning = thinking.feed(reply).reasoning + thinking.flush().reasoning
+            intended, heard = [], []
+            for _, said in spoken_sentences(reply, clean=clean):
+                audio = await tts.synthesize(said)
+                pcm = audio.samples.astype(np.float32)
+                n = int(len(pcm) * 16000 / audio.sample_rate)
+                pcm16k = np.interp(
+                    np.arange(n) / 16000, np.arange(len(pcm)) / audio.sample_rate, pcm
+                ).astype(np.int16)
+                recognition = stt.start()
+                recognition.feed(pcm16k)
+                heard.append(await recognition.finish())
+                intended.append(said)
+            said_text, heard_text = " ".join(intended), " ".join(heard)
+            # Whisper writes numbers in figures: both sides are read the same way first.
+            normal = SpeechText()
+            out.append(
+                {
+                    "reply": reply[:60],
+                    "heard": heard_text,
+                    "markup": markup_heard(heard_text, reasoning),
+                    "wer": speech.word_error_rate(normal.say(said_text), normal.say(heard_text)),
+                }
+            )
+    finally:
+        await stt.aclose()
+        await tts.aclose()
+    return out
+
+
+def added_time_per_sentence(rounds: int = 20) -> float:
+    """The reasoning filter and speech text's own cost, ms per sentence."""
+    from live_server.core.speech_text import SpeechText
+    from live_server.engines.reasoning import ThinkFilter
+
+    sentences = [s for reply in SET for s, _ in spoken_sentences(reply, clean=False)]
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        speech_text, thinking = SpeechText(), ThinkFilter()
+        for s in sentences:
+            speech_text.say(thinking.feed(s).answer)
+    return 1000 * (time.perf_counter() - t0) / (rounds * len(sentences))
+
+
+class _Scripted:
+    """A model that writes `deltas` at `delay` seconds a delta."""
+
+    name = "scripted"
+
+    def __init__(self, deltas: list[str], delay: float) -> None:
+        self.deltas, self.delay = deltas, delay
+
+    async def stream(
+        self, messages: Sequence[Any], sampling: Any = None, outcome: Any = None
+    ) -> AsyncGenerator[str, None]:
+        for delta in self.deltas:
+            await asyncio.sleep(self.delay)
+            yield delta
+
+    async def aclose(self) -> None:
+        pass
+
+
+class _Times:
+    """A session's output that notes when the answer starts and when its first audio comes."""
+
+    def __init__(self) -> None:
+        self.first_delta = self.first_audio = 0.0
+        self.ended = asyncio.Event()
+        self._later: set[asyncio.Task[None]] = set()
+
+    def _see(self, event: Any) -> None:
+        from live_server.core import events
+
+        now = time.perf_counter()
+        if isinstance(event, events.TextDelta) and not self.first_delta:
+            self.first_delta = now
+        elif isinstance(event, events.SpokenAudio) and not self.first_audio:
+            self.first_audio = now
+        elif isinstance(event, events.Ended):
+            self.ended.set()
+
+    async def send(self, event: Any, *, turn: Any = None, on_sent: Any = None) -> None:
+        self._see(event)
+        if on_sent is not None:
+            on_sent()
+
+    def send_now(self, event: Any, *, turn: Any = None, on_sent: Any = None) -> None:
+        self._see(event)
+        if on_sent is not None:
+            on_sent()
+
+    def send_when(self, event: Any, ready: Any) -> None:
+        async def later() -> None:
+            await ready
+            self._see(event)
+
+        task = asyncio.ensure_future(later())
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    def discard_stale(self) -> None:
+        pass
+
+
+async def first_audio_after_the_answer(n: int) -> dict[str, list[float]]:
+    """Through a session with Piper: the answer's first delta -> its first audio, when the model
+    thinks first and when it does not (10 ms a delta, the same answer)."""
+    from live_server.core.conversation import ConversationFeed
+    from live_server.core.session import Session
+    from live_server.engines import Engines
+    from live_server.engines.tts.piper import PiperTTS, load_voice
+    from live_server.settings import Settings
+
+    answer = ["Paris", " is", " the", " capital", " of", " France.", " It", " is", " lovely."]
+    thought = ["<think>", *[" hmm"] * 30, "</think>"]
+    tts = PiperTTS(load_voice(None))
+    out: dict[str, list[float]] = {"without reasoning": [], "after reasoning": []}
+    try:
+        for _ in range(n):
+            for name, deltas in (
+                ("without reasoning", answer),
+                ("after reasoning", thought + answer),
+            ):
+                times = _Times()
+                session = Session(
+                    username="bench",
+                    settings=Settings(),
+                    engines=Engines(llm=_Scripted(deltas, 0.01), tts=tts),
+                    store=None,  # type: ignore[arg-type]  # no live conversation: nothing stored
+                    feed=ConversationFeed(),
+                    live=None,
+                    output=times,
+                )
+                session.say("What is the capital of France?")
+                await asyncio.wait_for(times.ended.wait(), 30)
+                await session.aclose()
+                out[name].append(times.first_audio - times.first_delta)
+    finally:
+        await tts.aclose()
+    return out
+
+
+async def spoken_bench(args: argparse.Namespace) -> int:
+    after = await round_trips(SET, clean=True)
+    before = await round_trips(SET, clean=False)
+    prose = await round_trips(PROSE, clean=True)
+    added_ms = added_time_per_sentence()
+    first = await first_audio_after_the_answer(max(3, args.utterances))
+    markup_after = [r for r in after if r["markup"]]
+    markup_before = [r for r in before if r["markup"]]
+    wer_set = statistics.mean(r["wer"] for r in after)
+    wer_prose = statistics.mean(r["wer"] for r in prose)
+    print(
+        f"\nwhat the voice says: {len(SET)} replies shaped like models' output, Piper -> Whisper:"
+    )
+    print(
+        f"  markup or reasoning heard: {len(markup_before)} of {len(SET)} replies spoken as "
+        f"written, {len(markup_after)} of {len(SET)} through speech text"
+    )
+    for r in markup_after:
+        print(f"    still heard in {r['reply']!r}: {r['markup']} ({r['heard']!r})")
+    print(f"  word error rate: the set {wer_set:.3f}, plain prose {wer_prose:.3f}")
+    print(f"  added per sentence (reasoning filter + speech text): {added_ms:.3f} ms")
+    for name, values in first.items():
+        print(
+            f"  answer's first delta -> first audio, {name}: p50 {statistics.median(values) * 1000:.0f} ms"
+        )
+    targets = {
+        "markup heard in 0 replies": (len(markup_after), 0, len(markup_after) == 0),
+        "word error rate no worse than prose (+0.02)": (
+            wer_set,
+            wer_prose + 0.02,
+            wer_set <= wer_prose + 0.02,
+        ),
+        "added per sentence < 0.2 ms": (added_ms, 0.2, added_ms < 0.2),
+    }
+    failed = 0
+    for name, (value, limit, met) in targets.items():
+        failed += not met
+        print(f"{'PASS' if met else 'FAIL'}  {name}: {value:.3f} (limit {limit:.3f})")
+    report = {
+        "replies": len(SET),
+        "markup_heard_before": len(markup_before),
+        "markup_heard_after": len(markup_after),
+        "wer_set": wer_set,
+        "wer_prose": wer_prose,
+        "added_ms_per_sentence": added_ms,
+        "first_audio_after_answer_s": {k: summary(v) for k, v in first.items()},
+        "heard": {r["reply"]: r["heard"] for r in after},
+    }
+    Path(args.json).write_text(json.dumps({"spoken": report}, indent=2))
+    return 1 if failed else 0
