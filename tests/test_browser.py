@@ -255,11 +255,12 @@ async def test_logging_in_with_an_account_and_expiry(page_server: ServerProcess,
         last = "[...document.querySelectorAll('#messages .bot')].at(-1)"
         await wait_for(page, f"{last}.textContent.includes('I am the built-in echo model')")
         shown = await page.evaluate(
-            f"(() => {{ const b = {last}; return {{text: b.textContent,"
+            "() => { const b = [...document.querySelectorAll('#messages .bot')].at(-1);"
+            " return {text: b.textContent,"
             " strong: [...b.querySelectorAll('strong')].map(e => e.textContent),"
             " links: [...b.querySelectorAll('a')].map(a => a.href),"
             " images: document.querySelectorAll('#messages img').length,"
-            " pwned: window.pwned ?? null}}; }})()"
+            " pwned: window.pwned ?? null}; }"
         )
         assert '<img src=x onerror="window.pwned=1">' in shown["text"]
         assert shown["images"] == 0 and shown["pwned"] is None
