@@ -53,7 +53,7 @@ async def test_a_think_block_split_across_deltas_is_not_shown_said_or_kept(
         wire = json.dumps(frames)
         assert "user asks" not in wire and "think" not in wire.lower()
         said = [r["input"] for r in llm_stub.speech_requests]
-        assert said == ["Paris is the capital of France.", "See en.wikipedia.org for more."]
+        assert said == ["Paris is the capital of France.", "See en dot wikipedia dot org for more."]
         (figures,) = [f["data"] for f in frames if f["t"] == "metrics" and "llm_ttft" in f["data"]]
         assert figures["llm_reasoning_chars"] == len(THOUGHT) and figures["llm_reasoning_time"] >= 0
 

@@ -322,7 +322,7 @@ async def test_the_voice_says_the_reply_without_markup_and_the_text_keeps_it():
     assert "print(1)" in "".join(shown)
     assert tts.said == [
         "Paris is the capital of France.",
-        "It costs five dollars and ninety-nine cents to see en.wikipedia.org today.",
+        "It costs five dollars and ninety-nine cents to see en dot wikipedia dot org today.",
         "Done.",
     ]
     spoken = [e.text for e in output.of(events.SpokenAudio)]

@@ -19,9 +19,12 @@ from live_server.core.speech_text import SpeechText, number_words, ordinal_words
         ("> A quoted line.", "A quoted line."),
         ("`Paris` is great.", "Paris is great."),
         ("See [the guide](https://example.com/a_(b)) now.", "See the guide now."),
-        ("See https://en.wikipedia.org/wiki/Paris for more.", "See en.wikipedia.org for more."),
-        ("Visit <https://www.example.org/x?y=1>.", "Visit example.org."),
-        ("Mail me at www.python.org/downloads today", "Mail me at python.org today"),
+        (
+            "See https://en.wikipedia.org/wiki/Paris for more.",
+            "See en dot wikipedia dot org for more.",
+        ),
+        ("Visit <https://www.example.org/x?y=1>.", "Visit example dot org."),
+        ("Mail me at www.python.org/downloads today", "Mail me at python dot org today"),
         ("Great news 🎉🚀 for all 👍🏽!", "Great news for all!"),
         ("| Name | Age |", "Name, Age"),
         ("|---|:---:|", ""),
@@ -50,7 +53,7 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
         ("In 1999 and 2005.", "In nineteen ninety-nine and two thousand five."),
         (
             "Add 1/2 cup and 3/4 of it, 2/3 done.",
-            "Add one half cup and three quarters of it, two thirds done.",
+            "Add a half cup and three quarters of it, two thirds done.",
         ),
         (
             "Drive 90 km/h for 12 km at 20°C.",
@@ -66,6 +69,10 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "From minus five to twelve degrees Celsius, in three to four days.",
         ),
         ("Room 4B.", "Room 4B."),
+        (
+            "Your name, e.g. Ann, i.e. you; press Ctrl + C.",
+            "Your name, for example Ann, that is you; press Control plus C.",
+        ),
     ],
 )
 def test_numbers_are_said_as_a_person_reads_them(sentence: str, said: str) -> None:
@@ -108,7 +115,7 @@ def test_what_a_reasoning_model_wrote_in_markdown_is_said_plainly() -> None:
     said = " ".join(speech.say(s) for s in reply)
     for mark in ("*", "#", "`", "/", "https", "3.", "2,"):
         assert mark not in said
-    assert "two million one hundred thousand" in said and "en.wikipedia.org" in said
+    assert "two million one hundred thousand" in said and "en dot wikipedia dot org" in said
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ Pure: no I/O, no engine; one `SpeechText` a reply, since a code fence spans sent
 
 Two stages. The markup stage is the same for every language: code fences are not read (one
 short mention instead), inline code, emphasis, headings, list markers, block quotes and HTML
-tags lose their marks, a link says its text, a bare URL its site ("en.wikipedia.org"), table
+tags lose their marks, a link says its text, a bare URL its site ("en dot wikipedia dot org"), table
 rows their cells, and emoji and decorative symbols nothing. The reading stage is a language's
 own (`LANGUAGES`): English says numbers, money, percentages, times, dates, fractions and units
 in words ("$5.99" -> "five dollars and ninety-nine cents"). A language adds its rules by adding
@@ -112,7 +112,7 @@ def _url(m: re.Match[str]) -> str:
     whole = m.group(0)
     after = whole[len(whole.rstrip(_TRAILING)) :]
     host = m.group(1).rstrip(_TRAILING).lower().split("@")[-1].split(":")[0]
-    return host.removeprefix("www.") + after
+    return host.removeprefix("www.").replace(".", " dot ") + after
 
 
 def _tidy(text: str) -> str:
@@ -313,7 +313,7 @@ def _fraction(m: re.Match[str]) -> str:
     if bottom == 1:
         return number_words(top)
     one, many = _FRACTION_NAMES.get(bottom, (ordinal_words(bottom), ordinal_words(bottom) + "s"))
-    return f"{number_words(top)} {one if top == 1 else many}"
+    return f"a {one}" if top == 1 else f"{number_words(top)} {many}"
 
 
 def _unit(m: re.Match[str]) -> str:
@@ -321,6 +321,22 @@ def _unit(m: re.Match[str]) -> str:
 
 
 _TIMES = re.compile(r"(\d)\s*[*×]\s*(\d)")
+
+
+# Abbreviations a person reads out whole (a voice spells "e.g." as letters).
+_SAID_IN_FULL = {
+    "e.g.": "for example", "i.e.": "that is", "etc.": "et cetera", "vs.": "versus",
+    "approx.": "approximately", "Ctrl": "Control", "w/": "with",
+}  # fmt: skip
+_ABBREVIATION = re.compile(
+    "|".join(
+        rf"(?<!\w){re.escape(a)}" + (r"(?!\w)" if a[-1].isalnum() else "") for a in _SAID_IN_FULL
+    )
+)
+
+
+def english_words(text: str) -> str:
+    return _ABBREVIATION.sub(lambda m: _SAID_IN_FULL[m.group(0)], text)
 
 
 def english_numbers(text: str) -> str:
@@ -352,5 +368,5 @@ def _number(text: str) -> str:
 
 
 LANGUAGES: dict[str, Language] = {
-    "en": Language("en", rules=(english_numbers,), code_block=""),
+    "en": Language("en", rules=(english_words, english_numbers), code_block=""),
 }
