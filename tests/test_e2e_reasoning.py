@@ -42,18 +42,26 @@ async def test_a_think_block_split_across_deltas_is_not_shown_said_or_kept(
         f"nk>{THOUGHT}</th",
         "ink>\n\n**Paris** is the capital",
         " of France. See https://en.wikipedia.org/wiki/Paris",
-        " for more.",
+        " for more.\n``",
+        "`python\nprint('code is not read')\n```\nThat is all.",
     ]
     async with open_live(reasoning_server.live_url()) as ws:
         frames = await text_turn(ws, "What is the capital of France?")
         answer = (
             "**Paris** is the capital of France. See https://en.wikipedia.org/wiki/Paris for more."
+            "\n```python\nprint('code is not read')\n```\nThat is all."
         )
         assert deltas_text(frames) == answer
         wire = json.dumps(frames)
         assert "user asks" not in wire and "think" not in wire.lower()
         said = [r["input"] for r in llm_stub.speech_requests]
-        assert said == ["Paris is the capital of France.", "See en dot wikipedia dot org for more."]
+        assert said == [
+            "Paris is the capital of France.",
+            "See en dot wikipedia dot org for more.",
+            "That is all.",
+        ]
+        sentences = [f["data"]["text"] for f in frames if f["t"] == "bot_text_chunk"]
+        assert "**Paris** is the capital of France." in sentences  # the text keeps the markdown
         (figures,) = [f["data"] for f in frames if f["t"] == "metrics" and "llm_ttft" in f["data"]]
         assert figures["llm_reasoning_chars"] == len(THOUGHT) and figures["llm_reasoning_time"] >= 0
 
