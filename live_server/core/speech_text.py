@@ -2,13 +2,14 @@
 all), and each sentence the splitter emits is turned here into what a person would say aloud.
 Pure: no I/O, no engine; one `SpeechText` a reply, since a code fence spans sentences.
 
-Two stages. The markup stage is the same for every language: code fences are not read (one
-short mention instead), inline code, emphasis, headings, list markers, block quotes and HTML
-tags lose their marks, a link says its text, a bare URL its site ("en dot wikipedia dot org"), table
-rows their cells, and emoji and decorative symbols nothing. The reading stage is a language's
-own (`LANGUAGES`): English says numbers, money, percentages, times, dates, fractions and units
-in words ("$5.99" -> "five dollars and ninety-nine cents"). A language adds its rules by adding
-a `Language`; the languages work will add Chinese numbers and units this way.
+Two stages. The markup stage is the same for every language: code blocks are not read (a
+language may say a short mention instead), inline code, emphasis, headings, list markers, block
+quotes and HTML tags lose their marks, a link says its text, a bare URL its site ("en dot
+wikipedia dot org"), table rows their cells, and emoji and decorative symbols nothing. The
+reading stage is a language's own (`LANGUAGES`): English says numbers, money, percentages,
+times, dates, fractions, units and abbreviations in words ("$5.99" -> "five dollars and
+ninety-nine cents", "e.g." -> "for example"). A language adds its rules by adding a `Language`;
+the languages work will add Chinese numbers and units this way.
 """
 
 from __future__ import annotations
