@@ -55,12 +55,7 @@ class ModelReply:
         try:
             async with aclosing(self.llm.stream(messages, outcome=self.outcome)) as deltas:
                 async for delta in deltas:
-                    split = (
-                        Split(reasoning=str(delta))  # sent apart by the model's server
-                        if isinstance(delta, Reasoning)
-                        else self._thinking.feed(delta)
-                    )
-                    for part in self._take(split, reasoning):
+                    for part in self._take(self._thinking.take(delta), reasoning):
                         yield part
             for part in self._take(self._thinking.flush(), reasoning):
                 yield part

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol, TypedDict
 
 from live_server.audio.convert import PCM, Audio
 from live_server.audio.vad import ScorerPool
+from live_server.engines.reasoning import Reasoning as Reasoning  # the type streams carry
 from live_server.errors import ConfigError
 from live_server.settings import Settings
 
@@ -65,14 +66,6 @@ class Usage:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
-
-
-class Reasoning(str):
-    """A delta of the model's reasoning that its server sends apart from the answer (DeepSeek's
-    `reasoning_content`, vLLM's, Ollama's and OpenRouter's `reasoning`): an LLM stream yields
-    it among the answer's deltas, and it is never part of the answer."""
-
-    __slots__ = ()
 
 
 @dataclass

@@ -7,7 +7,7 @@ is reasoning; a tag split across deltas (`<thi` + `nk>`) is held back until it i
 `flush` settles what is held at the end. A stream that starts inside a block (the chat template
 opened it, so the model writes only the closing tag) is followed with `inside=True`; a block
 never closed is reasoning to the end. Reasoning a provider sends apart (`reasoning_content`
-deltas) never passes through here.
+deltas, `Reasoning`) is reasoning whole (`take`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,14 @@ from dataclasses import dataclass
 
 OPEN_TAGS = ("<think>", "<thinking>")
 CLOSE_TAGS = ("</think>", "</thinking>")
+
+
+class Reasoning(str):
+    """A delta of the model's reasoning that its server sends apart from the answer (DeepSeek's
+    `reasoning_content`, vLLM's, Ollama's and OpenRouter's `reasoning`): an LLM stream yields
+    it among the answer's deltas, and it is never part of the answer."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,13 @@ class ThinkFilter:
             self.inside = not self.inside
             self.saw_reasoning = True
         return Split(self._answer("".join(answer)), "".join(reasoning))
+
+    def take(self, delta: str) -> Split:
+        """A stream's delta split: reasoning its server sent apart (`Reasoning`) is reasoning
+        whole; text is split at its tags (`feed`)."""
+        if isinstance(delta, Reasoning):
+            return Split(reasoning=str(delta))
+        return self.feed(delta)
 
     def flush(self) -> Split:
         """The end of the stream: a partial tag held back was text after all."""

@@ -21,7 +21,7 @@ from typing import Any, cast
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from live_server.engines import ChatMessage, Outcome, Reasoning, Sampling
+from live_server.engines import ChatMessage, Outcome, Sampling
 from live_server.engines.reasoning import Split, ThinkFilter
 from live_server.errors import ErrorCode, LiveError, LLMError, ProtocolError
 from live_server.web.chat_api import (
@@ -161,11 +161,9 @@ async def chat_completions(request: Request) -> Response:
     except LLMError as exc:
         return error_response(exc.code, exc.message)
     thinking = ThinkFilter()
-    whole = thinking.feed("".join(d for d in got if not isinstance(d, Reasoning)))
-    rest = thinking.flush()
-    apart = "".join(d for d in got if isinstance(d, Reasoning))
-    message = {"role": "assistant", "content": whole.answer + rest.answer}
-    if reasoning := apart + whole.reasoning + rest.reasoning:  # apart, as DeepSeek gives it
+    splits = [*map(thinking.take, got), thinking.flush()]
+    message = {"role": "assistant", "content": "".join(s.answer for s in splits)}
+    if reasoning := "".join(s.reasoning for s in splits):  # apart, as DeepSeek gives it
         message["reasoning_content"] = reasoning
     completion: dict[str, Any] = {
         "id": completion_id,
@@ -237,12 +235,7 @@ class Reply:
             thinking = ThinkFilter()
             async with aclosing(deltas):
                 async for delta in deltas:
-                    split = (
-                        Split(reasoning=str(delta))
-                        if isinstance(delta, Reasoning)
-                        else thinking.feed(delta)
-                    )
-                    for chunk in self._split(split):
+                    for chunk in self._split(thinking.take(delta)):
                         yield chunk
             for chunk in self._split(thinking.flush()):
                 yield chunk
