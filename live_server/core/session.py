@@ -69,10 +69,8 @@ class Session:
             username=username,
             history=self.history,
             output=output,
-            llm=engines.llm,
-            tts=lambda: self.tts,
-            cuttable=lambda: self._options.cuttable_turns,
-            show_reasoning=lambda: self._options.show_reasoning,
+            engines=engines,
+            options=lambda: self._options,
         )
         self._pending: list[Source] = []  # inputs waiting for `respond()`
         self._input_ids = 0
@@ -112,7 +110,7 @@ class Session:
     @property
     def tts(self) -> TTS | None:
         """The voice replies are spoken with; None: text replies only."""
-        return self.engines.tts if self._options.speak else None
+        return self.turns.tts
 
     @property
     def replying(self) -> bool:

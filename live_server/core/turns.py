@@ -22,10 +22,11 @@ from live_server.core.conversation import Exchange
 from live_server.core.history import History
 from live_server.core.inputs import Recognising, Source
 from live_server.core.output import Output
+from live_server.core.session_options import SessionOptions
 from live_server.core.speculation import Speculation
 from live_server.core.turn import Send, SendNow, Turn, TurnRunner
 from live_server.core.turn_state import TurnEvent, TurnState
-from live_server.engines import LLM, TTS
+from live_server.engines import TTS, Engines
 from live_server.errors import ErrorCode, ProtocolError, STTError
 
 log = logging.getLogger(__name__)
@@ -38,18 +39,14 @@ class Turns:
         username: str,
         history: History,
         output: Output,
-        llm: LLM,
-        tts: Callable[[], TTS | None],
-        cuttable: Callable[[], int],
-        show_reasoning: Callable[[], bool] = lambda: False,
+        engines: Engines,
+        options: Callable[[], SessionOptions],
     ) -> None:
         self.username = username
         self.history = history
         self.output = output
-        self._llm = llm
-        self._tts = tts  # the voice in force (the session's options may turn it off)
-        self._cuttable = cuttable  # how many recent turns the client may cut by id
-        self._show_reasoning = show_reasoning  # the model's reasoning shown to the client
+        self._engines = engines
+        self._options = options  # the session's, in force when each turn starts
         self.closed = False
         self.current: Turn | None = None
         self._ids = 0
@@ -62,6 +59,11 @@ class Turns:
         self._speculation: Speculation | None = None
         self.speculations = {"used": 0, "dropped": 0}
         self.dropped_since_turn = 0  # speculative replies dropped since the last turn began
+
+    @property
+    def tts(self) -> TTS | None:
+        """The voice replies are spoken with; None: text replies only (or `speak` off)."""
+        return self._engines.tts if self._options().speak else None
 
     def tell(self, event: events.Event) -> None:
         self.output.send_now(event)
@@ -104,13 +106,13 @@ class Turns:
                 id=self._ids,
                 user_text="\n".join(s for s in sources if isinstance(s, str)),
                 input_type="audio" if spoken else "text",
-                by_sentence=self._tts() is not None,
+                by_sentence=self.tts is not None,
             )
         turn.after = current
         turn.sources = list(sources)
-        if self._cuttable():
+        if cuttable := self._options().cuttable_turns:
             self._recent[turn.id] = turn
-            if len(self._recent) > self._cuttable():
+            if len(self._recent) > cuttable:
                 del self._recent[next(iter(self._recent))]
         return turn
 
@@ -210,12 +212,12 @@ class Turns:
     def runner(self, turn: Turn, send: Send, send_now: SendNow) -> TurnRunner:
         return TurnRunner(
             turn,
-            llm=self._llm,
-            tts=self._tts(),
+            llm=self._engines.llm,
+            tts=self.tts,
             messages=self.history.conversation.messages_for(turn.user_text),
             send=send,
             send_now=send_now,
-            show_reasoning=self._show_reasoning(),
+            show_reasoning=self._options().show_reasoning,
         )
 
     def interrupt(self, played_ms: int | None) -> None:
@@ -351,7 +353,7 @@ class Turns:
             user_text=text,
             input_type="audio",
             state=TurnState.HELD,
-            by_sentence=self._tts() is not None,
+            by_sentence=self.tts is not None,
         )
         speculation = Speculation(text, turn, self.output)
         speculation.start(self.runner(turn, speculation.send, speculation.send_now))
