@@ -100,10 +100,9 @@ def markup_to_words(text: str) -> str:
     text = _URL.sub(_url, text)
     text = _INLINE_CODE.sub(lambda m: m.group(1), text)
     text = _HTML_TAG.sub(" ", text)
-    for pattern in (_BOLD, _STRIKE):
-        text = pattern.sub(lambda m: m.group(2) if m.lastindex == 2 else m.group(1), text)
-    text = _ITALIC_STAR.sub(lambda m: m.group(1), text)
-    text = _ITALIC_UNDER.sub(lambda m: m.group(1), text)
+    text = _BOLD.sub(lambda m: m.group(2), text)  # group 1 is the mark, `**` or `__`
+    for pattern in (_STRIKE, _ITALIC_STAR, _ITALIC_UNDER):
+        text = pattern.sub(lambda m: m.group(1), text)
     text = _LEFT_MARKS.sub(" ", text)
     return _SYMBOLS.sub(" ", text)
 
