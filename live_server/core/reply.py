@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
-from live_server.engines import LLM, ChatMessage, Outcome, Reasoning
+from live_server.engines import LLM, ChatMessage, Outcome
 from live_server.engines.reasoning import Split, ThinkFilter
 from live_server.errors import ErrorCode, LLMError
 
@@ -80,10 +80,7 @@ class ModelReply:
             if self.first is None:
                 self.first = now
             self.parts.append(split.answer)
-        out: list[str] = [Reasoning(split.reasoning)] if show and split.reasoning else []
-        if split.answer:
-            out.append(split.answer)
-        return out
+        return split.deltas(reasoning=show)
 
     def reasoning_time(self) -> float | None:
         """From the first word of reasoning to the answer's first (or the end)."""

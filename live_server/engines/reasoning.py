@@ -31,6 +31,14 @@ class Split:
     answer: str = ""
     reasoning: str = ""
 
+    def deltas(self, *, reasoning: bool = True) -> list[str]:
+        """As a stream's deltas: the reasoning as `Reasoning` (left out unless `reasoning`),
+        then the answer."""
+        out: list[str] = [Reasoning(self.reasoning)] if reasoning and self.reasoning else []
+        if self.answer:
+            out.append(self.answer)
+        return out
+
 
 class ThinkFilter:
     def __init__(self, *, inside: bool = False) -> None:

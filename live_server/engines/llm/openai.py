@@ -9,7 +9,7 @@ from typing import Any
 
 from live_server.engines import ChatMessage, Outcome, Reasoning, Sampling, Usage
 from live_server.engines.openai_client import openai_client
-from live_server.engines.reasoning import Split, ThinkFilter
+from live_server.engines.reasoning import ThinkFilter
 from live_server.errors import LLMError
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,12 @@ class OpenAILLM:
                     if opened is None:
                         yield choice.delta.content
                     else:
-                        for part in _opened(opened, opened.feed(choice.delta.content)):
+                        # The reasoning as `Reasoning`; the reply's own later `<think>`
+                        # blocks are kept apart downstream.
+                        for part in opened.feed(choice.delta.content).deltas():
                             yield part
             if opened is not None:
-                for part in _opened(opened, opened.flush()):
+                for part in opened.flush().deltas():
                     yield part
         except Exception as exc:
             raise LLMError(f"the model stream failed: {exc}") from exc
@@ -144,14 +146,3 @@ class OpenAILLM:
 
     async def aclose(self) -> None:
         await self._client.close()
-
-
-def _opened(thinking: ThinkFilter, split: Split) -> list[str]:
-    """A split of a reply that started inside a `<think>` block: the reasoning as `Reasoning`,
-    the rest as it came (the reply's own later `<think>` blocks are kept apart downstream)."""
-    out: list[str] = []
-    if split.reasoning:
-        out.append(Reasoning(split.reasoning))
-    if split.answer:
-        out.append(split.answer)
-    return out
