@@ -13,10 +13,12 @@ from live_server.core.speech_text import SpeechText, number_words, ordinal_words
     [
         ("**Paris** is the capital of France.", "Paris is the capital of France."),
         ("1. It has the *Eiffel Tower*.", "It has the Eiffel Tower."),
-        ("- a bullet with __strong__ and ~~old~~ words", "a bullet with strong and old words"),
-        ("• Decorative ★ bullets ✓ and → arrows", "Decorative bullets and arrows"),
-        ("## Summary", "Summary"),
+        ("- a bullet with __strong__ and ~~old~~ words", "a bullet with strong and words."),
+        ("~~Old price~~ New price: $19.99!", "New price: nineteen dollars and ninety-nine cents!"),
+        ("• Decorative ★ bullets ✓ and → arrows", "Decorative bullets and arrows."),
+        ("## Summary", "Summary."),
         ("> A quoted line.", "A quoted line."),
+        ("- **Monday:** rain", "Monday: rain."),
         ("`Paris` is great.", "Paris is great."),
         ("See [the guide](https://example.com/a_(b)) now.", "See the guide now."),
         (
@@ -25,10 +27,15 @@ from live_server.core.speech_text import SpeechText, number_words, ordinal_words
         ),
         ("Visit <https://www.example.org/x?y=1>.", "Visit example dot org."),
         ("Mail me at www.python.org/downloads today", "Mail me at python dot org today"),
+        (
+            "Visit bbc.co.uk/news, or ann@example.com.",
+            "Visit bbc dot co dot uk, or ann@example.com.",
+        ),
+        ("Open config.yaml with Node.js.", "Open config.yaml with Node.js."),
         ("Great news 🎉🚀 for all 👍🏽!", "Great news for all!"),
-        ("| Name | Age |", "Name, Age"),
+        ("| Name | Age |", "Name, Age."),
         ("|---|:---:|", ""),
-        ("| Ann | 31 |", "Ann, thirty-one"),
+        ("| Ann | 31 |", "Ann, thirty-one."),
         ("---", ""),
         ("Line<br>break and <b>bold</b>.", "Line break and bold."),
         (
@@ -48,9 +55,30 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
         ("$1, £2.50 and €3m", "one dollar, two pounds and fifty pence and three million euros"),
         ("It rose 50% and 12.5%.", "It rose fifty percent and twelve point five percent."),
         ("Meet at 3:30 pm.", "Meet at three thirty p.m."),
-        ("At 9:05 am, 15:00 and 00:00.", "At nine oh five a.m., fifteen hundred and midnight."),
+        ("At 9:05 am, 15:00 and 00:00.", "At nine oh five a.m., three p.m. and midnight."),
+        (
+            "From 13:05 to 00:30, or 12:00.",
+            "From one oh five p.m. to twelve thirty a.m., or twelve o'clock.",
+        ),
+        (
+            "Open 9am to 5 PM, or 11 a.m. on Sundays.",
+            "Open nine a.m. to five p.m., or eleven a.m. on Sundays.",
+        ),
+        ("Call 911 now.", "Call nine one one now."),
+        (
+            "Call us on +44 20 7946 0958.",
+            "Call us on plus four four two zero seven nine four six zero nine five eight.",
+        ),
         ("Due 2026-12-06.", "Due December sixth, twenty twenty-six."),
         ("In 1999 and 2005.", "In nineteen ninety-nine and two thousand five."),
+        (
+            "On December 6, 2026 and May 31.",
+            "On December sixth, twenty twenty-six and May thirty-first.",
+        ),
+        (
+            "In May 2026, and March 3:30 pm.",
+            "In May twenty twenty-six, and March three thirty p.m.",
+        ),
         (
             "Add 1/2 cup and 3/4 of it, 2/3 done.",
             "Add a half cup and three quarters of it, two thirds done.",
@@ -92,7 +120,7 @@ def test_a_link_or_a_table_split_across_sentences_is_still_said_plainly() -> Non
     speech = SpeechText()
     assert speech.say("Read [the official") == "Read the official"
     assert speech.say("guide](https://docs.python.org/3/index.html).") == "guide."
-    assert speech.say("|---|---|\n| Tokyo | 14 million |") == "Tokyo, fourteen million"
+    assert speech.say("|---|---|\n| Tokyo | 14 million |") == "Tokyo, fourteen million."
 
 
 def test_an_unclosed_code_block_keeps_the_rest_of_the_reply_quiet() -> None:

@@ -14,6 +14,7 @@ from live_server.engines.stt.whisper import looped
         "We must find a new home in the start. We must find a new home in the",
         "And so my fellow Americans. And so my fellow Americans. And so my fellow",
         "no no no no",
+        "Visit bbc.co.uk for the news. Visit bbc.co.uk for",
         "I'm going to go ahead and I'm going to go ahead and I'm going to go ahead and",
     ],
 )
@@ -28,6 +29,7 @@ def test_a_looping_decode_is_caught(text: str) -> None:
         "for your country.",
         "We must find a new home in the stars.",
         "Yes, yes, I know.",
+        "Thank you for calling, thank you.",
         "",
     ],
 )

@@ -62,6 +62,13 @@ _LINK = re.compile(r"!?\[([^\]]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"]*\")?
 _LINK_TAIL = re.compile(r"\]\((?:[^()\s]|\([^()\s]*\))*\)")
 _AUTOLINK = re.compile(r"<(https?://[^>\s]+)>")
 _URL = re.compile(r"\b(?:https?://|www\.)([^\s/?#<>()\[\]]+)([^\s<>()\[\]]*)", re.IGNORECASE)
+# A site named without "www." or a scheme ("bbc.co.uk/news"): known endings only, so that
+# "config.yaml" or "Node.js" stay as written.
+_DOMAIN = re.compile(
+    r"(?<![\w@./-])((?:[a-z0-9-]+\.)+(?:com|org|net|edu|gov|io|ai|dev|app|co|uk|us|de|fr|eu|"
+    r"info|me|tv|ca|au|jp|cn|in|nl|es|it|ch|se|ru|br))(?![\w-])(/[^\s<>()\[\]]*)?",
+    re.IGNORECASE,
+)
 _TRAILING = ".,;:!?'\""
 _INLINE_CODE = re.compile(r"`+([^`]*)`+")
 _HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
@@ -90,21 +97,30 @@ def markup_to_words(text: str) -> str:
     """`text` without markdown, HTML, URLs' paths, emoji and decorative symbols."""
     if _TABLE_RULE.match(text) or _HRULE.match(text):
         return ""
-    if text.count("|") >= 2:  # a table row: its cells, in order
+    # A table row, a list item, a heading or a quote is a unit of its own: said with the pause
+    # of a sentence's end even when the model wrote none.
+    structured = text.count("|") >= 2
+    if structured:  # a table row: its cells, in order
         cells = [c.strip() for c in text.strip().strip("|").split("|")]
         text = ", ".join(c for c in cells if c)
-    text = _LINE_MARK.sub("", text, count=1)
+    marked = _LINE_MARK.sub("", text, count=1)
+    structured = structured or len(marked) < len(text.lstrip())
+    text = marked
     text = _LINK.sub(lambda m: m.group(1), text)
     text = _LINK_TAIL.sub("", text)
     text = _AUTOLINK.sub(lambda m: m.group(1), text)
     text = _URL.sub(_url, text)
+    text = _DOMAIN.sub(_url, text)
     text = _INLINE_CODE.sub(lambda m: m.group(1), text)
     text = _HTML_TAG.sub(" ", text)
     text = _BOLD.sub(lambda m: m.group(2), text)  # group 1 is the mark, `**` or `__`
-    for pattern in (_STRIKE, _ITALIC_STAR, _ITALIC_UNDER):
+    text = _STRIKE.sub("", text)  # crossed out: the reader sees it is no longer meant
+    for pattern in (_ITALIC_STAR, _ITALIC_UNDER):
         text = pattern.sub(lambda m: m.group(1), text)
-    text = _LEFT_MARKS.sub(" ", text)
-    return _SYMBOLS.sub(" ", text)
+    text = _SYMBOLS.sub(" ", _LEFT_MARKS.sub(" ", text)).rstrip()
+    if structured and text and text[-1].isalnum():
+        text += "."
+    return text
 
 
 def _url(m: re.Match[str]) -> str:
@@ -234,6 +250,12 @@ _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s?%")
 _TIME = re.compile(
     r"\b([01]?\d|2[0-3]):([0-5]\d)(?::[0-5]\d)?(?:\s?([AaPp])\.?\s?[Mm]\.?(?![A-Za-z]))?"
 )
+_CLOCK_HOUR = re.compile(r"\b(1[0-2]|0?[1-9])\s?([AaPp])\.?\s?[Mm]\b\.?")  # "3pm", "11 a.m."
+_DAY_OF_MONTH = re.compile(  # "December 6": "December sixth"
+    r"\b((?:January|February|March|April|May|June|July|August|September|October|November|"
+    r"December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?\s)([1-9]|[12]\d|3[01])\b"
+    r"(?!\s?(?:[:.%/]\d|[AaPp]\.?[Mm]\b))"
+)
 _DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _FRACTION = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?![\d/])")
 _ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
@@ -288,10 +310,12 @@ def _money(m: re.Match[str]) -> str:
 def _time(m: re.Match[str]) -> str:
     hour, minute, half = int(m.group(1)), int(m.group(2)), m.group(3)
     suffix = f" {half.lower()}.m." if half else ""
-    if minute == 0 and not half and (hour == 0 or hour > 12):  # 24-hour: "fifteen hundred"
-        return "midnight" if hour == 0 else f"{number_words(hour)} hundred"
+    if not half and (hour == 0 or hour > 12):  # 24-hour, said as a person does: "three p.m."
+        if hour == 0 and minute == 0:
+            return "midnight"
+        hour, suffix = (12, " a.m.") if hour == 0 else (hour - 12, " p.m.")
     if minute == 0:
-        said = f"{number_words(hour)} o'clock" if not half else number_words(hour)
+        said = number_words(hour) if suffix else f"{number_words(hour)} o'clock"
     elif minute < 10:
         said = f"{number_words(hour)} oh {number_words(minute)}"
     else:
@@ -320,6 +344,16 @@ def _unit(m: re.Match[str]) -> str:
     return f"{m.group(1)} {_UNITS[m.group(2).lower()]}"
 
 
+# A number to call is read digit by digit ("call 911": "nine one one").
+_DIALLED = re.compile(r"\b((?:call|dial|phone|ring|text)(?:\s+us|\s+me)?(?:\s+on|\s+at)?\s+)"
+                      r"(\+?\d[\d \-().]*\d)(?![\d,.]*\d)", re.IGNORECASE)  # fmt: skip
+
+
+def _dialled(m: re.Match[str]) -> str:
+    digits = " ".join(_ONES[int(d)] for d in m.group(2) if d.isdigit())
+    return m.group(1) + ("plus " if m.group(2).startswith("+") else "") + digits
+
+
 _TIMES = re.compile(r"(\d)\s*[*×]\s*(\d)")
 
 
@@ -340,13 +374,18 @@ def english_words(text: str) -> str:
 
 
 def english_numbers(text: str) -> str:
+    text = _DIALLED.sub(_dialled, text)
     text = _TIMES.sub(r"\1 times \2", text)
     text = _NUMBER_SIGN.sub(r"number \1", text)
     text = _RANGE.sub(r"\1 to \2", text)
     text = _MINUS.sub("minus ", text)
     text = _MONEY.sub(_money, text)
     text = _DATE.sub(_date, text)
+    text = _DAY_OF_MONTH.sub(lambda m: m.group(1) + ordinal_words(int(m.group(2))), text)
     text = _TIME.sub(_time, text)
+    text = _CLOCK_HOUR.sub(
+        lambda m: f"{number_words(int(m.group(1)))} {m.group(2).lower()}.m.", text
+    )
     text = _PERCENT.sub(lambda m: f"{_number(m.group(1))} percent", text)
     text = _UNIT.sub(_unit, text)
     text = _FRACTION.sub(_fraction, text)

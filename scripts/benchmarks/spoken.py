@@ -84,6 +84,7 @@ PROSE = [
     "The library has many books about history and science.",
     "We should leave soon if we want to catch the last train.",
 ]
+LEAD_IN_S = 0.3  # a reply starts after a silence: the user has just stopped talking
 MARKUP_WORDS = {"asterisk", "asterisks", "hash", "hashtag", "slash", "backtick", "backticks",
                 "colon", "https", "http", "underscore", "tilde", "pipe"}  # fmt: skip
 
@@ -113,9 +114,16 @@ def comparable(text: str) -> str:
 
     from live_server.core.speech_text import SpeechText
 
-    text = re.sub(r"\b(\d{1,2})\.(\d{2})(?=\s?[AaPp]\.?[Mm]\b)", r"\1:\2", text)
+    # "3.30 PM", "642 am", "3 p m": a time.
+    text = re.sub(r"\b(\d{1,2})\.?(\d{2})(?=\s?[AaPp]\.?\s?[Mm]\b)", r"\1:\2", text)
+    # "$5.99 cents", "$1,234 dollars and $56 cents": the currency said twice, in the sign and in
+    # the word after the figure, is one amount heard right.
+    text = re.sub(r"[$€£](\d{1,2}) (cents?|pence)\b", r"\1 \2", text)
+    text = re.sub(
+        r"([$€£][\d,]*\d(?:\.\d+)?)\s+(?:dollars?|cents?|euros?|pounds?|pence)\b", r"\1", text
+    )
     text = SpeechText().say(text).lower()
-    return re.sub(r"\b([ap])\.\s?m\.?", r"\1m", text)
+    return re.sub(r"\b([ap])\.?\s?m\b\.?", r"\1m", text)
 
 
 def markup_heard(heard: str, reasoning: str) -> list[str]:
@@ -144,19 +152,19 @@ async def round_trips(replies: list[str], *, clean: bool) -> list[dict[str, Any]
         for reply in replies:
             thinking = ThinkFilter()
             reasoning = thinking.feed(reply).reasoning + thinking.flush().reasoning
-            intended, heard = [], []
+            # The reply as a listener hears it: after a silence, its sentences' audio back to
+            # back, as a client plays them, read back whole.
+            intended, pieces = [], [np.zeros(int(16000 * LEAD_IN_S))]
             for _, said in spoken_sentences(reply, clean=clean):
                 audio = await tts.synthesize(said)
                 pcm = audio.samples.astype(np.float32)
                 n = int(len(pcm) * 16000 / audio.sample_rate)
-                pcm16k = np.interp(
-                    np.arange(n) / 16000, np.arange(len(pcm)) / audio.sample_rate, pcm
-                ).astype(np.int16)
-                recognition = stt.start()
-                recognition.feed(pcm16k)
-                heard.append(await recognition.finish())
+                at = np.arange(n) / 16000
+                pieces.append(np.interp(at, np.arange(len(pcm)) / audio.sample_rate, pcm))
                 intended.append(said)
-            said_text, heard_text = " ".join(intended), " ".join(heard)
+            recognition = stt.start()
+            recognition.feed(np.concatenate(pieces).astype(np.int16))
+            said_text, heard_text = " ".join(intended), await recognition.finish()
             out.append(
                 {
                     "reply": reply[:60],

@@ -145,8 +145,9 @@ def _decode_long(audio: Any) -> str:
 
 def looped(text: str) -> bool:
     """Whether the decoder went round in a loop: the text compresses too well, a word comes
-    three times in a row, or a run of five words comes twice (people rarely say the same five
-    words twice in one breath; a looping decoder does, often cut off in the second copy)."""
+    three times in a row, a run of five words comes twice, or the text ends by starting over
+    with three words or more (people rarely say the same words twice in one breath; a looping
+    decoder does, often cut off in the second copy)."""
     data = text.encode()
     if data and len(data) / len(zlib.compress(data)) > MAX_COMPRESSION:
         return True
@@ -154,7 +155,10 @@ def looped(text: str) -> bool:
     if any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2)):
         return True
     runs = [tuple(words[i : i + 5]) for i in range(len(words) - 4)]
-    return len(set(runs)) < len(runs)
+    if len(set(runs)) < len(runs):
+        return True
+    # Gone back to the start, cut off: "Visit the site for the news. Visit the site for".
+    return any(words[-k:] == words[:k] for k in range(3, len(words) // 2 + 1))
 
 
 def _clean(text: str) -> str:
