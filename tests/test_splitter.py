@@ -86,15 +86,30 @@ FIRST_CHUNK = [
         ["这个问题的答案其实比较复杂，", "我们需要从几个方面来看。", "首先是历史。"],
     ),
     ("Note: short. Next.", ["Note: short.", "Next."]),
-    # A first sentence that runs on with no clause mark is cut at a space within 60 characters.
+    # A first sentence that runs on with no clause mark is cut at a space within 48 characters...
     (
         'You said: "And so my fellow Americans ask not what your country can do for you ask what you can do for your country." Next.',
         [
-            'You said: "And so my fellow Americans ask not what your',
-            'country can do for you ask what you can do for your country."',
+            'You said: "And so my fellow Americans ask not',
+            'what your country can do for you ask what you can do for your country."',
             "Next.",
         ],
     ),
+    # ...or sooner, before a word that opens a clause, once 25 characters long...
+    (
+        "Mr. John Dashwood has a lot of powers which he can use wisely and well. Next.",
+        ["Mr. John Dashwood has a lot of powers", "which he can use wisely and well.", "Next."],
+    ),
+    (
+        "My favourite drink is green tea and I have it daily with milk. Next.",
+        ["My favourite drink is green tea", "and I have it daily with milk.", "Next."],
+    ),
+    # ...not before a word that only starts like one, nor too early.
+    (
+        "The robot runs android software today and every day since. Next.",
+        ["The robot runs android software today", "and every day since.", "Next."],
+    ),
+    ("Tea and cake and more, or so. Next.", ["Tea and cake and more,", "or so.", "Next."]),
 ]
 
 

@@ -6,7 +6,8 @@ white space, after a newline, or after `。！？；` (these need no space). A p
 inside a decimal, a URL or an e-mail address (no space follows it), after a known abbreviation
 or when the next word starts in lower case. Chunks too short to speak well are merged into the
 next one, and the first chunk of a reply is cut early at a clause boundary once it is long
-enough, or, when a first sentence runs on with no clause mark, at a space within
+enough, or, when a first sentence runs on with no clause mark, before a word that opens a
+clause ("because", "which", "and") once `first_phrase_weight` long, else at a space within
 `first_max_weight`, so that the first audio can start sooner.
 """
 
@@ -20,6 +21,14 @@ CLOSERS = frozenset("\"'”’)]}）】」』》")
 ASCII_CLAUSES = frozenset(",:")
 SPACES = frozenset(" \t")
 CJK_CLAUSES = frozenset("，、：")
+# English words that open a clause: a long first sentence may be cut before one. (Not "that",
+# "so" or "to": "read that book", "so much", "want to go".)
+CLAUSE_OPENERS = frozenset(
+    {
+        "and", "but", "or", "because", "which", "who", "whose", "where", "when", "while",
+        "if", "although", "though", "since", "unless", "until", "whereas", "whether",
+    }
+)  # fmt: skip
 # Lower-case words that a period does not end (compared without their final period).
 ABBREVIATIONS = frozenset(
     {
@@ -39,11 +48,13 @@ class SentenceSplitter:
         *,
         min_weight: int = 6,
         first_min_weight: int = 20,
-        first_max_weight: int = 60,
+        first_phrase_weight: int = 25,
+        first_max_weight: int = 48,
         max_weight: int = 220,
     ):
         self.min_weight = min_weight
         self.first_min_weight = first_min_weight
+        self.first_phrase_weight = first_phrase_weight
         self.first_max_weight = first_max_weight
         self.max_weight = max_weight
         self.reset()
@@ -83,12 +94,16 @@ class SentenceSplitter:
         buf = self._buf
         end = self._sentence_end(buf, final=final)
         if self._emitted == 0:
-            clause = self._clause_cut(buf[:end] if end is not None else buf)
+            first = buf[:end] if end is not None else buf
+            clause = self._clause_cut(first)
             if clause is not None and (end is None or clause < end):
                 return clause
             # A neural voice takes about 3 ms a character: a long first sentence delays the
-            # first audio by hundreds of ms, so it is cut at a space.
-            first = buf[:end] if end is not None else buf
+            # first audio by hundreds of ms, so it is cut before a word that opens a clause
+            # ("... a lot of powers | that he can use"), else at a space.
+            long = end is None or weight(first) > self.first_max_weight
+            if long and (phrase := self._phrase_cut(first)) is not None:
+                return phrase
             if weight(first) > self.first_max_weight:
                 return _last_break(first, self.first_max_weight, clauses=False)
         if end is not None:
@@ -141,6 +156,24 @@ class SentenceSplitter:
                 continue
             if weight((self._carry + buf[:end]).strip()) >= self.first_min_weight:
                 return end
+        return None
+
+    def _phrase_cut(self, buf: str) -> int | None:
+        """Before the first whole word that opens a clause, once the first chunk before it is
+        long enough to speak well."""
+        for i, ch in enumerate(buf):
+            if ch not in SPACES:
+                continue
+            word_end = i + 1
+            while word_end < len(buf) and not buf[word_end].isspace():
+                word_end += 1
+            if word_end == len(buf):  # the word may still be growing ("and" -> "android")
+                return None
+            word = buf[i + 1 : word_end].lower()
+            if word in CLAUSE_OPENERS and (
+                weight((self._carry + buf[:i]).strip()) >= self.first_phrase_weight
+            ):
+                return i + 1
         return None
 
 
