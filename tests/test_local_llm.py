@@ -66,6 +66,15 @@ async def test_closing_the_stream_stops_the_generation(one_slot: LocalLLM):
     assert after < baseline + 1.0, (baseline, after)
 
 
+async def test_reading_ahead_changes_no_answer(one_slot: LocalLLM):
+    """What the model read ahead of a request (a partial transcript's words) is kept and used,
+    not answered: the reply is the one read cold."""
+    question = ask("What is the capital of France?")
+    cold = "".join([d async for d in one_slot.stream(question)])
+    await one_slot.prefill_chat(ask("What is the capital"))
+    assert "".join([d async for d in one_slot.stream(question)]) == cold
+
+
 async def test_a_conversation_longer_than_the_context_still_gets_answers():
     """The history is cut to what a slot holds; text with fewer characters to a token than the
     cut counts on (Chinese here) is cut again, rather than failing the turn."""

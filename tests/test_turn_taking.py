@@ -9,7 +9,7 @@ for a guess; the end-of-turn model gives each text the probability the test chos
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -21,7 +21,7 @@ from live_server.core import events
 from live_server.core.session import Session
 from live_server.core.turn_end import scoring_prompt
 from live_server.core.voice_input import TurnDetection
-from live_server.engines import Engines
+from live_server.engines import ChatMessage, Engines
 from live_server.settings import Settings
 from tests.test_session import SETTINGS, FixedTTS, Recorder, ScriptedLLM
 from tests.test_session import make_session as session_over
@@ -29,8 +29,9 @@ from tests.test_voice_segment import LOUD, QUIET, LoudnessScorer, frames
 
 
 class ScriptedRecognition:
-    def __init__(self, stt: ScriptedSTT) -> None:
+    def __init__(self, stt: ScriptedSTT, on_partial: Callable[[str], None] | None) -> None:
         self._stt = stt
+        self._on_partial = on_partial
         self._fed = 0
         self._guesses: list[tuple[int, asyncio.Future[str]]] = []
 
@@ -41,6 +42,8 @@ class ScriptedRecognition:
         result: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         result.set_result(self._stt.words)
         self._guesses.append((self._fed, result))
+        if not urgent and self._on_partial is not None and self._stt.words:
+            self._on_partial(self._stt.words)  # a partial transcript, while the speech goes on
 
     def guessed(self, speech_end: int) -> asyncio.Future[str] | None:
         covering = [result for upto, result in self._guesses if upto >= speech_end]
@@ -62,7 +65,7 @@ class ScriptedSTT:
         self.words = ""
 
     def start(self, on_partial: Callable[[str], None] | None = None) -> ScriptedRecognition:
-        return ScriptedRecognition(self)
+        return ScriptedRecognition(self, on_partial)
 
     async def warm_up(self) -> None:
         pass
@@ -85,6 +88,17 @@ class ScriptedEnd:
 
     async def aclose(self) -> None:
         pass
+
+
+class ReadingLLM(ScriptedLLM):
+    """A scripted model that can read a prompt ahead (`ChatPrefill`), as the embedded one."""
+
+    def __init__(self, *deltas: str | None) -> None:
+        super().__init__(*deltas)
+        self.read: list[list[ChatMessage]] = []
+
+    async def prefill_chat(self, messages: Sequence[ChatMessage]) -> None:
+        self.read.append(list(messages))
 
 
 def make_session(
@@ -196,6 +210,41 @@ async def test_a_speculative_reply_overtaken_by_more_speech_leaves_nothing_behin
     assert len(session.conversation) == 1
     (ended,) = output.of(events.Ended)
     assert ended.user_text == "I would like a table for two at eight tonight."
+
+
+async def test_the_models_read_the_words_ahead_while_the_speaker_goes_on():
+    """At a partial transcript the chat model reads the reply's prompt ahead: at the pause
+    it then reads only the words that are new."""
+    llm = ReadingLLM("Sure.")
+    session, output, stt = make_session(
+        llm, {"I would like a table": 0.01, "I would like a table for two": 0.7}
+    )
+    stt.words = "I would like a table"
+    feed(session, (LOUD, 1.2))  # over a second of speech: a partial transcript
+    await settle(lambda: llm.read)
+    assert output.of(events.PartialTranscript)[-1].text == "I would like a table"
+    assert llm.read[-1][-1] == {"role": "user", "content": "I would like a table"}
+    stt.words = "I would like a table for two."
+    feed(session, (LOUD, 0.3), (QUIET, 0.5))
+    await output.wait_for(events.Ended)
+    # The reply's request is the one read ahead, but for the user's final words.
+    (request,) = llm.requests
+    assert request[:-1] == llm.read[-1][:-1]
+    assert request[-1] == {"role": "user", "content": "I would like a table for two."}
+    # Nothing is read ahead while a reply runs: its model is busy.
+    read = len(llm.read)
+    llm2 = ReadingLLM("One. ", None, "Two.")
+    session2, output2, stt2 = make_session(llm2, {"Tell me a story": 0.9})
+    session2.say("Go on.")
+    await settle(lambda: llm2.requests)
+    stt2.words = "Tell me a story"
+    feed(session2, (LOUD, 1.2))
+    await settle(lambda: output2.of(events.PartialTranscript))
+    assert output2.of(events.PartialTranscript) and llm2.read == []
+    assert len(llm.read) == read
+    llm2.go.set()
+    await session2.aclose()
+    await session.aclose()
 
 
 async def test_without_speculation_the_reply_starts_when_the_turn_ends():

@@ -237,6 +237,11 @@ class Session:
     def drop_speculation(self) -> None:
         self.turns.drop_speculation()
 
+    def read_ahead(self, text: str) -> None:
+        """The words so far: the model reads the turn's prompt ahead, if the session is idle."""
+        if self._options.auto_respond:
+            self.turns.read_ahead(text)
+
     def bot_talking(self, now: float) -> bool:
         return self.turns.talking(now) is not None
 

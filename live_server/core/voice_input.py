@@ -107,6 +107,11 @@ class Listener(Protocol):
         """The speaker went on: a reply started at the pause is dropped."""
         ...
 
+    def read_ahead(self, text: str) -> None:
+        """The words so far, while the speaker goes on (a partial transcript): the model that
+        will answer may read them ahead."""
+        ...
+
     def tell(self, event: events.Event) -> None: ...
 
 
@@ -167,10 +172,16 @@ class VoiceInput:
             stt=stt,
             scorers=self._vad,
             max_seconds=self._max_seconds,
-            on_partial=lambda text: self._listener.tell(events.PartialTranscript(text)),
+            on_partial=self._partial,
             listening=listening,
         )
         return self.voice
+
+    def _partial(self, text: str) -> None:
+        """The words so far: told to the client, and read ahead by the model that will answer
+        (`Turns.read_ahead`)."""
+        self._listener.tell(events.PartialTranscript(text))
+        self._listener.read_ahead(text)
 
     def add(self, data: str) -> None:
         stt = self.stt()

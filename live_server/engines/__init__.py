@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol, TypedDict
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 from live_server.audio.convert import PCM, Audio
 from live_server.audio.vad import ScorerPool
@@ -150,6 +150,16 @@ class EndModel(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ChatPrefill(Protocol):
+    """A chat model that can read a conversation ahead of the request for its reply (one that
+    keeps what it read, as an embedded model does): the reply then starts sooner."""
+
+    async def prefill_chat(self, messages: Sequence[ChatMessage]) -> None:
+        """Read `messages` as `stream` would, and answer nothing. Raises `LLMError`."""
+        ...
 
 
 class STT(Protocol):

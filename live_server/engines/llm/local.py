@@ -214,8 +214,32 @@ class LocalLLM:
             raise LLMError(f"the local model could not score the words: {exc}") from exc
         return probabilities
 
+    async def prefill_chat(self, messages: Sequence[ChatMessage]) -> None:
+        """Process the prompt of a reply to `messages` into a slot and generate nothing, with
+        the messages as `stream` sends them (same cut, same template arguments). llama.cpp
+        keeps it: a reply whose prompt starts the same way (the words at the pause, after
+        those of a partial transcript) reads only what is new."""
+        request = {
+            "messages": fit(messages, self._max_chars),
+            "max_tokens": 0,
+            "stream": True,
+            "chat_template_kwargs": self._template_kwargs,
+        }
+
+        def run() -> None:
+            self._server.handle_chat_completions(request, _ignore)
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._threads, run)
+        except Exception as exc:
+            raise LLMError(f"the local model could not read ahead: {exc}") from exc
+
     async def aclose(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+def _ignore(chunk: dict[str, Any]) -> bool:
+    return False  # never cancels
 
 
 def fit(messages: Sequence[ChatMessage], max_chars: int) -> list[ChatMessage]:

