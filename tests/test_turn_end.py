@@ -14,6 +14,7 @@ from live_server.core.turn_end import (
     completeness,
     end_probability,
     judge,
+    needs_model,
     scoring_prompt,
     silence_needed,
     text_probability,
@@ -56,6 +57,18 @@ def test_a_question_is_finished_even_when_the_model_doubts_it():
     ):
         assert text_probability(text) is None
     assert judge("What time is it?", 0.02, MEDIUM).silence_ms == MEDIUM.complete_ms
+
+
+@pytest.mark.parametrize(
+    "text", ["What time is it?", "Who are you going with?", "I went to the store and", "So,"]
+)
+def test_words_whose_end_decides_need_no_model(text):
+    """The pause's verdict does not wait for the model when it could change nothing."""
+    assert not needs_model(text)
+    verdicts = {judge(text, model, MEDIUM).silence_ms for model in (None, 0.001, 0.5, 0.99)}
+    speculate = {judge(text, model, MEDIUM).speculate for model in (None, 0.001, 0.5, 0.99)}
+    assert len(verdicts) == 1 and len(speculate) == 1
+    assert needs_model("We must find a new home in the stars.")
 
 
 def test_without_a_model_a_full_stop_waits_halfway():

@@ -154,6 +154,18 @@ async def test_a_finished_sentence_is_answered_after_a_short_pause():
     assert session.speculations == {"used": 1, "dropped": 0}
 
 
+async def test_a_question_is_answered_without_waiting_for_the_model():
+    llm = ScriptedLLM("Eight o'clock.")
+    session, output, stt = make_session(llm, {})  # the model knows no words: never asked
+    stt.words = "What time is it?"
+    feed(session, (QUIET, 0.5), (LOUD, 1.0), (QUIET, 0.5))
+    await output.wait_for(events.Ended)
+    (started,) = output.of(events.TurnStarted)
+    assert started.user_text == "What time is it?"
+    assert started.figures["speculation"] == "used"
+    assert session.voice._end_model.asked == []
+
+
 async def test_an_unfinished_sentence_waits_through_its_pause():
     llm = ScriptedLLM("Yes.")
     session, output, stt = make_session(

@@ -108,6 +108,13 @@ def text_probability(text: str) -> float | None:
     return None
 
 
+def needs_model(text: str) -> bool:
+    """Whether the model's probability can change the verdict on `text`: not when the words'
+    last characters decide it (a question may end the turn whatever the model says, a trailing
+    "and" never does), and then the pause's verdict need not wait for it."""
+    return text_probability(text) is None
+
+
 # Without a model: words ending in a full stop (which a recogniser also puts at a pause), or in
 # nothing, sit in the middle of the scale.
 NO_MODEL = math.sqrt(LIKELY * UNLIKELY)

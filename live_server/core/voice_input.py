@@ -32,6 +32,7 @@ from live_server.core.turn_end import (
     bare,
     end_probability,
     judge,
+    needs_model,
     scoring_prompt,
 )
 from live_server.core.voice_segment import VoiceSegment
@@ -328,7 +329,7 @@ class VoiceInput:
             return
         guessed = time.perf_counter()
         model: float | None = None
-        if self._end_model is not None:
+        if self._end_model is not None and needs_model(text):
             try:
                 model = end_probability(await self._end_model.next_tokens(scoring_prompt(text)))
             except LLMError as exc:
