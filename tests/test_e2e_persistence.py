@@ -53,6 +53,35 @@ async def wait_stored(
             await asyncio.sleep(0.02)
 
 
+async def test_servers_starting_together_on_a_new_data_dir_all_start(tmp_path: Path):
+    """Processes started at the same moment on a fresh data dir (several restarted at once):
+    the first makes the signing secret and switches the database to WAL; the others wait for
+    it rather than fail (once "database is locked", once an empty secret), and every one
+    accepts the tokens signed with the secret kept in the data dir."""
+    data = tmp_path / "data"
+    logs = [tmp_path / f"server-{i}" for i in range(3)]
+    for log in logs:
+        log.mkdir()
+    loop = asyncio.get_running_loop()
+    started = await asyncio.gather(
+        *(
+            loop.run_in_executor(None, lambda log=log: start_server(log, LIVE_DATA_DIR=str(data)))
+            for log in logs
+        ),
+        return_exceptions=True,
+    )
+    servers = [s for s in started if isinstance(s, ServerProcess)]
+    try:
+        assert len(servers) == 3, [s for s in started if not isinstance(s, ServerProcess)]
+        token = servers[0].token()
+        for server in servers:
+            async with open_live(f"{server.ws}/api/live_chat/ws?token={token}") as ws:
+                assert deltas(await text_turn(ws, "Hello."))
+    finally:
+        for server in servers:
+            server.stop()
+
+
 async def test_a_conversation_survives_a_restart(tmp_path: Path):
     server = start_server(tmp_path, LIVE_ECHO_DELAY_MS="0")
     try:

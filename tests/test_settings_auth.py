@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -105,6 +107,23 @@ def test_jwt_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert load_jwt_secret(tmp_path, None) == first and len(first) >= 48
     assert (tmp_path / "jwt_secret").stat().st_mode & 0o077 == 0
     assert load_jwt_secret(tmp_path, "c" * 40) == "c" * 40
+
+
+def _secret_at_once(data_dir: Path, start: Any) -> str:
+    start.wait()
+    return load_jwt_secret(data_dir, None)
+
+
+def test_processes_starting_together_keep_one_whole_secret(tmp_path: Path) -> None:
+    """Servers started at the same moment on a new data dir: none reads a secret still being
+    written (an empty HMAC key stopped one at start), and all keep the same one."""
+    context = multiprocessing.get_context("fork")
+    with context.Manager() as manager, context.Pool(6) as pool:
+        for round_ in range(10):
+            data_dir = tmp_path / f"data-{round_}"
+            start = manager.Barrier(6)
+            secrets = pool.starmap(_secret_at_once, [(data_dir, start)] * 6)
+            assert len(set(secrets)) == 1 and len(secrets[0]) >= 48, secrets
 
 
 def test_tokens(tmp_path: Path) -> None:

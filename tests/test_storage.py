@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,6 +132,31 @@ def test_played_ms_keeps_the_sentences_whose_audio_fits(played_ms: int | None, h
     turn.delivered = [("One.", 1000), ("Two.", 800), ("Three.", 700)]
     turn.played_ms = played_ms
     assert turn.heard_text() == heard
+
+
+def _open_at_once(path: Path, start: Any) -> str:
+    async def open_and_close() -> None:
+        store = SQLiteStore(path)
+        await store.open()
+        await store.aclose()
+
+    start.wait()
+    try:
+        asyncio.run(open_and_close())
+    except Exception as exc:  # returned, so that the assertion shows it
+        return repr(exc)
+    return "open"
+
+
+def test_servers_opening_a_new_database_together_all_open(tmp_path: Path):
+    """The first opener of a new file switches it to WAL; the others, told at once that it is
+    locked (SQLite does not wait out that lock), try again instead of failing to start."""
+    context = multiprocessing.get_context("fork")
+    with context.Manager() as manager, context.Pool(6) as pool:
+        for round_ in range(10):
+            start = manager.Barrier(6)
+            path = tmp_path / f"new-{round_}.sqlite3"
+            assert pool.starmap(_open_at_once, [(path, start)] * 6) == ["open"] * 6
 
 
 def test_servers_starting_together_migrate_once(tmp_path: Path):

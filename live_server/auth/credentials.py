@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import re
 import secrets
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -17,7 +19,7 @@ from typing import Generic, Protocol, TypeVar
 
 import jwt
 
-from live_server.errors import AuthError, ErrorCode
+from live_server.errors import AuthError, ConfigError, ErrorCode
 
 R = TypeVar("R")
 KEY_PREFIX = "lsk_"
@@ -54,17 +56,30 @@ def load_jwt_secret(data_dir: Path, configured: str | None) -> str:
         return configured
     path = ensure_data_dir(data_dir) / JWT_SECRET_FILE
     try:
-        return path.read_text().strip()
+        return _read_secret(path)
     except FileNotFoundError:
-        secret = new_jwt_secret()
-        try:
-            # O_EXCL: if two processes race, both end up with the first one's secret.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text().strip()
+        pass
+    # Written whole under another name, then linked into place: a process starting beside
+    # this one finds either no file or the whole secret, and both keep the first one linked.
+    fd, written = tempfile.mkstemp(dir=path.parent, prefix=f".{JWT_SECRET_FILE}-")  # 0600
+    try:
         with os.fdopen(fd, "w") as f:
-            f.write(secret)
-        return secret
+            f.write(new_jwt_secret())
+        with contextlib.suppress(FileExistsError):
+            os.link(written, path)
+    finally:
+        os.unlink(written)
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> str:
+    secret = path.read_text().strip()
+    if not secret:
+        raise ConfigError(
+            f"{path} is empty: delete it (a new secret is made at start-up, and tokens signed "
+            "before are refused) or set LIVE_JWT_SECRET"
+        )
+    return secret
 
 
 class SigningSecret(Protocol):

@@ -195,7 +195,7 @@ class SQLiteStore:
         # Servers starting together on one file: wait for each other's migrations (once, at
         # start), then never wait on a lock again.
         db.execute(f"PRAGMA busy_timeout = {int(1000 * BUSY_TIMEOUT_S)}")
-        db.execute("PRAGMA journal_mode = WAL")
+        await _into_wal(db)
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpoint thread does it
@@ -302,6 +302,21 @@ def migrate(db: sqlite3.Connection) -> int:
                 if statement.strip():
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {version + 1}")
+
+
+async def _into_wal(db: sqlite3.Connection) -> None:
+    """Put a database into WAL mode. A new file's first opener switches it; a server opening
+    it at that moment is told at once that it is locked (SQLite does not wait out that lock),
+    so it tries again, up to `BUSY_TIMEOUT_S`."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.02)
 
 
 class _transaction:
