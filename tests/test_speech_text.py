@@ -65,6 +65,7 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "Open nine a.m. to five p.m., or eleven a.m. on Sundays.",
         ),
         ("Call 911 now.", "Call nine one one now."),
+        ("Call 10 people and ring 3 times.", "Call ten people and ring three times."),
         (
             "Call us on +44 20 7946 0958.",
             "Call us on plus four four two zero seven nine four six zero nine five eight.",

@@ -344,14 +344,20 @@ def _unit(m: re.Match[str]) -> str:
     return f"{m.group(1)} {_UNITS[m.group(2).lower()]}"
 
 
-# A number to call is read digit by digit ("call 911": "nine one one").
+# A number to call is read digit by digit ("call 911": "nine one one"): a phone number (five
+# digits or more) or a three-digit service number ("N11", 999, 112, 000, 101); "call 10 people"
+# or "ring 3 times" is left to the other rules.
 _DIALLED = re.compile(r"\b((?:call|dial|phone|ring|text)(?:\s+us|\s+me)?(?:\s+on|\s+at)?\s+)"
                       r"(\+?\d[\d \-().]*\d)(?![\d,.]*\d)", re.IGNORECASE)  # fmt: skip
+_SERVICE_NUMBER = re.compile(r"\d11|999|112|000|101")
 
 
 def _dialled(m: re.Match[str]) -> str:
-    digits = " ".join(_ONES[int(d)] for d in m.group(2) if d.isdigit())
-    return m.group(1) + ("plus " if m.group(2).startswith("+") else "") + digits
+    digits = [d for d in m.group(2) if d.isdigit()]
+    if len(digits) < 5 and not _SERVICE_NUMBER.fullmatch("".join(digits)):
+        return m.group(0)
+    said = " ".join(_ONES[int(d)] for d in digits)
+    return m.group(1) + ("plus " if m.group(2).startswith("+") else "") + said
 
 
 _TIMES = re.compile(r"(\d)\s*[*×]\s*(\d)")

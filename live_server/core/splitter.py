@@ -100,7 +100,7 @@ class SentenceSplitter:
                 return clause
             # A neural voice takes about 3 ms a character: a long first sentence delays the
             # first audio by hundreds of ms, so it is cut before a word that opens a clause
-            # ("... a lot of powers | that he can use"), else at a space.
+            # ("... a lot of powers | which he can use"), else at a space.
             long = end is None or weight(first) > self.first_max_weight
             if long and (phrase := self._phrase_cut(first)) is not None:
                 return phrase

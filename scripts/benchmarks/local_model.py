@@ -31,10 +31,16 @@ async def local_model_bench(args: argparse.Namespace, results: dict[str, Any] | 
     latency)."""
     from live_server.engines import ChatMessage, Outcome
     from live_server.engines.llm.local import LocalLLM
-    from live_server.settings import DEFAULT_SYSTEM_PROMPT
+    from live_server.settings import DEFAULT_SYSTEM_PROMPT, Settings
 
+    defaults = Settings(data_dir=Path("."))  # the server's own: threads, context, slots
     t0 = time.perf_counter()
-    llm = LocalLLM(model=None, threads=1, context=4096, slots=2)
+    llm = LocalLLM(
+        model=None,
+        threads=defaults.local_threads,
+        context=defaults.local_context,
+        slots=defaults.local_slots,
+    )
     load_s = time.perf_counter() - t0
     first, rates, closes = [], [], []
     system: ChatMessage = {"role": "system", "content": DEFAULT_SYSTEM_PROMPT}
