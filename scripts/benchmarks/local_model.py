@@ -75,7 +75,8 @@ async def local_model_bench(args: argparse.Namespace, results: dict[str, Any] | 
         "close_to_return_s": summary(closes),
         "server_rss_mb_every_engine": round(rss),
     }
-    print("\nembedded model (SmolLM2-135M-Instruct, 1 thread), in process:")
+    threads = f"{defaults.local_threads} thread{'s' if defaults.local_threads > 1 else ''}"
+    print(f"\nembedded model (SmolLM2-135M-Instruct, {threads}), in process:")
     print(
         f"  load {load_s:.2f} s; first token p50 {out['first_token_s']['p50'] * 1000:.0f} ms, "
         f"p90 {statistics.quantiles(first, n=10)[-1] * 1000:.0f} ms; "
