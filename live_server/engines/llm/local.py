@@ -19,6 +19,7 @@ import secrets
 import threading
 from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +140,11 @@ class LocalLLM:
         for _ in range(4):
             request["messages"] = fit(messages, max_chars)
             try:
-                async for text in self._generate(request, outcome):
-                    yield text
+                # Closed with this stream, not later by the collector: an interrupt returns
+                # once the generation has stopped and the CPU is free.
+                async with aclosing(self._generate(request, outcome)) as texts:
+                    async for text in texts:
+                        yield text
                 return
             except _ContextFull:
                 max_chars //= 2
