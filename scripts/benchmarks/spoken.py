@@ -89,17 +89,24 @@ MARKUP_WORDS = {"asterisk", "asterisks", "hash", "hashtag", "slash", "backtick",
                 "colon", "https", "http", "underscore", "tilde", "pipe"}  # fmt: skip
 
 
+def apart(reply: str) -> tuple[str, str]:
+    """(reasoning, answer) of a whole reply, as the reasoning filter keeps them apart."""
+    from live_server.engines.reasoning import ThinkFilter
+
+    thinking = ThinkFilter()
+    fed, rest = thinking.feed(reply), thinking.flush()
+    return fed.reasoning + rest.reasoning, fed.answer + rest.answer
+
+
 def spoken_sentences(reply: str, *, clean: bool) -> list[tuple[str, str]]:
     """(display sentence, what the voice is given) for each sentence of `reply`: as a turn does
     it (`clean`), or the model's text as it is (before speech text and the reasoning filter)."""
     from live_server.core.speech_text import SpeechText
     from live_server.core.splitter import SentenceSplitter
-    from live_server.engines.reasoning import ThinkFilter
 
     splitter = SentenceSplitter()
     if clean:
-        thinking = ThinkFilter()
-        reply = thinking.feed(reply).answer + thinking.flush().answer
+        reply = apart(reply)[1]
     sentences = splitter.feed(reply) + splitter.flush()
     if not clean:
         return [(s, s) for s in sentences]
@@ -140,7 +147,6 @@ async def round_trips(replies: list[str], *, clean: bool) -> list[dict[str, Any]
     """Each reply spoken by Piper and read back by Whisper."""
     import numpy as np
 
-    from live_server.engines.reasoning import ThinkFilter
     from live_server.engines.stt.whisper import WhisperSTT
     from live_server.engines.tts.piper import PiperTTS, load_voice
 
@@ -150,8 +156,7 @@ async def round_trips(replies: list[str], *, clean: bool) -> list[dict[str, Any]
     out = []
     try:
         for reply in replies:
-            thinking = ThinkFilter()
-            reasoning = thinking.feed(reply).reasoning + thinking.flush().reasoning
+            reasoning = apart(reply)[0]
             # The reply as a listener hears it: after a silence, its sentences' audio back to
             # back, as a client plays them, read back whole.
             intended, pieces = [], [np.zeros(int(16000 * LEAD_IN_S))]
