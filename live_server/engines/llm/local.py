@@ -128,7 +128,6 @@ class LocalLLM:
             # Progress chunks during a long prompt: a closed stream is seen, and the prompt's
             # processing cancelled, at the next one rather than at the first token.
             "return_progress": True,
-            "chat_template_kwargs": self._template_kwargs,
             **(sampling.params() if sampling is not None else {}),
         }
         request.pop("max_completion_tokens", None)
@@ -138,7 +137,7 @@ class LocalLLM:
         # characters to a token (code, Chinese) may still not fit: then it is cut to half.
         max_chars = self._max_chars
         for _ in range(4):
-            request["messages"] = fit(messages, max_chars)
+            request.update(self._prompt(messages, max_chars))
             try:
                 # Closed with this stream, not later by the collector: an interrupt returns
                 # once the generation has stopped and the CPU is free.
@@ -219,16 +218,11 @@ class LocalLLM:
         return probabilities
 
     async def prefill_chat(self, messages: Sequence[ChatMessage]) -> None:
-        """Process the prompt of a reply to `messages` into a slot and generate nothing, with
-        the messages as `stream` sends them (same cut, same template arguments). llama.cpp
-        keeps it: a reply whose prompt starts the same way (the words at the pause, after
-        those of a partial transcript) reads only what is new."""
-        request = {
-            "messages": fit(messages, self._max_chars),
-            "max_tokens": 0,
-            "stream": True,
-            "chat_template_kwargs": self._template_kwargs,
-        }
+        """Process the prompt of a reply to `messages` into a slot (as `stream` makes it,
+        `_prompt`) and generate nothing. llama.cpp keeps it: a reply whose prompt starts the
+        same way (the words at the pause, after those of a partial transcript) reads only
+        what is new."""
+        request = {**self._prompt(messages, self._max_chars), "max_tokens": 0, "stream": True}
 
         def run() -> None:
             self._server.handle_chat_completions(request, _ignore)
@@ -237,6 +231,11 @@ class LocalLLM:
             await asyncio.get_running_loop().run_in_executor(self._threads, run)
         except Exception as exc:
             raise LLMError(f"the local model could not read ahead: {exc}") from exc
+
+    def _prompt(self, messages: Sequence[ChatMessage], max_chars: int) -> dict[str, Any]:
+        """What decides the prompt llama.cpp reads: one place for a reply and for reading it
+        ahead, so that what was read ahead is the start of the reply's prompt."""
+        return {"messages": fit(messages, max_chars), "chat_template_kwargs": self._template_kwargs}
 
     async def aclose(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
