@@ -237,15 +237,21 @@ def words(text: str) -> list[str]:
     return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
 
 
-def word_error_rate(said: str, heard: str) -> float:
-    """Word-level edit distance over the number of words said."""
+def word_errors(said: str, heard: str) -> tuple[int, int]:
+    """(word-level edit distance, number of words said)."""
     ref, hyp = words(said), words(heard)
     row = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
         prev, row[0] = row[0], i
         for j, h in enumerate(hyp, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / max(1, len(ref))
+    return row[-1], len(ref)
+
+
+def word_error_rate(said: str, heard: str) -> float:
+    """Word-level edit distance over the number of words said."""
+    errors, said_words = word_errors(said, heard)
+    return errors / max(1, said_words)
 
 
 def noise(seconds: float, level: int = 1500, seed: int = 1) -> np.ndarray[Any, Any]:
