@@ -116,6 +116,9 @@ class Settings:
     turn_eagerness: TurnEagerness = "auto"
     turn_complete_ms: int = 300
     turn_unfinished_ms: int = 3000
+    # A speaker heard again soon after the server ended their turn had not finished: words that
+    # read as finished then wait at least the pause they took, up to this (0: never).
+    turn_patience_ms: int = 1500
     # Start the reply at a pause whose words look finished, its frames held until the turn is
     # declared over (and dropped without a trace if the speaker goes on).
     speculate: bool = True
@@ -215,6 +218,7 @@ class Settings:
             "barge_in_ms": "BARGE_IN_MS",
             "turn_complete_ms": "TURN_COMPLETE_MS",
             "turn_unfinished_ms": "TURN_UNFINISHED_MS",
+            "turn_patience_ms": "TURN_PATIENCE_MS",
             "speculate": "SPECULATE",
             "max_text_chars": "MAX_TEXT_CHARS",
             "max_frame_bytes": "MAX_FRAME_BYTES",
@@ -268,7 +272,7 @@ class Settings:
                 f"the first no more than the second: {self.turn_complete_ms}, "
                 f"{self.turn_unfinished_ms}"
             )
-        for name, low in (("vad_silence_ms", 100), ("barge_in_ms", 0)):
+        for name, low in (("vad_silence_ms", 100), ("barge_in_ms", 0), ("turn_patience_ms", 0)):
             if not low <= getattr(self, name) <= 10000:
                 raise ConfigError(
                     f"LIVE_{name.upper()} is out of range ({low}-10000): {getattr(self, name)}"

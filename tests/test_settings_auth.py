@@ -81,6 +81,7 @@ def test_a_key_switches_the_default_llm_to_openai() -> None:
         {"LIVE_TTS": "coqui"},
         {"LIVE_VAD_SILENCE_MS": "50"},
         {"LIVE_BARGE_IN_MS": "-5"},
+        {"LIVE_TURN_PATIENCE_MS": "-1"},
         {"LIVE_LLM": "openai"},
         {"LIVE_TTS": "openai"},
         {"LIVE_PORT": "eighty"},

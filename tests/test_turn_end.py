@@ -6,10 +6,13 @@ import pytest
 
 from live_server.core.turn_end import (
     BOUNDS,
+    CUT_OFF_WITHIN_MS,
     LIKELY,
+    MAX_PATIENCE_MS,
     UNLIKELY,
     Bounds,
     Eagerness,
+    Patience,
     bare,
     completeness,
     end_probability,
@@ -111,3 +114,30 @@ def test_bounds_in_the_wrong_order_are_refused():
         Bounds(complete_ms=900, unfinished_ms=300)
     lows = [BOUNDS[e].unfinished_ms for e in (Eagerness.HIGH, Eagerness.MEDIUM, Eagerness.LOW)]
     assert lows == sorted(lows)
+
+
+def test_a_speaker_cut_off_is_given_the_pause_they_took_and_more():
+    patient = Patience().after(1000)  # spoke again 1 s into the silence that ended the turn
+    bounds = patient.bounds(MEDIUM)
+    assert bounds.complete_ms > 1000 and bounds.unfinished_ms == MEDIUM.unfinished_ms
+    # Words that read as finished wait that long; unfinished ones wait as before.
+    assert judge("might never die.", 0.66, bounds).silence_ms == bounds.complete_ms
+    assert judge("And so my fellow Americans.", 0.003, bounds).silence_ms == 3000
+    # A longer cut-off teaches more, a shorter one does not unlearn.
+    assert Patience().after(1000).after(1400).floor_ms > patient.floor_ms
+    assert patient.after(400).floor_ms == patient.floor_ms
+
+
+def test_patience_is_bounded_and_fades_over_turns_not_taken_up_again():
+    longest = Patience().after(CUT_OFF_WITHIN_MS)
+    assert longest.bounds(MEDIUM).complete_ms == MAX_PATIENCE_MS  # the operator's most
+    assert longest.bounds(MEDIUM, 1000).complete_ms == 1000
+    assert longest.bounds(MEDIUM, 0) is MEDIUM  # LIVE_TURN_PATIENCE_MS=0: off
+    high = BOUNDS[Eagerness.HIGH]
+    assert longest.bounds(high).complete_ms == high.unfinished_ms  # never past the bounds
+    # Speaking again well after the end is a new turn: what was learnt halves each time.
+    patient = Patience().after(1000)
+    later = patient.after(CUT_OFF_WITHIN_MS + 1)
+    assert later.floor_ms == patient.floor_ms // 2
+    assert later.after(10_000).after(10_000).bounds(MEDIUM) == MEDIUM
+    assert Patience().bounds(MEDIUM) is MEDIUM

@@ -284,6 +284,34 @@ async def test_speech_while_the_bot_talks_is_not_a_speculation():
     assert len(output.of(events.TurnStarted)) == 1
 
 
+async def test_a_speaker_cut_off_at_a_pause_is_given_longer_at_the_next():
+    """A reader of verse pauses a second at each line's end, after words that read as a
+    sentence: the first pause is taken for the end (nothing says otherwise yet), but once they
+    went on, the next such pause is waited through."""
+    llm = ScriptedLLM("Yes.")
+    lines = {
+        "That thereby beauty's rose might never die": 0.66,
+        "But as the riper should by time decease": 0.66,
+    }
+    session, output, stt = make_session(llm, lines)
+    stt.words = "That thereby beauty's rose might never die."
+    feed(session, (LOUD, 1.5), (QUIET, 0.5))
+    await output.wait_for(events.TurnStarted)  # cut off after 300 ms of a 1 s pause
+    first = output.of(events.TurnStarted)[0].figures
+    assert first["end_of_turn_ms"] < 500 and "end_of_turn_patience_ms" not in first
+    stt.words = "But as the riper should by time decease."
+    feed(session, (QUIET, 0.5), (LOUD, 1.5), (QUIET, 1.0))  # on after the pause, over the bot
+    await settle(lambda: session.voice._verdict is not None)
+    await settle()
+    assert len(output.of(events.SpeechStopped)) == 1  # this line's 1 s pause is waited through
+    feed(session, (QUIET, 0.6))
+    await output.wait_for(events.TurnStarted, 2)
+    second = output.of(events.TurnStarted)[-1]
+    assert second.user_text == "But as the riper should by time decease."
+    assert 1300 <= second.figures["end_of_turn_patience_ms"] <= 1500
+    assert second.figures["end_of_turn_ms"] >= second.figures["end_of_turn_patience_ms"]
+
+
 def test_a_missing_end_of_turn_model_stops_the_start_with_the_settings_named(tmp_path):
     from live_server.engines import build_end_model
     from live_server.errors import ConfigError

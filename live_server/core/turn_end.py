@@ -10,6 +10,10 @@ say the rest (a question mark, a trailing "and" or comma). A likely end is answe
 `Bounds.complete_ms` of silence; an unlikely one waits up to `Bounds.unfinished_ms`; in
 between, in between on a log scale of the probability.
 
+Words alone cannot tell a slow reader's line end ("That thereby beauty's rose might never
+die,") from a sentence's end. The speaker can: one who talks again right after the server took
+their pause for the end had not finished, and is given longer from then on (`Patience`).
+
 The model is asked to continue `Someone said: "<words>`: a frame any language model reads the
 same way, chat-tuned or not, and one that told finished from unfinished sentences apart best of
 those measured with SmolLM2-135M (finished 0.02-0.9, mostly above 0.1; cut mid-clause below
@@ -157,3 +161,41 @@ def judge(text: str, model: float | None, bounds: Bounds) -> Verdict:
     """The verdict on the words `text` guessed at a pause."""
     p = completeness(text, model)
     return Verdict(text, p, silence_needed(p, bounds))
+
+
+# --- patience: a speaker who was cut off is given longer -----------------------------------
+
+# Speech again within this long of the silence that ended a turn: the speaker had not finished
+# (they paused, and the server took the pause for the end). Later, it is a new turn.
+CUT_OFF_WITHIN_MS = 2000
+# After a cut-off, words that read as finished wait the pause that was cut off and this much
+# more (up to the operator's most, `LIVE_TURN_PATIENCE_MS`, and the bounds' `unfinished_ms`).
+PATIENCE_MARGIN_MS = 300
+MAX_PATIENCE_MS = 1500  # the default most
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How long a connection's speaker pauses without having finished, learnt from the turns
+    the server ended too soon: the shortest silence after which even words that read as
+    finished end the turn (0: the bounds' own). A slow reader of verse, cut off at the end of a
+    line that reads as a sentence, is not cut off at the next line's end; each turn that ends
+    and is not taken up again halves what was learnt, so a speaker who was cut off once is not
+    kept waiting for the rest of the conversation."""
+
+    floor_ms: int = 0
+
+    def after(self, pause_ms: int) -> Patience:
+        """The speaker spoke again `pause_ms` after the silence that ended their last turn
+        began."""
+        if pause_ms <= CUT_OFF_WITHIN_MS:
+            return Patience(max(self.floor_ms, pause_ms + PATIENCE_MARGIN_MS))
+        return Patience(self.floor_ms // 2)
+
+    def bounds(self, bounds: Bounds, most_ms: int = MAX_PATIENCE_MS) -> Bounds:
+        """`bounds` with words that read as finished waiting at least the floor (at most
+        `most_ms`; 0 turns patience off)."""
+        floor = min(self.floor_ms, most_ms, bounds.unfinished_ms)
+        if floor <= bounds.complete_ms:
+            return bounds
+        return Bounds(floor, bounds.unfinished_ms)

@@ -10,7 +10,9 @@ speech over a reply for `barge_in_ms` interrupts it. At each pause the recognise
 judged (`turn_end`): the silence that ends the turn is `silence_ms`, or, with `bounds`, what the
 words so far need; a guess that looks finished starts a speculative reply
 (`Listener.speculate`), which the session holds back until the turn ends and drops if the
-speaker goes on.
+speaker goes on. A speaker heard again soon after the server ended their turn was cut off:
+what that pause teaches (`turn_end.Patience`) lengthens the bounds for the rest of the
+connection.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from live_server.audio.vad import Event, ScorerPool
 from live_server.core import events
 from live_server.core.turn_end import (
     BOUNDS,
+    MAX_PATIENCE_MS,
     Bounds,
     Eagerness,
+    Patience,
     Verdict,
     bare,
     end_probability,
@@ -53,6 +57,8 @@ class TurnDetection:
     # From how finished the words read, between these (`turn_end`); None: silence alone.
     bounds: Bounds | None = None
     speculate: bool = False  # start replies at pauses whose words look finished
+    # The most a speaker who was cut off is given after finished words (`turn_end.Patience`).
+    patience_ms: int = MAX_PATIENCE_MS
 
     @classmethod
     def configured(
@@ -81,6 +87,7 @@ class TurnDetection:
             barge_in_ms=settings.barge_in_ms if barge_in else 10**9,
             bounds=bounds,
             speculate=settings.speculate,
+            patience_ms=settings.turn_patience_ms,
         )
 
 
@@ -145,6 +152,11 @@ class VoiceInput:
         # The current pause of the open segment: what its guess says, once judged.
         self._verdict: Verdict | None = None
         self._judging: asyncio.Task[None] | None = None
+        # How long this speaker pauses without having finished (`turn_end.Patience`), and
+        # where the silence that ended the server's last turn began (`received_ms`), until
+        # the speaker is heard again.
+        self._patience = Patience()
+        self._ended_silence_at: int | None = None
 
     def stt(self) -> STT:
         if self._stt_engine is None:
@@ -258,6 +270,9 @@ class VoiceInput:
         if Event.SPEECH_STARTED in found and not voice.announced:
             voice.announced = True
             self._listener.tell(events.SpeechStarted(self.received_ms))
+            if self._ended_silence_at is not None:  # was the last turn ended too soon?
+                self._patience = self._patience.after(self.received_ms - self._ended_silence_at)
+                self._ended_silence_at = None
         if activity.speaking and not voice.barged_in:
             if activity.speech_run_ms >= detection.barge_in_ms:
                 voice.barged_in = True
@@ -273,12 +288,13 @@ class VoiceInput:
         if activity.speaking or not activity.speech_seen:
             return
         verdict = self._verdict
-        if detection.bounds is None:
+        bounds = self._bounds(detection)
+        if bounds is None:
             needed = detection.silence_ms
         elif verdict is not None:
             needed = verdict.silence_ms
         else:  # the pause's words are still being recognised or judged
-            needed = detection.bounds.unfinished_ms
+            needed = bounds.unfinished_ms
         silence = activity.silence_ms
         if silence < needed:
             return
@@ -287,6 +303,8 @@ class VoiceInput:
         voice.turn_end = {"end_of_turn_ms": silence}
         if verdict is not None and verdict.text:
             voice.turn_end["end_of_turn_p"] = round(verdict.p_end, 4)
+        if bounds is not None and detection.bounds != bounds:
+            voice.turn_end["end_of_turn_patience_ms"] = bounds.complete_ms
         self._forget_pause(keep_speculation=True)
         if not voice.opened_by_server:
             self._dropped_stamp = voice.stamp  # its end_speaking, if it comes, is answered
@@ -296,7 +314,14 @@ class VoiceInput:
             self.drop()
             return
         self.voice = None
+        self._ended_silence_at = self.received_ms - silence
         self._listener.segment_ended(voice)
+
+    def _bounds(self, detection: TurnDetection) -> Bounds | None:
+        """The detection's bounds, with what this speaker's pauses have taught (`Patience`)."""
+        if detection.bounds is None:
+            return None
+        return self._patience.bounds(detection.bounds, detection.patience_ms)
 
     # --- pauses ----------------------------------------------------------------------------
 
@@ -335,7 +360,7 @@ class VoiceInput:
             except LLMError as exc:
                 log.warning("the end of the turn is judged without the model: %s", exc)
         # Without bounds, silence alone decides: bounds that are both `silence_ms`.
-        bounds = detection.bounds or Bounds(detection.silence_ms, detection.silence_ms)
+        bounds = self._bounds(detection) or Bounds(detection.silence_ms, detection.silence_ms)
         verdict = judge(text, model, bounds)
         log.debug(
             "pause after %r: p_end %.3f, needs %d ms (guess %.0f ms, model %.0f ms)",

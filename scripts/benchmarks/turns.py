@@ -38,6 +38,10 @@ TURN_POLICIES = {
         "LIVE_TURN_POLICY": "model",
         "LIVE_TURN_EAGERNESS": "high",
     },
+    "words + silence, speculative, eagerness low (600 ms / 5 s)": {
+        "LIVE_TURN_POLICY": "model",
+        "LIVE_TURN_EAGERNESS": "low",
+    },
 }
 
 
