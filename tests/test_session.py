@@ -200,6 +200,22 @@ async def test_an_interrupt_keeps_what_was_played_and_closes_the_stream():
     }
 
 
+async def test_what_was_heard_of_a_markdown_reply_is_kept_in_the_models_words():
+    # Said: "Paris is big." (300 ms of FixedTTS), then "It has two million one hundred thousand
+    # people." (800 ms): what was heard is counted in the display sentences.
+    llm = ScriptedLLM("**Paris** is big. ", "It has `2,100,000` people. ", "Also", None, " more.")
+    tts = FixedTTS()
+    session, output = make_session(llm, engines=Engines(llm=llm, tts=tts))
+    session.say("tell me")
+    await output.wait_for(events.SpokenAudio, 2)
+    session.interrupt(played_ms=1150)
+    await output.wait_for(events.Ended)
+    (ended,) = output.of(events.Ended)
+    assert ended.interrupted
+    assert ended.assistant == "**Paris** is big. It has `2,100,000` people."
+    assert tts.said[:2] == ["Paris is big.", "It has two million one hundred thousand people."]
+
+
 async def test_a_second_turn_while_one_runs_is_refused():
     llm = ScriptedLLM("Wait", None)
     session, output = make_session(llm)
@@ -329,3 +345,13 @@ async def test_the_voice_says_the_reply_without_markup_and_the_text_keeps_it():
     assert len(spoken) == 3 and spoken[0] == "**Paris** is the capital of France."
     (ended,) = output.of(events.Ended)
     assert ended.assistant.startswith("**Paris** is the capital of France.")
+
+
+async def test_replies_are_read_by_the_rules_of_the_servers_language():
+    llm = ScriptedLLM("Es kostet **5,99 €** bis 15:30. ", "Bis *morgen*!")
+    tts = FixedTTS()
+    session, output = make_session(llm, engines=Engines(llm=llm, tts=tts, language="de"))
+    session.say("was kostet das")
+    await output.wait_for(events.Ended)
+    # No English number words in a German reply: its numbers are left to a German voice.
+    assert tts.said == ["Es kostet 5,99 € bis 15:30.", "Bis morgen!"]

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from live_server.core.speech_text import SpeechText, number_words, ordinal_words
+from live_server.core.speech_text import (
+    LANGUAGES,
+    Language,
+    SpeechText,
+    number_words,
+    ordinal_words,
+)
 
 
 @pytest.mark.parametrize(
@@ -82,7 +88,7 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
         ),
         (
             "Add 1/2 cup and 3/4 of it, 2/3 done.",
-            "Add a half cup and three quarters of it, two thirds done.",
+            "Add half a cup and three quarters of it, two thirds done.",
         ),
         (
             "Drive 90 km/h for 12 km at 20°C.",
@@ -97,7 +103,34 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "From -5 to 12°C, in 3-4 days.",
             "From minus five to twelve degrees Celsius, in three to four days.",
         ),
-        ("Room 4B.", "Room 4B."),
+        ("Room 4B, Q3, CO2 and 5G.", "Room four B, Q three, CO two and five G."),
+        ("In 2h 30m, or 1 hr 15 min.", "In two hours thirty minutes, or one hour fifteen minutes."),
+        ("The 1990s and the '80s.", "The nineteen nineties and the eighties."),
+        (
+            "Open 24/7, 50/50, rated 8/10.",
+            "Open twenty-four seven, fifty fifty, rated eight out of ten.",
+        ),
+        ("Add 3 1/2 cups.", "Add three and a half cups."),
+        ("From 2020-2024.", "From twenty twenty to twenty twenty-four."),
+        ("At 2026-12-06T10:00:00Z.", "At December sixth, twenty twenty-six at ten o'clock."),
+        ("On 6 December 2026.", "On the sixth of December twenty twenty-six."),
+        (
+            "A 16:9 screen, 0.5x and 2x faster.",
+            "A sixteen to nine screen, zero point five times and two times faster.",
+        ),
+        (
+            "$5.99/month, ~$5, $0.50.",
+            "five dollars and ninety-nine cents per month, about five dollars, fifty cents.",
+        ),
+        (
+            "It costs 5,99 € or 1,234 €.",
+            "It costs five euros and ninety-nine cents or one thousand two hundred thirty-four euros.",
+        ),
+        (
+            "1 km, 1 kg and 5 g at 15h30.",
+            "one kilometer, one kilogram and five grams at three thirty p.m.",
+        ),
+        ("Speed in km/h, H2O &amp; salt.", "Speed in kilometers per hour, H two O and salt."),
         (
             "Your name, e.g. Ann, i.e. you; press Ctrl + C.",
             "Your name, for example Ann, that is you; press Control plus C.",
@@ -179,6 +212,29 @@ def test_ordinal_words(n: int, words: str) -> None:
     assert ordinal_words(n) == words
 
 
-def test_an_unknown_language_falls_back_to_english_rules() -> None:
-    assert SpeechText("xx").say("50%") == "fifty percent"
-    assert SpeechText("en-GB").say("50%") == "fifty percent"
+def test_a_language_without_rules_of_its_own_gets_the_markup_stage_alone() -> None:
+    assert SpeechText("en-GB").say("**50%**") == "fifty percent"
+    # German or Chinese numbers are left to that language's voice, never said in English.
+    assert SpeechText("de").say("Es kostet **5,99 €**.") == "Es kostet 5,99 €."
+    assert SpeechText("zh-CN").say("价格是**5元**，3:30见。") == "价格是5元，3:30见。"
+
+
+def test_with_no_language_known_the_script_decides() -> None:
+    speech = SpeechText()
+    assert speech.say("It is 50%.") == "It is fifty percent."
+    assert speech.say("价格是5元，明天3:30见。") == "价格是5元，明天3:30见。"
+    assert speech.say("Цена 5 рублей.") == "Цена 5 рублей."
+
+
+def test_a_language_adds_its_own_rules() -> None:
+    def yuan(text: str) -> str:
+        return text.replace("5元", "五元")
+
+    LANGUAGES["zz"] = Language("zz", rules=(yuan,), code_block="代码。")
+    try:
+        speech = SpeechText("zz-Hans")
+        assert speech.say("价格是**5元**。") == "价格是五元。"
+        assert speech.say("```python") == "代码。"
+        assert speech.say("print(1)") == ""
+    finally:
+        del LANGUAGES["zz"]

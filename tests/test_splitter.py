@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from live_server.core.splitter import SentenceSplitter
+from live_server.core.splitter import SentenceSplitter, heard_weight
 from live_server.text import weight
 
 
@@ -149,3 +149,12 @@ def test_a_period_waits_for_the_next_character() -> None:
     assert s.feed("50 dollars. ") == []
     assert s.feed("Ok") == ["It costs 3.50 dollars."]
     assert s.flush() == ["Ok"]
+
+
+def test_a_links_address_does_not_make_a_first_sentence_long() -> None:
+    # Said, it is "Read the guide at docs dot python dot org.": short enough to be one chunk.
+    text = "Read [the guide](https://docs.python.org/3/tutorial/index.html) at https://docs.python.org/3/library/asyncio-task.html. Then try it."
+    assert heard_weight(text.split(" Then")[0]) < 48 < weight(text.split(" Then")[0])
+    splitter = SentenceSplitter()
+    chunks = [c for i in range(0, len(text), 7) for c in splitter.feed(text[i : i + 7])]
+    assert chunks + splitter.flush() == [text.split(" Then")[0], "Then try it."]

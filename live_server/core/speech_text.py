@@ -14,6 +14,7 @@ the languages work will add Chinese numbers and units this way.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,10 +30,13 @@ class Language:
 
 
 class SpeechText:
-    """One reply's sentences, as the voice should say them."""
+    """One reply's sentences, as the voice should say them, by the rules of `language` (a code
+    such as "en" or "zh-CN"). A language without rules of its own gets the markup stage alone,
+    its numbers left to its voice. With no language known (None), a sentence written in Latin
+    letters is read by English rules and any other (Chinese, Cyrillic, Arabic...) by none."""
 
-    def __init__(self, language: str = "en") -> None:
-        self.language = LANGUAGES.get(language.split("-")[0].lower(), LANGUAGES["en"])
+    def __init__(self, language: str | None = None) -> None:
+        self.language = language_of(language) if language else None
         self._in_fence = False
 
     def say(self, sentence: str) -> str:
@@ -42,16 +46,32 @@ class SpeechText:
             if _FENCE.match(line):
                 opening = not self._in_fence
                 self._in_fence = opening
-                if opening and self.language.code_block:
-                    lines.append(self.language.code_block)
+                if opening and (mention := (self.language or NEUTRAL).code_block):
+                    lines.append(mention)
                 continue
             if self._in_fence:
                 continue
             lines.append(markup_to_words(line))  # a line at a time: a table's rows, a list
         text = " ".join(lines)
-        for rule in self.language.rules:
+        language = self.language or (LANGUAGES["en"] if latin(text) else NEUTRAL)
+        for rule in language.rules:
             text = rule(text)
         return _tidy(text)
+
+
+def language_of(code: str) -> Language:
+    """The rules for a language code ("en-GB" -> English); markup alone for one without."""
+    return LANGUAGES.get(code.replace("_", "-").split("-")[0].lower(), NEUTRAL)
+
+
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def latin(text: str) -> bool:
+    """Whether most of `text`'s letters are Latin ones (a sentence in no other script)."""
+    letters = _LETTER.findall(text)
+    other = sum(1 for ch in letters if ch > "\u024f")  # past Latin Extended-B
+    return other * 2 <= len(letters)
 
 
 # --- the markup stage ------------------------------------------------------------------------
@@ -74,13 +94,18 @@ _INLINE_CODE = re.compile(r"`+([^`]*)`+")
 _HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _HRULE = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$")
-_LINE_MARK = re.compile(r"^\s*(?:>\s*)*(?:#{1,6}\s+|[-*+•‣◦▪●○]\s+|\d{1,3}[.)]\s+)?")
+_LINE_MARK = re.compile(
+    r"^\s*(?:>\s*)*(?:#{1,6}\s+|[-*+•‣◦▪●○]\s+|\d{1,3}[.)]\s+)?(?:\[[ xX]\]\s+)?"
+)
 _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _ITALIC_STAR = re.compile(r"(?<![\w*])\*(?=\S)([^*]+?)(?<=\S)\*(?![\w*])")
 _ITALIC_UNDER = re.compile(r"(?<![\w_])_(?=\S)([^_]+?)(?<=\S)_(?![\w_])")
 _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
 # Marks left at a word's edge (not "#1": a language says it, "number one").
-_LEFT_MARKS = re.compile(r"(?<!\w)(?:[*_~`|\[\]]|#(?!\d))+|[*_~#`|\[\]]+(?!\w)")
+# "~5" is "about five" (a language says it).
+_LEFT_MARKS = re.compile(
+    r"(?<!\w)(?:[*_`|\[\]]|~(?!\s?[$€£¥]?\d)|#(?!\d))+|(?:[*_#`|\[\]]|~(?!\s?[$€£¥]?\d))+(?!\w)"
+)
 # Pictographs, dingbats, arrows, geometric shapes, box drawing, variation selectors, joiners.
 _SYMBOLS = re.compile(
     "["
@@ -103,6 +128,7 @@ def markup_to_words(text: str) -> str:
     if structured:  # a table row: its cells, in order
         cells = [c.strip() for c in text.strip().strip("|").split("|")]
         text = ", ".join(c for c in cells if c)
+    text = html.unescape(text)  # "&amp;" is "&", "&nbsp;" a space
     marked = _LINE_MARK.sub("", text, count=1)
     structured = structured or len(marked) < len(text.lstrip())
     text = marked
@@ -256,7 +282,10 @@ _DAY_OF_MONTH = re.compile(  # "December 6": "December sixth"
     r"December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?\s)([1-9]|[12]\d|3[01])\b"
     r"(?!\s?(?:[:.%/]\d|[AaPp]\.?[Mm]\b))"
 )
-_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+# "2026-12-06", and with a time, "2026-12-06T10:00:00Z"
+_DATE = re.compile(
+    r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"
+)
 _FRACTION = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?![\d/])")
 _ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
 _GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]*\d)")
@@ -266,20 +295,64 @@ _RANGE = re.compile(r"(?<![\d.,-])(\d{1,3})\s?[-–]\s?(\d{1,3})(?![\d.,-])")
 _NUMBER_SIGN = re.compile(r"(?<!\w)#(\d+)\b")
 _MINUS = re.compile(r"(?<![\w\d])[-−](?=\d)")
 _YEAR = re.compile(r"(?<![\d.,$€£¥-])(?:1[89]\d\d|20\d\d)(?![\d.,%]*\d)(?!\s?%)")
+# A unit after a number: its name, one and many. Single letters are lower case only ("5 g",
+# not "5G"), and "m" after hours is minutes (`_DURATION`).
 _UNITS = {
-    "km/h": "kilometers per hour", "mph": "miles per hour", "m/s": "meters per second",
-    "km": "kilometers", "kg": "kilograms", "cm": "centimeters", "mm": "millimeters",
-    "mi": "miles", "lb": "pounds", "lbs": "pounds", "kb": "kilobytes", "mb": "megabytes",
-    "gb": "gigabytes", "tb": "terabytes", "ms": "milliseconds", "kwh": "kilowatt hours",
-    "°c": "degrees Celsius", "°f": "degrees Fahrenheit", "ml": "milliliters", "g": "grams",
-    "m": "meters", "h": "hours", "s": "seconds", "l": "liters",
+    "km/h": ("kilometer per hour", "kilometers per hour"),
+    "mph": ("mile per hour", "miles per hour"),
+    "m/s": ("meter per second", "meters per second"),
+    "km": ("kilometer", "kilometers"), "kg": ("kilogram", "kilograms"),
+    "cm": ("centimeter", "centimeters"), "mm": ("millimeter", "millimeters"),
+    "mi": ("mile", "miles"), "lb": ("pound", "pounds"), "lbs": ("pound", "pounds"),
+    "kb": ("kilobyte", "kilobytes"), "mb": ("megabyte", "megabytes"),
+    "gb": ("gigabyte", "gigabytes"), "tb": ("terabyte", "terabytes"),
+    "ms": ("millisecond", "milliseconds"), "kwh": ("kilowatt hour", "kilowatt hours"),
+    "°c": ("degree Celsius", "degrees Celsius"), "°f": ("degree Fahrenheit", "degrees Fahrenheit"),
+    "ml": ("milliliter", "milliliters"), "min": ("minute", "minutes"),
+    "mins": ("minute", "minutes"), "hr": ("hour", "hours"), "hrs": ("hour", "hours"),
+    "sec": ("second", "seconds"), "secs": ("second", "seconds"),
+}  # fmt: skip
+_LETTER_UNITS = {
+    "g": ("gram", "grams"), "m": ("meter", "meters"), "h": ("hour", "hours"),
+    "s": ("second", "seconds"), "l": ("liter", "liters"), "L": ("liter", "liters"),
 }  # fmt: skip
 _UNIT = re.compile(
-    r"(\d)\s?("
+    r"(?<![\d.,])(\d+(?:[.,]\d+)*)\s?(?:((?i:"
     + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
-    + r")(?![\w/])",
+    + r"))|("
+    + "|".join(_LETTER_UNITS)
+    + r"))(?![\w/])",
+)
+# "2h 30m", "1 hr 15 min": a duration, whose "m" is minutes.
+_DURATION = re.compile(
+    r"(?<![\d.])(\d+)\s?(?:h|hrs?|hours?)\s?(\d+)\s?(?:m|mins?|minutes?)\b", re.IGNORECASE
+)
+# "the 1990s", "the '80s": a decade.
+_DECADE = re.compile(r"(?<![\d$€£¥.,])(?:['’](\d0)|(1[0-9]\d0|20\d0|[2-9]0))['’]?s\b")
+# "1/2 cup": "half a cup", "3/4 cup": "three quarters of a cup".
+_FRACTION_OF = re.compile(
+    r"(?<![\d/.,])(\d)/(\d{1,2})\s(cup|teaspoon|tablespoon|spoon|glass|mile|hour|pound|inch|"
+    r"kilo|liter|litre|gallon|pint|day|week|month|year)\b"
+)
+_MIXED = re.compile(r"(?<![\d/.,])(\d+)\s+(?=(\d)/(\d{1,2})(?![\d/]))")
+_YEAR_RANGE = re.compile(r"(?<![\d.,])(1[89]\d\d|20\d\d)\s?[-–]\s?(1[89]\d\d|20\d\d)(?!\d|[.,]\d)")
+_DAY_MONTH = re.compile(  # "6 December": "the sixth of December"
+    r"(?<![\d.,:])([1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s(?:of\s)?(January|February|March|April|"
+    r"May|June|July|August|September|October|November|December)\b"
+)
+_RATIO = re.compile(r"(?<![\d:.])(\d{1,3}):(\d{1,3})(?![\d:])")  # "16:9": "sixteen to nine"
+_H_TIME = re.compile(r"\b([01]?\d|2[0-3])h([0-5]\d)\b")  # "15h30"
+_PER = re.compile(
+    r"(?<=[\w%])\s?/\s?(month|mo|year|yr|week|wk|day|hour|hr|night|person|head|user|seat|"
+    r"item|piece|unit|kg|lb|liter|litre|gallon|mile|km)\b",
     re.IGNORECASE,
 )
+_PER_NAMES = {"mo": "month", "yr": "year", "wk": "week", "hr": "hour"}
+_SPEEDS = re.compile(r"(?<![\w/])(km/h|m/s)(?![\w/])")
+_ABOUT = re.compile(r"(?:~|≈)\s?(?=[$€£¥]?\d)")
+_TIMES_X = re.compile(r"(\d)\s?[x×](?![\w\d])")  # "2x faster", "0.5x"
+# A number glued to letters ("4B", "Q3", "CO2", "5G"): said apart, as a person reads them.
+_GLUED = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 _FRACTION_NAMES = {2: ("half", "halves"), 4: ("quarter", "quarters")}
 _WORD_SYMBOLS = {
     "&": " and ",
@@ -291,6 +364,14 @@ _WORD_SYMBOLS = {
 }
 
 
+# "5,99 €", "30€": the sign after the amount, as much of Europe writes it.
+_MONEY_AFTER = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+)(?:[.,](\d{2}))?\s?([€£¥])(?!\w)")
+
+
+def _money_after(m: re.Match[str]) -> str:
+    return f"{m.group(3)}{m.group(1)}" + (f".{m.group(2)}" if m.group(2) else "")
+
+
 def _money(m: re.Match[str]) -> str:
     one, many, cent, cents = _CURRENCY[m.group(1)]
     whole = int(m.group(2).replace(",", ""))
@@ -299,12 +380,12 @@ def _money(m: re.Match[str]) -> str:
         name = {"k": "thousand", "m": "million", "mn": "million", "b": "billion", "bn": "billion"}
         amount = _decimal_words(str(whole), m.group(3) or "")
         return f"{amount} {name.get(scale, scale)} {many}"
+    c = int(m.group(3).ljust(2, "0")) if m.group(3) and cent else 0
+    cents_said = f"{number_words(c)} {cent if c == 1 else cents}"
+    if whole == 0 and c:
+        return cents_said
     out = f"{number_words(whole)} {one if whole == 1 else many}"
-    if m.group(3) and cent:
-        c = int(m.group(3).ljust(2, "0"))
-        if c:
-            out += f" and {number_words(c)} {cent if c == 1 else cents}"
-    return out
+    return out + f" and {cents_said}" if c else out
 
 
 def _time(m: re.Match[str]) -> str:
@@ -327,7 +408,8 @@ def _date(m: re.Match[str]) -> str:
     year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
     if not (1 <= month <= 12 and 1 <= day <= 31):
         return m.group(0)
-    return f"{_MONTHS[month - 1]} {ordinal_words(day)}, {_year_words(year)}"
+    said = f"{_MONTHS[month - 1]} {ordinal_words(day)}, {_year_words(year)}"
+    return said + (f" at {m.group(4)}" if m.group(4) else "")
 
 
 def _fraction(m: re.Match[str]) -> str:
@@ -336,12 +418,52 @@ def _fraction(m: re.Match[str]) -> str:
         return m.group(0)
     if bottom == 1:
         return number_words(top)
+    if bottom == 10 and top <= 10:  # a rating: "8/10"
+        return f"{number_words(top)} out of ten"
+    if top >= bottom:  # "24/7", "50/50": no fraction, the two numbers
+        return f"{number_words(top)} {number_words(bottom)}"
     one, many = _FRACTION_NAMES.get(bottom, (ordinal_words(bottom), ordinal_words(bottom) + "s"))
     return f"a {one}" if top == 1 else f"{number_words(top)} {many}"
 
 
 def _unit(m: re.Match[str]) -> str:
-    return f"{m.group(1)} {_UNITS[m.group(2).lower()]}"
+    one, many = _UNITS[m.group(2).lower()] if m.group(2) else _LETTER_UNITS[m.group(3)]
+    return f"{m.group(1)} {one if m.group(1) == '1' else many}"
+
+
+def _duration(m: re.Match[str]) -> str:
+    hours, minutes = m.group(1), m.group(2)
+    return (
+        f"{hours} hour{'' if hours == '1' else 's'} {minutes} minute{'' if minutes == '1' else 's'}"
+    )
+
+
+def _decade(m: re.Match[str]) -> str:
+    short, year = m.group(1), m.group(2)
+    words = number_words(int(short)) if short else _year_words(int(year))
+    return words[:-1] + "ies" if words.endswith("y") else words + "s"
+
+
+def _range(m: re.Match[str]) -> str:
+    """ "3-4" is "3 to 4"; "24-7" counts down, so it is no range: "24 7"."""
+    low, high = m.group(1), m.group(2)
+    return f"{low} {'to ' if int(high) > int(low) else ''}{high}"
+
+
+def _fraction_of(m: re.Match[str]) -> str:
+    top, bottom, noun = int(m.group(1)), int(m.group(2)), m.group(3)
+    if not 0 < top < bottom:
+        return m.group(0)
+    article = "an" if noun[0] in "aeiou" or noun == "hour" else "a"
+    if (top, bottom) == (1, 2):
+        return f"half {article} {noun}"
+    return f"{_fraction(m)} of {article} {noun}"
+
+
+def _mixed(m: re.Match[str]) -> str:
+    if int(m.group(2)) >= int(m.group(3)):  # "3 4/2" is no mixed number
+        return m.group(0)
+    return f"{m.group(1)} and "
 
 
 # A number to call is read digit by digit ("call 911": "nine one one"): a phone number (five
@@ -383,26 +505,43 @@ def english_numbers(text: str) -> str:
     text = _DIALLED.sub(_dialled, text)
     text = _TIMES.sub(r"\1 times \2", text)
     text = _NUMBER_SIGN.sub(r"number \1", text)
-    text = _RANGE.sub(r"\1 to \2", text)
+    text = _ABOUT.sub("about ", text)
+    text = _PER.sub(lambda m: " per " + _PER_NAMES.get(m.group(1).lower(), m.group(1)), text)
+    text = _SPEEDS.sub(lambda m: _UNITS[m.group(1)][1], text)
+    text = _YEAR_RANGE.sub(r"\1 to \2", text)
+    text = _RANGE.sub(_range, text)
     text = _MINUS.sub("minus ", text)
+    text = _MONEY_AFTER.sub(_money_after, text)
     text = _MONEY.sub(_money, text)
     text = _DATE.sub(_date, text)
+    text = _DAY_MONTH.sub(lambda m: f"the {ordinal_words(int(m.group(1)))} of {m.group(2)}", text)
     text = _DAY_OF_MONTH.sub(lambda m: m.group(1) + ordinal_words(int(m.group(2))), text)
+    text = _H_TIME.sub(r"\1:\2", text)
     text = _TIME.sub(_time, text)
+    text = _RATIO.sub(r"\1 to \2", text)
     text = _CLOCK_HOUR.sub(
         lambda m: f"{number_words(int(m.group(1)))} {m.group(2).lower()}.m.", text
     )
     text = _PERCENT.sub(lambda m: f"{_number(m.group(1))} percent", text)
+    text = _DURATION.sub(_duration, text)
+    text = _DECADE.sub(_decade, text)
     text = _UNIT.sub(_unit, text)
+    text = _TIMES_X.sub(r"\1 times", text)
+    text = _MIXED.sub(_mixed, text)
+    text = _FRACTION_OF.sub(_fraction_of, text)
     text = _FRACTION.sub(_fraction, text)
     text = _ORDINAL.sub(lambda m: ordinal_words(int(m.group(1))), text)
+    text = _GLUED.sub(" ", text)
     text = _GROUPED.sub(lambda m: _number(m.group(0)), text)
     text = _DECIMAL.sub(lambda m: _decimal_words(m.group(1), m.group(2)), text)
     text = _YEAR.sub(lambda m: _year_words(int(m.group(0))), text)
     text = _INTEGER.sub(lambda m: _number(m.group(0)), text)
     for symbol, words in _WORD_SYMBOLS.items():
         text = text.replace(symbol, words)
-    return text
+    return _AM_PM_STOP.sub(r"\1", text)
+
+
+_AM_PM_STOP = re.compile(r"\b([ap]\.m\.)\.(?!\.)")  # "at 3:30 p.m.." ends once
 
 
 def _number(text: str) -> str:
@@ -415,3 +554,5 @@ def _number(text: str) -> str:
 LANGUAGES: dict[str, Language] = {
     "en": Language("en", rules=(english_words, english_numbers), code_block=""),
 }
+# A language with no rules of its own: the markup stage alone, numbers left to its voice.
+NEUTRAL = Language("", rules=(), code_block="")

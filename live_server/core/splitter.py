@@ -13,6 +13,8 @@ clause ("because", "which", "and") once `first_phrase_weight` long, else at a sp
 
 from __future__ import annotations
 
+import re
+
 from live_server.text import is_cjk, weight
 
 ASCII_ENDS = frozenset(".!?;…")
@@ -101,14 +103,14 @@ class SentenceSplitter:
             # A neural voice takes about 3 ms a character: a long first sentence delays the
             # first audio by hundreds of ms, so it is cut before a word that opens a clause
             # ("... a lot of powers | which he can use"), else at a space.
-            long = end is None or weight(first) > self.first_max_weight
+            long = end is None or heard_weight(first) > self.first_max_weight
             if long and (phrase := self._phrase_cut(first)) is not None:
                 return phrase
-            if weight(first) > self.first_max_weight:
+            if heard_weight(first) > self.first_max_weight:
                 return _last_break(first, self.first_max_weight, clauses=False)
         if end is not None:
             return end
-        if weight(buf) > self.max_weight:
+        if heard_weight(buf) > self.max_weight:
             return _last_break(buf, self.max_weight)
         return None
 
@@ -175,6 +177,18 @@ class SentenceSplitter:
             ):
                 return i + 1
         return None
+
+
+# What the voice does not say of a chunk (`speech_text`): a markdown link's target, whole or
+# begun ("](https://...)"), the path of a bare URL, and emphasis and code marks.
+_LINK_TARGET = re.compile(r"\]\([^)\s]*\)?")
+_URL_PATH = re.compile(r"(\w+://[^\s/]+)/\S*")
+_MARKS = re.compile(r"[*_`]+")
+
+
+def heard_weight(text: str) -> int:
+    """`weight` of what the voice will say of `text`: a link's address adds no time to it."""
+    return weight(_MARKS.sub("", _URL_PATH.sub(r"\1", _LINK_TARGET.sub("]", text))))
 
 
 def _skip(buf: str, i: int, chars: frozenset[str]) -> int:

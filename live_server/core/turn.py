@@ -137,9 +137,11 @@ class TurnRunner:
         send: Send,
         send_now: SendNow,
         show_reasoning: bool = False,
+        language: str | None = None,
     ) -> None:
         self.turn = turn
         self._show_reasoning = show_reasoning
+        self._language = language
         self._tts = tts
         self._messages = messages
         self._send = send
@@ -219,7 +221,7 @@ class TurnRunner:
         """Each sentence's display text goes out as it is; the voice says `speech_text`'s
         version of it (no markup, numbers in words), and nothing for what has none."""
         turn, times = self.turn, self._times
-        speech = SpeechText()
+        speech = SpeechText(self._language)
         while (sentence := await sentences.get()) is not None:
             spoken = speech.say(sentence)
             if not spoken:  # a code block's line, a table's rule, an emoji alone

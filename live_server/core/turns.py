@@ -219,6 +219,7 @@ class Turns:
             send=send,
             send_now=send_now,
             show_reasoning=self._options().show_reasoning,
+            language=self._engines.language,
         )
 
     def interrupt(self, played_ms: int | None) -> None:

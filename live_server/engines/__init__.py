@@ -192,6 +192,9 @@ class Engines:
     vad: ScorerPool | None = None  # with `stt`: the server's VAD models
     # With `stt`: the model that judges how finished the words are at a pause (`turn_end`).
     end_model: EndModel | None = None
+    # The language replies are spoken in (`LIVE_STT_LANGUAGE`), whose rules say numbers and
+    # the like (`speech_text`); None: by each sentence's script.
+    language: str | None = None
 
 
 def _echo(settings: Settings) -> LLM:

@@ -47,6 +47,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
             stt=stt,
             vad=ScorerPool.silero() if stt is not None else None,
             end_model=build_end_model(settings, llm),
+            language=settings.stt_language,
         )
     bus, throttle = None, None
     if settings.redis_url is not None:

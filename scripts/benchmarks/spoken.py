@@ -2,16 +2,18 @@
 embedded voice (Piper) and read back by Whisper (`Listener`), in process. Nothing here opens a
 socket.
 
-For each reply of the set (markdown lists and links, code, tables, reasoning blocks, numbers,
-money, times, dates, units, emoji): its reasoning is kept apart, its sentences split and turned
-into speech text as a turn does, spoken and read back. Reported: the share of replies in which
-markup or reasoning is heard ("asterisk", "hash", "slash", "backtick", "colon", "https", three
-words of the thinking in a row), before (the model's text spoken as it is) and after; the word
-error rate of what was heard against what the voice was to say (the share of all the set's
-words not heard as said, each reply spoken three times and heard whole between silences),
-against plain prose read back in the same run; the time the reasoning filter and speech text
-add per sentence; and, through a session with a scripted model and Piper, the first audio after
-the answer starts with and without a reasoning block before it. Targets (issue 34): markup heard in 0 replies; the set's
+Each reply of the set (markdown lists and links, code, tables, task lists, reasoning blocks,
+numbers, money, times, dates, ranges, units, emoji) comes with what a person reading it aloud
+would say, written by hand. Its reasoning is kept apart, its sentences split and turned into
+speech text as a turn does, and compared with those words (no voice: how speech text reads);
+then spoken and read back. Reported: the share of replies in which markup or reasoning is heard
+("asterisk", "hash", "slash", "backtick", "colon", "https", three words of the thinking in a
+row...), before (the model's text spoken as it is) and after; the word error rate of what was
+heard against what was meant (the share of all the set's meant words not heard as meant, each
+reply spoken three times and heard whole between silences), against plain prose read back in
+the same run; the time the reasoning filter and speech text add per sentence; and, through a
+session with a scripted model and Piper, the first audio after the answer starts with and
+without a reasoning block before it. Targets (issue 34): markup heard in 0 replies; the set's
 word error rate no worse than the prose's (within 0.02); under 0.2 ms added per sentence.
 """
 
@@ -30,50 +32,184 @@ from typing import Any
 from .harness import speech, summary
 
 THINK = "<think>The user asks a question. I should answer briefly and check the numbers.</think>"
+# Each reply as a model writes it, and what a person reading it aloud would say (written by
+# hand, not by speech text: the reference for how much of what was meant is heard).
 SET = [
-    f"{THINK}**Paris** is the capital of France. Here are three facts:\n\n1. It has the *Eiffel Tower*.\n2. About 2,100,000 people live there.\n3. See https://en.wikipedia.org/wiki/Paris for more.\n\n## Summary\n`Paris` is great.",
-    "The ticket costs $5.99 and the train leaves at 3:30 pm.",
-    "Your appointment is on 2026-12-06 at 9:15 am.",
-    "Prices rose by 12% last year, and 50% of people noticed.",
-    "Drive at 90 km/h for about 45 minutes.",
-    "Add 1/2 cup of sugar and 3/4 cup of flour.",
-    "- **Monday:** rain\n- **Tuesday:** sun\n- **Wednesday:** clouds",
-    "## Steps\n1. Open the app.\n2. Tap *Settings*.\n3. Choose **Privacy**.",
-    "You can read more at [the official guide](https://docs.python.org/3/tutorial/index.html).",
-    "Check https://www.example.com/path?query=1 for the details.",
-    "Here is the code:\n```python\nprint('hello')\nfor i in range(3):\n    print(i)\n```\nIt prints hello and three numbers.",
-    "Use the `git status` command to see your changes.",
-    "| City | Population |\n|---|---|\n| Tokyo | 14 million |\n| Paris | 2 million |",
-    "Great question! 😀 The answer is yes. 👍",
-    "✅ Done. ➡️ Next, call me tomorrow. ⭐",
-    "> Knowledge is power.\nThat is a famous saying.",
-    f"{THINK}It is 22°C and sunny today.",
-    "<think>Let me compute 15 times 4. That is 60.</think>The answer is 60.",
-    "<thinking>Hmm, the user wants a recipe. Keep it short.</thinking>Boil pasta for 10 minutes, then add sauce.",
-    "The meeting is at 15:00 in room 4B.",
-    "It weighs 2.5 kg and costs €30.",
-    "About 1,500 people came, and 3 of them won £100 each.",
-    "The 21st century began in 2001.",
-    "Your balance is $1,234.56 as of today.",
-    "Speed: 60 mph. Distance: 120 mi. Time: 2 h.",
-    "**Warning:** do *not* share your password.",
-    "1. First, breathe in.\n2. Then, breathe out.\n3. Repeat 5 times.",
-    "See the file `config.yaml` and set `debug` to true.",
-    "The recipe serves 4 and takes 1/3 of an hour.",
-    "Call 911 in an emergency.",
-    "Battery at 85%, about 3 hours left.",
-    "Sunrise is at 6:42 am and sunset at 5:10 pm.",
-    "It happened on 1999-12-31, just before midnight.",
-    "The file is 250 MB, the disk has 2 TB free.",
-    "#1 on the list is rest. #2 is water.",
-    "Use **Ctrl + C** to copy and **Ctrl + V** to paste.",
-    "Visit www.bbc.co.uk for the news.",
-    "~~Old price~~ New price: $19.99!",
-    "Temperatures range from -5 to 12°C this week.",
-    "<think>The user greets me.</think>Hello! How can I help you today? 😊",
-    "Step 2 of 3: enter your name, e.g. *Ann Smith*.",
-    "The ratio is 2/3, or about 66.7%.",
+    (
+        f"{THINK}**Paris** is the capital of France. Here are three facts:\n\n1. It has the *Eiffel Tower*.\n2. About 2,100,000 people live there.\n3. See https://en.wikipedia.org/wiki/Paris for more.\n\n## Summary\n`Paris` is great.",
+        "Paris is the capital of France. Here are three facts: It has the Eiffel Tower. About two million one hundred thousand people live there. See en dot wikipedia dot org for more. Summary. Paris is great.",
+    ),
+    (
+        "The ticket costs $5.99 and the train leaves at 3:30 pm.",
+        "The ticket costs five dollars and ninety-nine cents and the train leaves at three thirty p.m.",
+    ),
+    (
+        "Your appointment is on 2026-12-06 at 9:15 am.",
+        "Your appointment is on December sixth, twenty twenty-six at nine fifteen a.m.",
+    ),
+    (
+        "Prices rose by 12% last year, and 50% of people noticed.",
+        "Prices rose by twelve percent last year, and fifty percent of people noticed.",
+    ),
+    (
+        "Drive at 90 km/h for about 45 minutes.",
+        "Drive at ninety kilometers per hour for about forty-five minutes.",
+    ),
+    (
+        "Add 1/2 cup of sugar and 3/4 cup of flour.",
+        "Add half a cup of sugar and three quarters of a cup of flour.",
+    ),
+    (
+        "- **Monday:** rain\n- **Tuesday:** sun\n- **Wednesday:** clouds",
+        "Monday: rain. Tuesday: sun. Wednesday: clouds.",
+    ),
+    (
+        "## Steps\n1. Open the app.\n2. Tap *Settings*.\n3. Choose **Privacy**.",
+        "Steps. Open the app. Tap Settings. Choose Privacy.",
+    ),
+    (
+        "You can read more at [the official guide](https://docs.python.org/3/tutorial/index.html).",
+        "You can read more at the official guide.",
+    ),
+    (
+        "Check https://www.example.com/path?query=1 for the details.",
+        "Check example dot com for the details.",
+    ),
+    (
+        "Here is the code:\n```python\nprint('hello')\nfor i in range(3):\n    print(i)\n```\nIt prints hello and three numbers.",
+        "Here is the code: It prints hello and three numbers.",
+    ),
+    (
+        "Use the `git status` command to see your changes.",
+        "Use the git status command to see your changes.",
+    ),
+    (
+        "| City | Population |\n|---|---|\n| Tokyo | 14 million |\n| Paris | 2 million |",
+        "City, Population. Tokyo, fourteen million. Paris, two million.",
+    ),
+    ("Great question! 😀 The answer is yes. 👍", "Great question! The answer is yes."),
+    ("✅ Done. ➡️ Next, call me tomorrow. ⭐", "Done. Next, call me tomorrow."),
+    (
+        "> Knowledge is power.\nThat is a famous saying.",
+        "Knowledge is power. That is a famous saying.",
+    ),
+    (f"{THINK}It is 22°C and sunny today.", "It is twenty-two degrees Celsius and sunny today."),
+    (
+        "<think>Let me compute 15 times 4. That is 60.</think>The answer is 60.",
+        "The answer is sixty.",
+    ),
+    (
+        "<thinking>Hmm, the user wants a recipe. Keep it short.</thinking>Boil pasta for 10 minutes, then add sauce.",
+        "Boil pasta for ten minutes, then add sauce.",
+    ),
+    ("The meeting is at 15:00 in room 4B.", "The meeting is at three p.m. in room four B."),
+    (
+        "It weighs 2.5 kg and costs €30.",
+        "It weighs two point five kilograms and costs thirty euros.",
+    ),
+    (
+        "About 1,500 people came, and 3 of them won £100 each.",
+        "About one thousand five hundred people came, and three of them won one hundred pounds each.",
+    ),
+    ("The 21st century began in 2001.", "The twenty-first century began in two thousand one."),
+    (
+        "Your balance is $1,234.56 as of today.",
+        "Your balance is one thousand two hundred thirty-four dollars and fifty-six cents as of today.",
+    ),
+    (
+        "Speed: 60 mph. Distance: 120 mi. Time: 2 h.",
+        "Speed: sixty miles per hour. Distance: one hundred twenty miles. Time: two hours.",
+    ),
+    ("**Warning:** do *not* share your password.", "Warning: do not share your password."),
+    (
+        "1. First, breathe in.\n2. Then, breathe out.\n3. Repeat 5 times.",
+        "First, breathe in. Then, breathe out. Repeat five times.",
+    ),
+    (
+        "See the file `config.yaml` and set `debug` to true.",
+        "See the file config.yaml and set debug to true.",
+    ),
+    (
+        "The recipe serves 4 and takes 1/3 of an hour.",
+        "The recipe serves four and takes a third of an hour.",
+    ),
+    ("Call 911 in an emergency.", "Call nine one one in an emergency."),
+    (
+        "Battery at 85%, about 3 hours left.",
+        "Battery at eighty-five percent, about three hours left.",
+    ),
+    (
+        "Sunrise is at 6:42 am and sunset at 5:10 pm.",
+        "Sunrise is at six forty-two a.m. and sunset at five ten p.m.",
+    ),
+    (
+        "It happened on 1999-12-31, just before midnight.",
+        "It happened on December thirty-first, nineteen ninety-nine, just before midnight.",
+    ),
+    (
+        "The file is 250 MB, the disk has 2 TB free.",
+        "The file is two hundred fifty megabytes, the disk has two terabytes free.",
+    ),
+    (
+        "#1 on the list is rest. #2 is water.",
+        "Number one on the list is rest. Number two is water.",
+    ),
+    (
+        "Use **Ctrl + C** to copy and **Ctrl + V** to paste.",
+        "Use Control plus C to copy and Control plus V to paste.",
+    ),
+    ("Visit www.bbc.co.uk for the news.", "Visit bbc dot co dot uk for the news."),
+    ("~~Old price~~ New price: $19.99!", "New price: nineteen dollars and ninety-nine cents!"),
+    (
+        "Temperatures range from -5 to 12°C this week.",
+        "Temperatures range from minus five to twelve degrees Celsius this week.",
+    ),
+    (
+        "<think>The user greets me.</think>Hello! How can I help you today? 😊",
+        "Hello! How can I help you today?",
+    ),
+    (
+        "Step 2 of 3: enter your name, e.g. *Ann Smith*.",
+        "Step two of three: enter your name, for example Ann Smith.",
+    ),
+    (
+        "The ratio is 2/3, or about 66.7%.",
+        "The ratio is two thirds, or about sixty-six point seven percent.",
+    ),
+    (
+        "The store is open 24/7 and rated 9/10 by shoppers.",
+        "The store is open twenty-four seven and rated nine out of ten by shoppers.",
+    ),
+    (
+        "Q3 sales rose 5%, the best since the 1990s.",
+        "Q three sales rose five percent, the best since the nineteen nineties.",
+    ),
+    (
+        "The plan costs $5.99/month, or ~$60 a year.",
+        "The plan costs five dollars and ninety-nine cents per month, or about sixty dollars a year.",
+    ),
+    (
+        "The flight takes 2h 30m and lands on 6 December.",
+        "The flight takes two hours thirty minutes and lands on the sixth of December.",
+    ),
+    (
+        "- [x] Buy bread and milk\n- [ ] Call the bank &amp; the dentist",
+        "Buy bread and milk. Call the bank and the dentist.",
+    ),
+    (
+        "Mix 3 1/2 cups of flour with 1 kg of sugar.",
+        "Mix three and a half cups of flour with one kilogram of sugar.",
+    ),
+    (
+        "Water is H2O, and the screen is 16:9.",
+        "Water is H two O, and the screen is sixteen to nine.",
+    ),
+    (
+        "It runs from 2020-2024, at 0.5x the cost.",
+        "It runs from twenty twenty to twenty twenty-four, at zero point five times the cost.",
+    ),
 ]
+REPLIES = [reply for reply, _ in SET]
 PROSE = [
     "The weather is pleasant today, with a light breeze from the west.",
     "She walked to the market and bought fresh bread and some apples.",
@@ -113,8 +249,12 @@ TAIL_S = 0.5
 # Each reply is spoken and heard this many times for the word error rates: one rendering gave
 # the set 0.036 and 0.070 in two runs of the same code.
 RENDERINGS = 3
-MARKUP_WORDS = {"asterisk", "asterisks", "hash", "hashtag", "slash", "backtick", "backticks",
-                "colon", "https", "http", "underscore", "tilde", "pipe"}  # fmt: skip
+# Words a voice says for markup, symbols and emoji when given them as written.
+MARKUP_WORDS = {"asterisk", "asterisks", "hash", "hashtag", "slash", "backslash", "backtick",
+                "backticks", "colon", "https", "http", "www", "underscore", "tilde", "pipe",
+                "star", "stars", "bracket", "brackets", "parenthesis", "caret", "amp", "nbsp",
+                "emoji", "grinning", "smiling", "thumbs", "arrow", "sparkles", "checkmark",
+                "dash", "bullet", "lt", "gt"}  # fmt: skip
 
 
 def apart(reply: str) -> tuple[str, str]:
@@ -165,8 +305,8 @@ def comparable(text: str) -> str:
     from live_server.core.speech_text import SpeechText
 
     text = text.replace("\u2019", "'")
-    # "room 4B" or "room 4 b": a figure and a letter are two words.
-    text = re.sub(r"\b(\d+)([A-Za-z])\b", r"\1 \2", text)
+    # "9-1-1": digits said one by one.
+    text = re.sub(r"\b\d(?:-\d){2,}\b", lambda m: m.group(0).replace("-", " "), text)
     # "3.30 PM", "642 am", "3 p m": a time.
     text = re.sub(r"\b(\d{1,2})\.?(\d{2})(?=\s?[AaPp]\.?\s?[Mm]\b)", r"\1:\2", text)
     # "$5.99 cents", "$1,234 dollars and $56 cents": the currency said twice, in the sign and in
@@ -192,10 +332,11 @@ def markup_heard(heard: str, reasoning: str) -> list[str]:
 
 
 async def round_trips(
-    replies: list[str], *, clean: bool, renderings: int = 1
+    replies: Sequence[tuple[str, str]], *, clean: bool, renderings: int = 1
 ) -> list[dict[str, Any]]:
-    """Each reply spoken by Piper and read back by Whisper, `renderings` times: Piper's voice
-    varies from one rendering to the next (its noise is drawn anew), and so does what is heard."""
+    """Each reply spoken by Piper and read back by Whisper, `renderings` times, against what it
+    was meant to say: Piper's voice varies from one rendering to the next (its noise is drawn
+    anew), and so does what is heard."""
     import numpy as np
 
     from live_server.engines.tts.piper import PiperTTS, load_voice
@@ -204,7 +345,7 @@ async def round_trips(
     listener = await asyncio.to_thread(Listener)
     out = []
     try:
-        for reply in replies:
+        for reply, meant in replies:
             reasoning = apart(reply)[0]
             said = [s for _, s in spoken_sentences(reply, clean=clean)]
             heard, markup, errors, words = [], set(), 0, 0
@@ -220,7 +361,7 @@ async def round_trips(
                     pieces.append(np.interp(at, np.arange(len(pcm)) / audio.sample_rate, pcm))
                 pieces.append(np.zeros(int(16000 * TAIL_S)))
                 text = await asyncio.to_thread(listener.hear, np.concatenate(pieces))
-                wrong, count = speech.word_errors(comparable(" ".join(said)), comparable(text))
+                wrong, count = speech.word_errors(comparable(meant), comparable(text))
                 heard.append(text)
                 markup.update(markup_heard(text, reasoning))
                 # At most all its words: a recogniser that loops ("one one one ...") on one
@@ -262,6 +403,21 @@ class Listener:
         return " ".join(s.text.strip() for s in segments)
 
 
+def reading_errors() -> tuple[float, list[tuple[str, str, str]]]:
+    """How speech text reads the set against what a person would say, without a voice: the
+    share of the meant words it says otherwise, and the replies it reads otherwise (reply,
+    meant, said)."""
+    errors = words = 0
+    misread = []
+    for reply, meant in SET:
+        said = " ".join(s for _, s in spoken_sentences(reply, clean=True))
+        wrong, count = speech.word_errors(comparable(meant), comparable(said))
+        errors, words = errors + wrong, words + count
+        if wrong:
+            misread.append((reply, meant, said))
+    return errors / max(1, words), misread
+
+
 def word_error_rate(rounds: list[dict[str, Any]]) -> float:
     """The share of the words to be said that were not heard as said, over all the replies."""
     return sum(r["errors"] for r in rounds) / max(1, sum(r["words"] for r in rounds))
@@ -272,7 +428,7 @@ def added_time_per_sentence(rounds: int = 20) -> float:
     from live_server.core.speech_text import SpeechText
     from live_server.engines.reasoning import ThinkFilter
 
-    sentences = [s for reply in SET for s, _ in spoken_sentences(reply, clean=False)]
+    sentences = [s for reply in REPLIES for s, _ in spoken_sentences(reply, clean=False)]
     t0 = time.perf_counter()
     for _ in range(rounds):
         speech_text, thinking = SpeechText(), ThinkFilter()
@@ -381,9 +537,10 @@ async def first_audio_after_the_answer(n: int) -> dict[str, list[float]]:
 
 
 async def spoken_bench(args: argparse.Namespace) -> int:
+    reading, misread = reading_errors()
     after = await round_trips(SET, clean=True, renderings=RENDERINGS)
     before = await round_trips(SET, clean=False)
-    prose = await round_trips(PROSE, clean=True, renderings=RENDERINGS)
+    prose = await round_trips([(p, p) for p in PROSE], clean=True, renderings=RENDERINGS)
     added_ms = added_time_per_sentence()
     first = await first_audio_after_the_answer(max(3, args.utterances))
     markup_after = [r for r in after if r["markup"]]
@@ -398,7 +555,16 @@ async def spoken_bench(args: argparse.Namespace) -> int:
     )
     for r in markup_after:
         print(f"    still heard in {r['reply']!r}: {r['markup']} ({r['heard']!r})")
-    print(f"  word error rate: the set {wer_set:.3f}, plain prose {wer_prose:.3f}")
+    print(
+        f"  read by speech text against what a person would say: {reading:.3f} of the words "
+        f"otherwise, {len(misread)} of {len(SET)} replies"
+    )
+    for reply, meant, said in misread:
+        print(f"    {reply[:50]!r}: meant {meant!r}, said {said!r}")
+    print(
+        f"  word error rate against what was meant: the set {wer_set:.3f}, "
+        f"plain prose {wer_prose:.3f}"
+    )
     print(f"  added per sentence (reasoning filter + speech text): {added_ms:.3f} ms")
     for name, values in first.items():
         print(
@@ -421,6 +587,8 @@ async def spoken_bench(args: argparse.Namespace) -> int:
         "replies": len(SET),
         "markup_heard_before": len(markup_before),
         "markup_heard_after": len(markup_after),
+        "reading_errors": reading,
+        "misread": [m for _, m, _ in misread],
         "wer_set": wer_set,
         "wer_prose": wer_prose,
         "added_ms_per_sentence": added_ms,
