@@ -9,10 +9,21 @@ import asyncio
 import json
 from typing import Any
 
+import httpx
 import openai
 import pytest
+from websockets.exceptions import ConnectionClosed
 
-from tests.client import chat_until_end, open_live, recv, send, text_turn, until
+from tests.client import (
+    chat_until_end,
+    open_live,
+    open_socket,
+    post_chat,
+    recv,
+    send,
+    text_turn,
+    until,
+)
 from tests.conftest import ServerProcess, stub_llm
 from tests.stubs import StubOpenAI
 
@@ -231,3 +242,160 @@ async def test_a_client_that_asks_sees_the_reasoning_apart(
         await send(ws, {"ct": "chat", "t": "send", "session_id": "why-1", "message": "Sure?"})
         await chat_until_end(ws)
     assert "Let me see" not in json.dumps(llm_stub.chat_requests[-1]["messages"])
+
+
+async def test_a_reply_of_reasoning_content_alone_ends_with_no_answer(
+    reasoning_server: ServerProcess, llm_stub: StubOpenAI
+) -> None:
+    llm_stub.deltas = lambda messages: [{"reasoning_content": "Only thinking, never answering."}]
+    async with open_live(reasoning_server.live_url()) as ws:
+        await send(ws, {"t": "text_input", "text": "Well?"})
+        frames = await until(ws, "end")
+        assert [f["code"] for f in frames if f["t"] == "error"] == ["NO_ANSWER"]
+        assert not [f for f in frames if f["t"] in ("bot_delta_chunk", "response")]
+        assert "never answering" not in json.dumps(frames)
+
+
+async def test_markdown_split_across_deltas_is_said_plainly(
+    reasoning_server: ServerProcess, llm_stub: StubOpenAI
+) -> None:
+    llm_stub.deltas = lambda messages: [
+        "**Par",
+        "is** costs *abo",
+        "ut* $5.",
+        "99 a [ti",
+        "cket](https://example.com/t",
+        "ickets). It is `op",
+        "en` 24/7.",
+    ]
+    async with open_live(reasoning_server.live_url()) as ws:
+        frames = await text_turn(ws, "Price?")
+    assert deltas_text(frames).startswith("**Paris** costs *about* $5.99 a [ticket](")
+    # (One sentence: the link's address does not count towards a first sentence's length.)
+    said = [r["input"] for r in llm_stub.speech_requests][-2:]
+    assert said == [
+        "Paris costs about five dollars and ninety-nine cents a ticket.",
+        "It is open twenty-four seven.",
+    ]
+
+
+async def test_the_http_chat_api_streams_and_stores_the_answer_alone(
+    reasoning_server: ServerProcess, llm_stub: StubOpenAI
+) -> None:
+    """`/api/v1/chat`: no reasoning in its `plain` events or `complete`, nor in the stored
+    messages, nor in what the model is sent next."""
+    llm_stub.deltas = lambda messages: [
+        {"reasoning_content": "They want a number. "},
+        "<thi",
+        "nk>Three plus four.</think>Seven.",
+    ]
+    key = reasoning_server.cli("apikey", "create")
+    body = {"username": "ravi", "message": "3+4?"}
+    status, got = await post_chat(reasoning_server, body, authorization=f"Bearer {key}")
+    assert status == 200
+    assert "".join(e["data"] for e in got if e["type"] == "plain") == "Seven."
+    (complete,) = [e for e in got if e["type"] == "complete"]
+    assert complete["data"] == "Seven." and "reasoning" not in complete
+    wire = json.dumps(got)
+    assert "Three plus" not in wire and "want a number" not in wire
+    session_id = got[0]["session_id"]
+    async with httpx.AsyncClient(timeout=30) as http:
+        stored = await http.get(
+            f"{reasoning_server.http}/api/v1/chat/sessions/{session_id}/messages",
+            params={"username": "ravi"},
+            headers={"authorization": f"Bearer {key}"},
+        )
+    assert [(m["role"], m["content"]) for m in stored.json()["messages"]] == [
+        ("user", "3+4?"),
+        ("assistant", "Seven."),
+    ]
+    llm_stub.deltas = lambda messages: ["Yes."]
+    body = {"username": "ravi", "session_id": session_id, "message": "Sure?"}
+    status, _ = await post_chat(reasoning_server, body, authorization=f"Bearer {key}")
+    assert status == 200
+    sent = llm_stub.chat_requests[-1]["messages"]
+    assert {"role": "assistant", "content": "Seven."} in sent
+    assert "Three plus" not in json.dumps(sent)
+
+
+async def test_realtime_audio_says_and_transcribes_the_answer_alone(
+    reasoning_server: ServerProcess, llm_stub: StubOpenAI
+) -> None:
+    """A spoken Realtime reply: its transcript is the answer's text (markdown kept, as the text
+    frames keep it), its voice says it plainly, and the reasoning is in neither, nor in the
+    history the model is sent next."""
+    key = reasoning_server.cli("apikey", "create")
+    client = openai.AsyncOpenAI(api_key=key, base_url=f"{reasoning_server.http}/v1")
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "?"}]}
+    async with client.realtime.connect(model="live-test") as conn:
+        llm_stub.deltas = lambda messages: [
+            {"reasoning_content": "Think of Paris facts."},
+            "<think>More thoughts.</think>**Paris** has 2,100,000 people.",
+            " See https://en.wikipedia.org/wiki/Paris now.\n```\ncode()\n```\n",
+        ]
+        await conn.conversation.item.create(item=item)
+        await conn.response.create()
+        got = await realtime_until(conn, "response.done")
+        assert got[-1].response.status == "completed"
+        transcript = "".join(
+            e.delta for e in got if e.type == "response.output_audio_transcript.delta"
+        )
+        assert transcript.startswith("**Paris** has 2,100,000 people.")
+        assert any(e.type == "response.output_audio.delta" for e in got)
+        wire = json.dumps([e.model_dump() for e in got])
+        assert "Paris facts" not in wire and "More thoughts" not in wire
+        said = [r["input"] for r in llm_stub.speech_requests][-2:]
+        assert said == [
+            "Paris has two million one hundred thousand people.",
+            "See en dot wikipedia dot org now.",
+        ]
+        llm_stub.deltas = lambda messages: ["Good."]
+        await conn.conversation.item.create(item=item)
+        await conn.response.create()
+        await realtime_until(conn, "response.done")
+    sent = json.dumps(llm_stub.chat_requests[-1]["messages"])
+    assert "Paris facts" not in sent and "More thoughts" not in sent
+    assert "2,100,000 people" in sent
+
+
+async def test_each_socket_chooses_whether_it_sees_the_reasoning(
+    reasoning_server: ServerProcess, llm_stub: StubOpenAI
+) -> None:
+    """`reasoning=1` on a socket asks for the thinking (the server's default is off); chat mode
+    on the same socket shows it AstrBot's way; `reasoning` other than 0 or 1 is refused."""
+    llm_stub.deltas = lambda messages: ["<think>", "Weighing it.", "</think>", "Yes."]
+    async with open_live(reasoning_server.live_url() + "&reasoning=1") as ws:
+        frames = await text_turn(ws, "Ready?")
+    async with open_live(reasoning_server.unified_url() + "&reasoning=1") as ws:
+        await send(ws, {"ct": "chat", "t": "send", "session_id": "ask-1", "message": "Ready?"})
+        chat = await chat_until_end(ws)
+    shown = "".join(f["data"]["text"] for f in frames if f["t"] == "bot_reasoning_chunk")
+    assert shown == "Weighing it." and deltas_text(frames) == "Yes."
+    (complete,) = [f for f in chat if f["type"] == "complete"]
+    assert complete["reasoning"] == "Weighing it."
+    async with open_live(reasoning_server.live_url()) as ws:  # the default: not shown
+        frames = await text_turn(ws, "Ready?")
+    assert "Weighing" not in json.dumps(frames) and deltas_text(frames) == "Yes."
+    async with open_socket(reasoning_server.live_url() + "&reasoning=yes") as ws:
+        refused = await recv(ws)
+        with pytest.raises(ConnectionClosed) as closed:
+            await recv(ws)
+    assert refused["t"] == "error" and refused["code"] == "INVALID_MESSAGE"
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_the_default_prompt_asks_for_plain_spoken_answers(
+    server_factory: Any, stub: StubOpenAI, llm_stub: StubOpenAI
+) -> None:
+    """With no `LIVE_SYSTEM_PROMPT` the model is asked for short spoken answers with no
+    markdown, in the user's language (the operator's own prompt replaces it: every other test
+    server here runs with one)."""
+    settings = {k: v for k, v in stub_llm(stub).items() if k != "LIVE_SYSTEM_PROMPT"}
+    server: ServerProcess = server_factory(**settings)
+    llm_stub.deltas = lambda messages: ["Hello."]
+    async with open_live(server.live_url()) as ws:
+        await text_turn(ws, "Hi")
+    system = llm_stub.chat_requests[-1]["messages"][0]
+    assert system["role"] == "system"
+    for asked in ("spoken", "short", "without markdown", "language the user speaks"):
+        assert asked in system["content"]

@@ -41,13 +41,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ChatContext:
-    """What every reply needs: shared by all connections."""
+    """What every reply of a connection needs."""
 
     settings: Settings
     llm: LLM
     store: Store
     hub: ChatHub
     feed: ConversationFeed
+    # Send the model's reasoning with the reply, for display (the socket's `reasoning`, else
+    # `LIVE_SHOW_REASONING`); never saved as the answer either way.
+    show_reasoning: bool = False
 
 
 class Stage(StrEnum):
@@ -166,7 +169,7 @@ class ChatReply:
         conversation = await Conversation.load(self.ctx.store, self.ctx.settings, self.session_id)
         # AstrBot 4.29's client learns here that the reply runs, and under which id.
         await self._publish(events.ChatStarted(*self.ids))
-        show = self.ctx.settings.show_reasoning
+        show = self.ctx.show_reasoning
         stream = self.reply.stream(conversation.messages_for(self.text), reasoning=show)
         async with aclosing(stream) as deltas:  # closed at once when the reply is cancelled
             async for delta in deltas:
@@ -182,7 +185,7 @@ class ChatReply:
     async def _conclude(self) -> None:
         text = self.reply.text
         if text and not self.interrupted:
-            shown = self.reply.reasoning if self.ctx.settings.show_reasoning else ""
+            shown = self.reply.reasoning if self.ctx.show_reasoning else ""
             await self._publish(
                 events.ChatReplied(*self.ids, text, streamed=self.streaming, reasoning=shown)
             )

@@ -132,7 +132,14 @@ async def chat(request: Request) -> Response:
         username = await authenticate(request, state, body.get("username"))
         send = frames.parse_chat_send(body, max_text_chars=state.settings.max_text_chars)
         reply = ChatReply(
-            ChatContext(state.settings, state.engines.llm, state.store, state.hub, state.feed),
+            ChatContext(
+                state.settings,
+                state.engines.llm,
+                state.store,
+                state.hub,
+                state.feed,
+                show_reasoning=state.settings.show_reasoning,
+            ),
             sender=_EventStream(username),
             text=send.text,
             session_id=send.session_id,

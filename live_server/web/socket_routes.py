@@ -53,6 +53,17 @@ async def _live_conversation(ws: WebSocket, state: AppState, username: str) -> L
     return LiveConversation(conversation_id, resumed, conversation)
 
 
+def _show_reasoning(ws: WebSocket, settings: Settings) -> bool:
+    """The `reasoning` query parameter: `1` asks for the model's reasoning, for display, `0`
+    not; without it, the server's `LIVE_SHOW_REASONING`."""
+    raw = ws.query_params.get("reasoning")
+    if raw is None or raw == "":
+        return settings.show_reasoning
+    if raw not in ("0", "1"):
+        raise ProtocolError("reasoning must be 0 or 1", code=ErrorCode.INVALID_MESSAGE)
+    return raw == "1"
+
+
 def _turn_detection(ws: WebSocket, settings: Settings) -> TurnDetection | None:
     """The `vad` and `sample_rate` query parameters: `vad=server` asks the server to detect
     turns in the audio; `vad=client` (the default) leaves that to the client."""
@@ -84,13 +95,14 @@ async def _run(
 ) -> None:
     live: LiveConversation | None = None
     detection: TurnDetection | None = None
-    if not (force and ct == "chat"):
-        try:
+    try:
+        show_reasoning = _show_reasoning(ws, state.settings)
+        if not (force and ct == "chat"):
             detection = _turn_detection(ws, state.settings)
             live = await _live_conversation(ws, state, username)
-        except LiveError as exc:
-            await _refuse(ws, frames.encode(frames.error_frame(exc.code, exc.message)), exc)
-            return
+    except LiveError as exc:
+        await _refuse(ws, frames.encode(frames.error_frame(exc.code, exc.message)), exc)
+        return
     log.info(
         "%s connected to %s%s",
         username,
@@ -98,8 +110,15 @@ async def _run(
         f" (conversation {live.id})" if live is not None else "",
     )
     connection = Connection(ws, AstrBotCodec(), state.settings, name=username)
-    session = _session(state, username, live, connection, detection)
-    chat = ChatContext(state.settings, state.engines.llm, state.store, state.hub, state.feed)
+    session = _session(state, username, live, connection, detection, show_reasoning)
+    chat = ChatContext(
+        state.settings,
+        state.engines.llm,
+        state.store,
+        state.hub,
+        state.feed,
+        show_reasoning=show_reasoning,
+    )
     handler = AstrBotSocket(connection, session, chat, channel=ct, force_channel=force)
     await serve(connection, session, handler, state, key_id)
     log.info("%s disconnected", username)
@@ -111,6 +130,7 @@ def _session(
     live: LiveConversation | None,
     connection: Connection,
     detection: TurnDetection | None = None,
+    show_reasoning: bool = False,
 ) -> Session:
     return Session(
         username=username,
@@ -120,7 +140,7 @@ def _session(
         feed=state.feed,
         live=live,
         output=connection,
-        options=SessionOptions(detection=detection, show_reasoning=state.settings.show_reasoning),
+        options=SessionOptions(detection=detection, show_reasoning=show_reasoning),
     )
 
 
