@@ -102,6 +102,8 @@ async def test_a_block_never_closed_ends_the_turn_with_no_answer(
         assert deltas_text(await text_turn(ws, "Again?")) == "Yes."
     assert llm_stub.speech_requests[-1]["input"] == "Yes."
     assert "keep thinking" not in json.dumps([r["input"] for r in llm_stub.speech_requests])
+    # Nor is the model told next turn that it said its thoughts.
+    assert "keep thinking" not in json.dumps(llm_stub.chat_requests[-1]["messages"])
 
 
 async def test_reasoning_content_deltas_are_not_shown_said_or_kept(

@@ -106,6 +106,7 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
         ("Room 4B, Q3, CO2 and 5G.", "Room four B, Q three, CO two and five G."),
         ("In 2h 30m, or 1 hr 15 min.", "In two hours thirty minutes, or one hour fifteen minutes."),
         ("The 1990s and the '80s.", "The nineteen nineties and the eighties."),
+        ("In her 30s, after 30s.", "In her thirties, after thirty seconds."),
         (
             "Open 24/7, 50/50, rated 8/10.",
             "Open twenty-four seven, fifty fifty, rated eight out of ten.",

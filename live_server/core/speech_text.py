@@ -327,8 +327,14 @@ _UNIT = re.compile(
 _DURATION = re.compile(
     r"(?<![\d.])(\d+)\s?(?:h|hrs?|hours?)\s?(\d+)\s?(?:m|mins?|minutes?)\b", re.IGNORECASE
 )
-# "the 1990s", "the '80s": a decade.
-_DECADE = re.compile(r"(?<![\d$€£¥.,])(?:['’](\d0)|(1[0-9]\d0|20\d0|[2-9]0))['’]?s\b")
+# "the 1990s", "the '80s", "in her 30s": a decade ("30s" alone is thirty seconds).
+_DECADE_AFTER = "|".join(
+    rf"(?<=\b{word} )"
+    for word in ("the", "her", "his", "my", "our", "mid", "late", "early", "their", "your")
+)
+_DECADE = re.compile(
+    rf"(?<![\d$€£¥.,])(?:['’](\d0)|(1[0-9]\d0|20\d0)|(?:{_DECADE_AFTER})([2-9]0))['’]?s\b"
+)
 # "1/2 cup": "half a cup", "3/4 cup": "three quarters of a cup".
 _FRACTION_OF = re.compile(
     r"(?<![\d/.,])(\d)/(\d{1,2})\s(cup|teaspoon|tablespoon|spoon|glass|mile|hour|pound|inch|"
@@ -353,6 +359,7 @@ _ABOUT = re.compile(r"(?:~|≈)\s?(?=[$€£¥]?\d)")
 _TIMES_X = re.compile(r"(\d)\s?[x×](?![\w\d])")  # "2x faster", "0.5x"
 # A number glued to letters ("4B", "Q3", "CO2", "5G"): said apart, as a person reads them.
 _GLUED = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
+_AM_PM_STOP = re.compile(r"\b([ap]\.m\.)\.(?!\.)")  # "at 3:30 p.m.." ends once
 _FRACTION_NAMES = {2: ("half", "halves"), 4: ("quarter", "quarters")}
 _WORD_SYMBOLS = {
     "&": " and ",
@@ -439,7 +446,7 @@ def _duration(m: re.Match[str]) -> str:
 
 
 def _decade(m: re.Match[str]) -> str:
-    short, year = m.group(1), m.group(2)
+    short, year = m.group(1) or m.group(3), m.group(2)
     words = number_words(int(short)) if short else _year_words(int(year))
     return words[:-1] + "ies" if words.endswith("y") else words + "s"
 
@@ -539,9 +546,6 @@ def english_numbers(text: str) -> str:
     for symbol, words in _WORD_SYMBOLS.items():
         text = text.replace(symbol, words)
     return _AM_PM_STOP.sub(r"\1", text)
-
-
-_AM_PM_STOP = re.compile(r"\b([ap]\.m\.)\.(?!\.)")  # "at 3:30 p.m.." ends once
 
 
 def _number(text: str) -> str:
