@@ -108,6 +108,20 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
         ("The 1990s and the '80s.", "The nineteen nineties and the eighties."),
         ("In her 30s, after 30s.", "In her thirties, after thirty seconds."),
         (
+            "Open 10:30-11:00, for $5-10.",
+            "Open ten thirty to eleven o'clock, for five to ten dollars.",
+        ),
+        ("Pages 10-20, score 3-1.", "Pages ten to twenty, score three one."),
+        (
+            "Version 1.2.3 at 192.168.1.1.",
+            "Version one point two point three at one nine two dot one six eight dot one dot one.",
+        ),
+        (
+            "A 3x3 grid in 1080p, 4/5 stars.",
+            "A three by three grid in ten eighty p, four out of five stars.",
+        ),
+        ("He is 5'11\".", "He is five foot eleven."),
+        (
             "Open 24/7, 50/50, rated 8/10.",
             "Open twenty-four seven, fifty fifty, rated eight out of ten.",
         ),

@@ -291,7 +291,19 @@ _ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
 _GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]*\d)")
 _DECIMAL = re.compile(r"(?<![\d.])(\d+)\.(\d+)(?![\d.]*\d)")
 _INTEGER = re.compile(r"(?<![\d.])\d+(?![\d.]*\d)(?![A-Za-z])")
-_RANGE = re.compile(r"(?<![\d.,-])(\d{1,3})\s?[-–]\s?(\d{1,3})(?![\d.,-])")
+_RANGE = re.compile(r"(?<![\d.,-])(\d{1,3})\s?[-–]\s?(\d{1,3})(?!\d|[.,-]\d)")
+# "10:30-11:00", "$5-10", "$5-$10": ranges of times and of money.
+_TIME_RANGE = re.compile(r"(\d{1,2}:\d{2}(?:\s?[AaPp]\.?[Mm]\.?)?)\s?[-–]\s?(?=\d{1,2}:\d{2})")
+_MONEY_RANGE = re.compile(r"([$€£¥])(\d[\d,]*(?:\.\d+)?)\s?[-–]\s?[$€£¥]?(?=\d)")
+# "Version 1.2.3": each part said, with "point" between.
+_DOTTED = re.compile(r"(?<![\d.])\d+(?:\.\d+){2,}(?![\d.]*\d)")
+# "1080p": as a person says a screen's resolution.
+_RESOLUTION = re.compile(r"\b(480|720|1080|1440|2160)p\b")
+_RESOLUTIONS = {"480": "four eighty", "720": "seven twenty", "1080": "ten eighty",
+                "1440": "fourteen forty", "2160": "twenty-one sixty"}  # fmt: skip
+_HEIGHT = re.compile(r"\b([3-8])'\s?(\d{1,2})(?:\"|'')")  # 5'11": five foot eleven
+_BY = re.compile(r"(\d)\s?[x×]\s?(?=\d)")  # "3x3", "1920x1080": "by"
+_RATING = re.compile(r"(\d+(?:\.\d)?)/(\d+)(?=\s(?:stars?|points?)\b)")  # "4/5 stars"
 _NUMBER_SIGN = re.compile(r"(?<!\w)#(\d+)\b")
 _MINUS = re.compile(r"(?<![\w\d])[-−](?=\d)")
 _YEAR = re.compile(r"(?<![\d.,$€£¥-])(?:1[89]\d\d|20\d\d)(?![\d.,%]*\d)(?!\s?%)")
@@ -451,6 +463,15 @@ def _decade(m: re.Match[str]) -> str:
     return words[:-1] + "ies" if words.endswith("y") else words + "s"
 
 
+def _dotted(m: re.Match[str]) -> str:
+    """A version ("1.2.3": "1 point 2 point 3"), or an address ("192.168.1.1": its digits, with
+    "dot" between the parts)."""
+    parts = m.group(0).split(".")
+    if len(parts) == 4 and all(len(part) <= 3 and int(part) <= 255 for part in parts):
+        return " dot ".join(" ".join(_digits(part)) for part in parts)
+    return " point ".join(parts)
+
+
 def _range(m: re.Match[str]) -> str:
     """ "3-4" is "3 to 4"; "24-7" counts down, so it is no range: "24 7"."""
     low, high = m.group(1), m.group(2)
@@ -513,6 +534,13 @@ def english_numbers(text: str) -> str:
     text = _TIMES.sub(r"\1 times \2", text)
     text = _NUMBER_SIGN.sub(r"number \1", text)
     text = _ABOUT.sub("about ", text)
+    text = _RESOLUTION.sub(lambda m: _RESOLUTIONS[m.group(1)] + " p", text)
+    text = _HEIGHT.sub(r"\1 foot \2", text)
+    text = _DOTTED.sub(_dotted, text)
+    text = _BY.sub(r"\1 by ", text)
+    text = _RATING.sub(r"\1 out of \2", text)
+    text = _TIME_RANGE.sub(r"\1 to ", text)
+    text = _MONEY_RANGE.sub(r"\2 to \1", text)
     text = _PER.sub(lambda m: " per " + _PER_NAMES.get(m.group(1).lower(), m.group(1)), text)
     text = _SPEEDS.sub(lambda m: _UNITS[m.group(1)][1], text)
     text = _YEAR_RANGE.sub(r"\1 to \2", text)
