@@ -4,6 +4,8 @@ markup read aloud, numbers as a person reads them, the display text left to the 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from live_server.core.speech_text import (
     LANGUAGES,
@@ -253,3 +255,23 @@ def test_a_language_adds_its_own_rules() -> None:
         assert speech.say("print(1)") == ""
     finally:
         del LANGUAGES["zz"]
+
+
+_WORDS = st.sampled_from(["Paris", "is", "big", "3", "1/2", "$5.99", "10:30", "2026-12-06", "km"])
+_MARKS = st.sampled_from(["**", "*", "`", "~~", "#", "[", "](https://x.org/a)", "|", "- ", "> "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120), st.sampled_from([None, "en", "de", "zh-CN"]))
+def test_any_text_is_said_without_failing(text: str, language: str | None) -> None:
+    said = SpeechText(language).say(text)
+    assert said == said.strip() and "  " not in said
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_MARKS, _WORDS, _MARKS), min_size=1, max_size=8))
+def test_markdown_around_words_is_never_said(pieces: list[tuple[str, str, str]]) -> None:
+    sentence = " ".join(f"{a}{word}{b}" for a, word, b in pieces)
+    said = SpeechText().say(sentence)
+    assert not set(said) & set("*`~#|[]"), (sentence, said)
+    assert "https" not in said and "x.org" not in said.replace(" dot ", ".")
