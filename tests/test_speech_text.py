@@ -113,7 +113,14 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "Open 10:30-11:00, for $5-10.",
             "Open ten thirty to eleven o'clock, for five to ten dollars.",
         ),
-        ("Pages 10-20, score 3-1.", "Pages ten to twenty, score three one."),
+        (
+            "Pages 10-20, score 3-1, open 24-7.",
+            "Pages ten to twenty, score three to one, open twenty-four seven.",
+        ),
+        (
+            "Open Mon-Fri 10am-2pm, 9 am - 5 pm.",
+            "Open Mon to Fri ten a.m. to two p.m., nine a.m. to five p.m.",
+        ),
         (
             "Version 1.2.3 at 192.168.1.1.",
             "Version one point two point three at one nine two dot one six eight dot one dot one.",

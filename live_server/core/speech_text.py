@@ -293,7 +293,11 @@ _DECIMAL = re.compile(r"(?<![\d.])(\d+)\.(\d+)(?![\d.]*\d)")
 _INTEGER = re.compile(r"(?<![\d.])\d+(?![\d.]*\d)(?![A-Za-z])")
 _RANGE = re.compile(r"(?<![\d.,-])(\d{1,3})\s?[-–]\s?(\d{1,3})(?!\d|[.,-]\d)")
 # "10:30-11:00", "$5-10", "$5-$10": ranges of times and of money.
-_TIME_RANGE = re.compile(r"(\d{1,2}:\d{2}(?:\s?[AaPp]\.?[Mm]\.?)?)\s?[-–]\s?(?=\d{1,2}:\d{2})")
+_TIME_RANGE = re.compile(
+    r"(\d{1,2}(?::\d{2})?(?:\s?[AaPp]\.?[Mm]\.?)?)\s?[-–]\s?(?=\d{1,2}(?::\d{2}|\s?[AaPp]\.?[Mm]\b))"
+)
+_DAYS = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_DAY_RANGE = re.compile(rf"\b({_DAYS})\s?[-–]\s?(?={_DAYS}\b)")  # "Monday-Friday"
 _MONEY_RANGE = re.compile(r"([$€£¥])(\d[\d,]*(?:\.\d+)?)\s?[-–]\s?[$€£¥]?(?=\d)")
 # "Version 1.2.3": each part said, with "point" between.
 _DOTTED = re.compile(r"(?<![\d.])\d+(?:\.\d+){2,}(?![\d.]*\d)")
@@ -473,9 +477,9 @@ def _dotted(m: re.Match[str]) -> str:
 
 
 def _range(m: re.Match[str]) -> str:
-    """ "3-4" is "3 to 4"; "24-7" counts down, so it is no range: "24 7"."""
+    """ "3-4" is "3 to 4"; "24-7" is no range but "24/7", as some write it."""
     low, high = m.group(1), m.group(2)
-    return f"{low} {'to ' if int(high) > int(low) else ''}{high}"
+    return f"{low} {'' if (low, high) == ('24', '7') else 'to '}{high}"
 
 
 def _fraction_of(m: re.Match[str]) -> str:
@@ -540,6 +544,7 @@ def english_numbers(text: str) -> str:
     text = _BY.sub(r"\1 by ", text)
     text = _RATING.sub(r"\1 out of \2", text)
     text = _TIME_RANGE.sub(r"\1 to ", text)
+    text = _DAY_RANGE.sub(r"\1 to ", text)
     text = _MONEY_RANGE.sub(r"\2 to \1", text)
     text = _PER.sub(lambda m: " per " + _PER_NAMES.get(m.group(1).lower(), m.group(1)), text)
     text = _SPEEDS.sub(lambda m: _UNITS[m.group(1)][1], text)
