@@ -197,6 +197,10 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
         short_inside = false_short = 0  # pauses under 0.5 s inside a sentence
         slow_inside = false_slow = 0  # of the pauses inside a sentence, those widened
         first_audio: list[float] = []
+        # Apart: the utterances answered only at their end, and those cut at a pause before it
+        # (whose speaker is then given longer, `turn_end.Patience`).
+        first_audio_whole: list[float] = []
+        first_audio_cut: list[float] = []
         waited: list[float] = []
         used = dropped = 0
         try:
@@ -220,6 +224,7 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
                         false_slow += utterance.widened and k in taken
                 if heard.first_audio is not None:
                     first_audio.append(heard.first_audio)
+                    (first_audio_cut if taken else first_audio_whole).append(heard.first_audio)
                 for opening in heard.openings:
                     used += opening.get("speculation") == "used"
                     dropped += opening.get("speculations_dropped", 0)
@@ -254,6 +259,16 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
             f"speculative replies used {used}, dropped {dropped}; the end waited p50 "
             f"{statistics.median(waited) if waited else float('nan'):.0f} ms of silence"
         )
+        for name, values in (
+            ("answered only at their end", first_audio_whole),
+            ("cut at a pause before their end", first_audio_cut),
+        ):
+            if values:
+                print(
+                    f"  first audio, the {len(values)} utterances {name}: p50 "
+                    f"{statistics.median(values) * 1000:.0f} ms, "
+                    f"most {max(values) * 1000:.0f} ms"
+                )
         report[policy] = {
             "pauses_inside": inside,
             "false_ends_inside": false_inside,
@@ -265,6 +280,10 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
             "false_ends_shorter_inside": false_short,
             "first_audio_s": summary(first_audio),
             "first_audio_p90_s": p90,
+            "first_audio_answered_at_end_s": summary(first_audio_whole)
+            if first_audio_whole
+            else None,
+            "first_audio_after_a_cut_s": summary(first_audio_cut) if first_audio_cut else None,
             "speculation_used": used,
             "speculation_dropped": dropped,
             "end_waited_ms": summary(waited) if waited else None,
