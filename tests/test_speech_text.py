@@ -119,7 +119,7 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
         ),
         (
             "Open Mon-Fri 10am-2pm, 9 am - 5 pm.",
-            "Open Mon to Fri ten a.m. to two p.m., nine a.m. to five p.m.",
+            "Open Monday to Friday ten a.m. to two p.m., nine a.m. to five p.m.",
         ),
         (
             "Version 1.2.3 at 192.168.1.1.",

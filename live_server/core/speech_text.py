@@ -297,7 +297,11 @@ _TIME_RANGE = re.compile(
     r"(\d{1,2}(?::\d{2})?(?:\s?[AaPp]\.?[Mm]\.?)?)\s?[-–]\s?(?=\d{1,2}(?::\d{2}|\s?[AaPp]\.?[Mm]\b))"
 )
 _DAYS = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
-_DAY_RANGE = re.compile(rf"\b({_DAYS})\s?[-–]\s?(?={_DAYS}\b)")  # "Monday-Friday"
+# "Monday-Friday", "Mon-Fri": "Monday to Friday" (a day's short name in a range only: "Sun"
+# alone may be the sun).
+_DAY_RANGE = re.compile(rf"\b({_DAYS})\s?[-–]\s?({_DAYS})\b")
+_DAY_NAMES = {day[:3]: day for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+                                      "Saturday", "Sunday")}  # fmt: skip
 _MONEY_RANGE = re.compile(r"([$€£¥])(\d[\d,]*(?:\.\d+)?)\s?[-–]\s?[$€£¥]?(?=\d)")
 # "Version 1.2.3": each part said, with "point" between.
 _DOTTED = re.compile(r"(?<![\d.])\d+(?:\.\d+){2,}(?![\d.]*\d)")
@@ -544,7 +548,9 @@ def english_numbers(text: str) -> str:
     text = _BY.sub(r"\1 by ", text)
     text = _RATING.sub(r"\1 out of \2", text)
     text = _TIME_RANGE.sub(r"\1 to ", text)
-    text = _DAY_RANGE.sub(r"\1 to ", text)
+    text = _DAY_RANGE.sub(
+        lambda m: f"{_DAY_NAMES[m.group(1)[:3]]} to {_DAY_NAMES[m.group(2)[:3]]}", text
+    )
     text = _MONEY_RANGE.sub(r"\2 to \1", text)
     text = _PER.sub(lambda m: " per " + _PER_NAMES.get(m.group(1).lower(), m.group(1)), text)
     text = _SPEEDS.sub(lambda m: _UNITS[m.group(1)][1], text)
