@@ -296,12 +296,12 @@ _RANGE = re.compile(r"(?<![\d.,-])(\d{1,3})\s?[-–]\s?(\d{1,3})(?!\d|[.,-]\d)")
 _TIME_RANGE = re.compile(
     r"(\d{1,2}(?::\d{2})?(?:\s?[AaPp]\.?[Mm]\.?)?)\s?[-–]\s?(?=\d{1,2}(?::\d{2}|\s?[AaPp]\.?[Mm]\b))"
 )
-_DAYS = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_DAY_NAMES = {day[:3]: day for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+                                      "Saturday", "Sunday")}  # fmt: skip
+_DAYS = "|".join([*_DAY_NAMES.values(), *_DAY_NAMES])  # whole names first
 # "Monday-Friday", "Mon-Fri": "Monday to Friday" (a day's short name in a range only: "Sun"
 # alone may be the sun).
 _DAY_RANGE = re.compile(rf"\b({_DAYS})\s?[-–]\s?({_DAYS})\b")
-_DAY_NAMES = {day[:3]: day for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
-                                      "Saturday", "Sunday")}  # fmt: skip
 _MONEY_RANGE = re.compile(r"([$€£¥])(\d[\d,]*(?:\.\d+)?)\s?[-–]\s?[$€£¥]?(?=\d)")
 # "Version 1.2.3": each part said, with "point" between.
 _DOTTED = re.compile(r"(?<![\d.])\d+(?:\.\d+){2,}(?![\d.]*\d)")
@@ -363,8 +363,7 @@ _FRACTION_OF = re.compile(
 _MIXED = re.compile(r"(?<![\d/.,])(\d+)\s+(?=(\d)/(\d{1,2})(?![\d/]))")
 _YEAR_RANGE = re.compile(r"(?<![\d.,])(1[89]\d\d|20\d\d)\s?[-–]\s?(1[89]\d\d|20\d\d)(?!\d|[.,]\d)")
 _DAY_MONTH = re.compile(  # "6 December": "the sixth of December"
-    r"(?<![\d.,:])([1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s(?:of\s)?(January|February|March|April|"
-    r"May|June|July|August|September|October|November|December)\b"
+    rf"(?<![\d.,:])([1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s(?:of\s)?({'|'.join(_MONTHS)})\b"
 )
 _RATIO = re.compile(r"(?<![\d:.])(\d{1,3}):(\d{1,3})(?![\d:])")  # "16:9": "sixteen to nine"
 _H_TIME = re.compile(r"\b([01]?\d|2[0-3])h([0-5]\d)\b")  # "15h30"
