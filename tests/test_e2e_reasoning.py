@@ -386,6 +386,35 @@ async def test_each_socket_chooses_whether_it_sees_the_reasoning(
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 
+async def test_in_chat_mode_each_bound_socket_sees_the_reasoning_only_if_it_asked(
+    reasoning_server: ServerProcess, llm_stub: StubOpenAI
+) -> None:
+    """A chat reply goes to every socket bound to its conversation; its reasoning goes only to
+    those opened with `reasoning=1`, whichever socket asked for the reply."""
+    llm_stub.deltas = lambda messages: ["<think>", "Weighing it.", "</think>", "Yes."]
+    url = reasoning_server.unified_url()
+    async with open_live(url + "&reasoning=1") as shows, open_live(url) as hides:
+        await send(hides, {"ct": "chat", "t": "send", "session_id": "both-1", "message": "Go?"})
+        await chat_until_end(hides)
+        for ws in (shows, hides):
+            await send(ws, {"ct": "chat", "t": "bind", "session_id": "both-1"})
+            while (await recv(ws)).get("type") != "session_bound":
+                pass
+        for sender, message_id in ((hides, "from-hides"), (shows, "from-shows")):
+            ask = {"ct": "chat", "t": "send", "session_id": "both-1", "message_id": message_id}
+            await send(sender, {**ask, "message": "Ready?"})
+            seen, unseen = await asyncio.gather(
+                chat_until_end(shows, message_id), chat_until_end(hides, message_id)
+            )
+            thinking = [f for f in seen if f.get("chain_type") == "reasoning"]
+            assert "".join(f["data"] for f in thinking) == "Weighing it."
+            (complete,) = [f for f in seen if f["type"] == "complete"]
+            assert complete["reasoning"] == "Weighing it." and complete["data"] == "Yes."
+            assert "Weighing" not in json.dumps(unseen)
+            (complete,) = [f for f in unseen if f["type"] == "complete"]
+            assert complete["data"] == "Yes." and not complete.get("reasoning")
+
+
 async def test_the_default_prompt_asks_for_plain_spoken_answers(
     server_factory: Any, stub: StubOpenAI, llm_stub: StubOpenAI
 ) -> None:

@@ -9,6 +9,7 @@ the HTTP chat endpoint both run their replies through it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -20,7 +21,7 @@ from typing import Any
 
 from live_server.astrbot import frames
 from live_server.astrbot.codec import frames_of
-from live_server.astrbot.hub import ChatHub, Subscriber
+from live_server.astrbot.hub import Audience, ChatHub, Subscriber
 from live_server.core import events
 from live_server.core.conversation import Conversation, ConversationFeed, Exchange
 from live_server.core.reply import ModelReply
@@ -48,9 +49,6 @@ class ChatContext:
     store: Store
     hub: ChatHub
     feed: ConversationFeed
-    # Send the model's reasoning with the reply, for display (the socket's `reasoning`, else
-    # `LIVE_SHOW_REASONING`); never saved as the answer either way.
-    show_reasoning: bool = False
 
 
 class Stage(StrEnum):
@@ -169,14 +167,16 @@ class ChatReply:
         conversation = await Conversation.load(self.ctx.store, self.ctx.settings, self.session_id)
         # AstrBot 4.29's client learns here that the reply runs, and under which id.
         await self._publish(events.ChatStarted(*self.ids))
-        show = self.ctx.show_reasoning
-        stream = self.reply.stream(conversation.messages_for(self.text), reasoning=show)
+        # The reasoning comes too, for the listeners that show it (each connection's choice).
+        stream = self.reply.stream(conversation.messages_for(self.text), reasoning=True)
         async with aclosing(stream) as deltas:  # closed at once when the reply is cancelled
             async for delta in deltas:
                 if not self.streaming:
                     continue
                 if isinstance(delta, Reasoning):  # shown, in AstrBot's shape; never saved
-                    await self._publish(events.ChatReasoning(*self.ids, delta))
+                    await self._publish(
+                        events.ChatReasoning(*self.ids, delta), Audience.SHOWING_REASONING
+                    )
                 else:
                     await self._publish(events.ChatDelta(*self.ids, delta))
         if (error := self.reply.error) is not None:
@@ -185,10 +185,13 @@ class ChatReply:
     async def _conclude(self) -> None:
         text = self.reply.text
         if text and not self.interrupted:
-            shown = self.reply.reasoning if self.ctx.show_reasoning else ""
-            await self._publish(
-                events.ChatReplied(*self.ids, text, streamed=self.streaming, reasoning=shown)
-            )
+            replied = events.ChatReplied(*self.ids, text, streamed=self.streaming)
+            if reasoning := self.reply.reasoning:  # with it for those that show it
+                await self._publish(replied, Audience.HIDING_REASONING)
+                replied = dataclasses.replace(replied, reasoning=reasoning)
+                await self._publish(replied, Audience.SHOWING_REASONING)
+            else:
+                await self._publish(replied)
         # Live sockets open on this conversation keep its history in memory: tell them.
         exchange = Exchange(self.text, text, self.interrupted)
         self.ctx.feed.added(self.username, self.session_id, exchange)
@@ -244,16 +247,16 @@ class ChatReply:
         """The conversation and the reply, as every chat event names them."""
         return self.session_id, self.message_id
 
-    async def _publish(self, event: events.ChatEvent) -> None:
+    async def _publish(self, event: events.ChatEvent, audience: Audience = Audience.ALL) -> None:
         """The event's frames (the AstrBot codec's) to the sender and, once the conversation
-        is known to be the user's, to every connection bound to it."""
+        is known to be the user's, to every connection bound to it: those of `audience`."""
         sender = self.sender if self._to_sender else None
         for frame in frames_of(event):
             if not self._accepted:
-                if sender is not None:
+                if sender is not None and audience.includes(sender):
                     await sender.send(frame)
             else:
-                await self.ctx.hub.publish(self.session_id, frame, sender)
+                await self.ctx.hub.publish(self.session_id, frame, sender, audience)
 
 
 class ChatChannel:

@@ -2,11 +2,13 @@
 
 A reply's frames go to the connection that asked for it, which may slow the reply down to its
 own pace, and to every other connection bound to the same session, which may not: a bound
-listener that falls too far behind is disconnected instead.
+listener that falls too far behind is disconnected instead. The model's reasoning reaches only
+the connections that asked to see it (`Audience`).
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Protocol
 
 from live_server.astrbot.frames import Frame
@@ -16,6 +18,11 @@ from live_server.bus import Bus, LocalBus
 class Subscriber(Protocol):
     @property
     def username(self) -> str: ...
+
+    @property
+    def show_reasoning(self) -> bool:
+        """Whether the connection asked to see the model's reasoning (for display)."""
+        ...
 
     async def send(self, frame: Frame) -> None:
         """Queue a frame, waiting for room: for the connection that asked for the reply."""
@@ -42,6 +49,20 @@ class Running(Protocol):
     def sender(self) -> Subscriber: ...
 
     def interrupt(self) -> None: ...
+
+
+class Audience(StrEnum):
+    """Who a frame is for: every listener, or only those that do or do not show the model's
+    reasoning (a reasoning delta; the whole reply with its reasoning, and without it)."""
+
+    ALL = "all"
+    SHOWING_REASONING = "showing"
+    HIDING_REASONING = "hiding"
+
+    def includes(self, subscriber: Subscriber) -> bool:
+        if self is Audience.ALL:
+            return True
+        return subscriber.show_reasoning == (self is Audience.SHOWING_REASONING)
 
 
 class ChatHub:
@@ -74,20 +95,30 @@ class ChatHub:
     def sessions_of(self, subscriber: Subscriber) -> list[str]:
         return [s for s, subs in self._bound.items() if subscriber in subs]
 
-    async def publish(self, session_id: str, frame: Frame, sender: Subscriber | None) -> None:
-        """Send `frame` to the sender (waiting for room) and offer it to every other listener."""
-        if sender is not None:
+    async def publish(
+        self,
+        session_id: str,
+        frame: Frame,
+        sender: Subscriber | None,
+        audience: Audience = Audience.ALL,
+    ) -> None:
+        """Send `frame` to the sender (waiting for room) and offer it to every other listener,
+        each if it is of the frame's `audience`."""
+        if sender is not None and audience.includes(sender):
             await sender.send(frame)
-        self._offer(session_id, frame, sender)
-        self._bus.publish("chat", {"session": session_id, "frame": frame})
+        self._offer(session_id, frame, sender, audience)
+        self._bus.publish("chat", {"session": session_id, "frame": frame, "audience": audience})
 
-    def _offer(self, session_id: str, frame: Frame, sender: Subscriber | None) -> None:
+    def _offer(
+        self, session_id: str, frame: Frame, sender: Subscriber | None, audience: Audience
+    ) -> None:
         for subscriber in list(self._bound.get(session_id, ())):
-            if subscriber is not sender:
+            if subscriber is not sender and audience.includes(subscriber):
                 subscriber.send_now(frame)
 
     def _heard_frame(self, message: dict[str, Any]) -> None:
-        self._offer(str(message["session"]), message["frame"], None)
+        audience = Audience(message.get("audience", Audience.ALL))
+        self._offer(str(message["session"]), message["frame"], None, audience)
 
     # --- replies ------------------------------------------------------------------------------
 

@@ -79,6 +79,11 @@ class AstrBotSocket:
 
     # Chat mode's view of this connection (`hub.Subscriber`).
 
+    @property
+    def show_reasoning(self) -> bool:
+        """The socket's `reasoning` (else `LIVE_SHOW_REASONING`), as its voice turns show it."""
+        return self.session.options.show_reasoning
+
     async def send(self, frame: frames.Frame) -> None:
         await self.connection.send_text(frames.encode(frame))
 

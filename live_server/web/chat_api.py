@@ -105,8 +105,9 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 class _EventStream:
     """The HTTP caller as the sender of a chat reply: frames wait in a bounded queue."""
 
-    def __init__(self, username: str) -> None:
+    def __init__(self, username: str, *, show_reasoning: bool) -> None:
         self.username = username
+        self.show_reasoning = show_reasoning  # `LIVE_SHOW_REASONING`
         self.frames: asyncio.Queue[frames.Frame | None] = asyncio.Queue(SSE_BACKLOG)
         self.closed = False
 
@@ -132,15 +133,8 @@ async def chat(request: Request) -> Response:
         username = await authenticate(request, state, body.get("username"))
         send = frames.parse_chat_send(body, max_text_chars=state.settings.max_text_chars)
         reply = ChatReply(
-            ChatContext(
-                state.settings,
-                state.engines.llm,
-                state.store,
-                state.hub,
-                state.feed,
-                show_reasoning=state.settings.show_reasoning,
-            ),
-            sender=_EventStream(username),
+            ChatContext(state.settings, state.engines.llm, state.store, state.hub, state.feed),
+            sender=_EventStream(username, show_reasoning=state.settings.show_reasoning),
             text=send.text,
             session_id=send.session_id,
             message_id=send.message_id,

@@ -111,14 +111,7 @@ async def _run(
     )
     connection = Connection(ws, AstrBotCodec(), state.settings, name=username)
     session = _session(state, username, live, connection, detection, show_reasoning)
-    chat = ChatContext(
-        state.settings,
-        state.engines.llm,
-        state.store,
-        state.hub,
-        state.feed,
-        show_reasoning=show_reasoning,
-    )
+    chat = ChatContext(state.settings, state.engines.llm, state.store, state.hub, state.feed)
     handler = AstrBotSocket(connection, session, chat, channel=ct, force_channel=force)
     await serve(connection, session, handler, state, key_id)
     log.info("%s disconnected", username)
