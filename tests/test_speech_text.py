@@ -159,6 +159,46 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "Your name, e.g. Ann, i.e. you; press Ctrl + C.",
             "Your name, for example Ann, that is you; press Control plus C.",
         ),
+        # Spelled or misread by a voice (Piper says "Henry roman eight", "S G T", "five F T").
+        (
+            "Henry VIII, Louis XIV and Pope John Paul II; World War II, Chapter IV, Type II.",
+            "Henry the eighth, Louis the fourteenth and Pope John Paul the second; World War "
+            "two, Chapter four, Type two.",
+        ),
+        (
+            "I and V, size XL, an IV drip, Apollo XI.",
+            "I and V, size XL, an IV drip, Apollo eleven.",
+        ),
+        (
+            "Capt. Hook met Sgt. Pepper, Gov. Brown and Prof. Lee on Mt. Everest.",
+            "Captain Hook met Sergeant Pepper, Governor Brown and Professor Lee on Mount Everest.",
+        ),
+        (
+            "John Smith Jr. and Martin Luther King, Jr. spoke.",
+            "John Smith Junior and Martin Luther King, Junior spoke.",
+        ),
+        (
+            "No. That is No. 5, see p. 12 and pp. 14-16.",
+            "No. That is number five, see page twelve and pages fourteen to sixteen.",
+        ),
+        (
+            "Jan. 5, Dec 25 and Sept. 2024.",
+            "January fifth, December twenty-fifth and September twenty twenty-four.",
+        ),
+        (
+            "5 ft, 3 oz, 2 tsp, 1 tbsp, 5 mg, 3.2 GHz.",
+            "five feet, three ounces, two teaspoons, one tablespoon, five milligrams, three "
+            "point two gigahertz.",
+        ),
+        (
+            "It costs 3.50 euros, 5 USD or EUR 20.50.",
+            "It costs three euros and fifty cents, five dollars or twenty euros and fifty cents.",
+        ),
+        (
+            "Python 3.12, version 2.10, v1.10, Ubuntu 22.04; pi is 3.14.",
+            "Python three point twelve, version two point ten, version one point ten, Ubuntu "
+            "twenty-two point oh four; pi is three point one four.",
+        ),
     ],
 )
 def test_numbers_are_said_as_a_person_reads_them(sentence: str, said: str) -> None:

@@ -95,6 +95,11 @@ FIRST_CHUNK = [
             "Next.",
         ],
     ),
+    # ...never between a title or a label and its word, which the voice would then spell...
+    (
+        "Capt. Hook met Sgt. Pepper on Jan. 5 near Mt. Everest. Then he left.",
+        ["Capt. Hook met Sgt. Pepper on Jan. 5 near", "Mt. Everest.", "Then he left."],
+    ),
     # ...or sooner, before a word that opens a clause, once 25 characters long...
     (
         "Mr. John Dashwood has a lot of powers which he can use wisely and well. Next.",

@@ -7,8 +7,9 @@ language may say a short mention instead), inline code, emphasis, headings, list
 quotes and HTML tags lose their marks, a link says its text, a bare URL its site ("en dot
 wikipedia dot org"), table rows their cells, and emoji and decorative symbols nothing. The
 reading stage is a language's own (`LANGUAGES`): English says numbers, money, percentages,
-times, dates, fractions, units and abbreviations in words ("$5.99" -> "five dollars and
-ninety-nine cents", "e.g." -> "for example"). A language adds its rules by adding a `Language`;
+times, dates, fractions, units, abbreviations, titles and Roman numerals in words ("$5.99" ->
+"five dollars and ninety-nine cents", "e.g." -> "for example", "Sgt." -> "Sergeant", "Henry
+VIII" -> "Henry the eighth"), where a voice would spell them or misread them. A language adds its rules by adding a `Language`;
 the languages work will add Chinese numbers and units this way.
 """
 
@@ -282,6 +283,8 @@ _DAY_OF_MONTH = re.compile(  # "December 6": "December sixth"
     r"December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?\s)([1-9]|[12]\d|3[01])\b"
     r"(?!\s?(?:[:.%/]\d|[AaPp]\.?[Mm]\b))"
 )
+_MONTH_NAMED = {month[:3]: month for month in _MONTHS}  # "Sept" and "Sep" alike
+_MONTH_YEAR = re.compile(r"\b(Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?\s(?=\d{4}\b)")
 # "2026-12-06", and with a time, "2026-12-06T10:00:00Z"
 _DATE = re.compile(
     r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"
@@ -331,6 +334,12 @@ _UNITS = {
     "ml": ("milliliter", "milliliters"), "min": ("minute", "minutes"),
     "mins": ("minute", "minutes"), "hr": ("hour", "hours"), "hrs": ("hour", "hours"),
     "sec": ("second", "seconds"), "secs": ("second", "seconds"),
+    "ft": ("foot", "feet"), "yd": ("yard", "yards"), "oz": ("ounce", "ounces"),
+    "mg": ("milligram", "milligrams"), "gal": ("gallon", "gallons"), "qt": ("quart", "quarts"),
+    "tsp": ("teaspoon", "teaspoons"), "tbsp": ("tablespoon", "tablespoons"),
+    "hz": ("hertz", "hertz"), "khz": ("kilohertz", "kilohertz"),
+    "mhz": ("megahertz", "megahertz"), "ghz": ("gigahertz", "gigahertz"),
+    "kw": ("kilowatt", "kilowatts"), "mah": ("milliamp hour", "milliamp hours"),
 }  # fmt: skip
 _LETTER_UNITS = {
     "g": ("gram", "grams"), "m": ("meter", "meters"), "h": ("hour", "hours"),
@@ -392,6 +401,16 @@ _WORD_SYMBOLS = {
 
 # "5,99 €", "30€": the sign after the amount, as much of Europe writes it.
 _MONEY_AFTER = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+)(?:[.,](\d{2}))?\s?([€£¥])(?!\w)")
+
+
+# "5 USD", "EUR 20", "3.50 euros": said as the sign would be ("three euros and fifty cents";
+# a voice spells the code, and reads "3.50" as "three point five zero").
+_CODES = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "dol": "$", "eur": "€", "pou": "£"}
+_CODE_BEFORE = re.compile(r"\b(USD|EUR|GBP|JPY)\s?(?=\d)")
+_CODE_AFTER = re.compile(
+    r"(?<![\d.,])(\d{1,3}(?:,\d{3})+(?:\.\d{2})?|\d+(?:\.\d{2})?)\s?(USD|EUR|GBP|JPY)\b"
+)
+_CENTS_THEN_WORD = re.compile(r"(?<![\d.,$€£¥])(\d[\d,]*)(\.\d{2})\s(dollars|euros|pounds)\b")
 
 
 def _money_after(m: re.Match[str]) -> str:
@@ -532,8 +551,79 @@ _ABBREVIATION = re.compile(
 )
 
 
+# Titles before a name, which a voice spells or misreads ("Sgt." "S G T", "Gov." "guv").
+_TITLES = {
+    "Capt": "Captain", "Lt": "Lieutenant", "Sgt": "Sergeant", "Col": "Colonel",
+    "Gov": "Governor", "Sen": "Senator", "Rep": "Representative", "Rev": "Reverend",
+    "Pres": "President", "Prof": "Professor", "Gen": "General", "Mt": "Mount", "Ft": "Fort",
+    "Ms": "Miz",
+}  # fmt: skip
+_TITLE = re.compile(rf"(?<![\w.])({'|'.join(_TITLES)})\.?\s(?=[A-Z])")
+_SUFFIX = re.compile(r"(?<=[a-z])(,?) (Jr|Sr)(?:\.|(?![\w.]))(?!\s[A-Z])")  # "Smith Jr.": "Junior"
+# Labels before a number ("No. 5", "p. 12", "Fig. 3"): their words.
+_LABELS = {
+    "no": "number", "nos": "numbers", "p": "page", "pp": "pages", "fig": "figure",
+    "ch": "chapter", "vol": "volume", "eq": "equation", "est": "established",
+    "hwy": "Highway", "rte": "Route",
+}  # fmt: skip
+_LABEL = re.compile(
+    r"(?<![\w.])(?:(No|Nos|pp?|[Ff]ig|[Cc]h|[Vv]ol|[Ee]q|[Ee]st)\.|(Hwy|Rte))\s?(?=\d)"
+)
+# A Roman numeral of two letters or more after a capitalised word: a monarch's or a pope's
+# ordinal ("Henry VIII": "Henry the eighth"), else a number ("World War II": "World War two",
+# "Chapter IV", "Type II"). A voice says "Henry roman eight". One letter ("I", "V", "X") is
+# left alone, and so are "L", "C", "D", "M" ("size XL", "MD").
+_ROMAN = re.compile(
+    r"\b([A-Z][A-Za-z]*)\s((?=[IVX]{2,}(?![\w-]))X{0,3}(?:IX|IV|VI{0,3}|I{0,3}))(?![\w-])"
+)
+_ROMAN_VALUES = {"I": 1, "V": 5, "X": 10}
+_REGNAL_WORDS = """
+Alexander Alfonso Amenhotep Anne Benedict Boniface Carlos Casimir Catherine Charles Christian
+Clement Constantine Edward Elizabeth Felipe Ferdinand Francis Frederick George Gregory Gustav
+Haakon Harald Henry Innocent Isabella Ivan James John Joseph Juan Leo Leopold Louis Ludwig
+Malcolm Margaret Mary Napoleon Nicholas Olaf Otto Paul Pedro Peter Philip Pius Ptolemy Ramesses
+Richard Robert Rudolf Sixtus Stephen Thutmose Urban Victor Wilhelm William
+"""
+_REGNAL_NAMES = frozenset(_REGNAL_WORDS.split())
+
+
+def _roman(m: re.Match[str]) -> str:
+    letters, n = m.group(2), 0
+    for here, after in zip(letters, [*letters[1:], ""], strict=True):
+        value = _ROMAN_VALUES[here]
+        n += -value if after and _ROMAN_VALUES[after] > value else value
+    if m.group(1) in _REGNAL_NAMES:
+        return f"{m.group(1)} the {ordinal_words(n)}"
+    return f"{m.group(1)} {number_words(n)}"
+
+
+# A version with a minor part of two digits ("Python 3.12", "version 2.10"): its parts are
+# numbers ("three point twelve"), not a decimal's digits ("three point one two").
+_VERSION = re.compile(
+    r"(\b(?:[Vv]ersion|Python|Java|Node(?:\.js)?|PHP|Ruby|Go|Rust|Kotlin|Swift|Perl|iOS|iPadOS|"
+    r"macOS|Android|Ubuntu|Debian|Fedora|Windows|Django|React|Angular|Vue|PostgreSQL|MySQL|"
+    r"Redis|Chrome|Firefox|Bluetooth|Unity|Blender|CUDA|Kubernetes|Docker|Git)\s)"
+    r"(\d+)\.(\d\d)(?![\d.]*\d)"
+)
+_V_NUMBER = re.compile(r"\bv(?=\d+(?:\.\d+)+\b)")  # "v2.3": "version 2.3"
+
+
+def _version(m: re.Match[str]) -> str:
+    minor = m.group(3)
+    said = f"oh {minor[1]}" if minor[0] == "0" else minor  # "22.04": "twenty-two point oh four"
+    return f"{m.group(1)}{m.group(2)} point {said}"
+
+
 def english_words(text: str) -> str:
-    return _ABBREVIATION.sub(lambda m: _SAID_IN_FULL[m.group(0)], text)
+    text = _ABBREVIATION.sub(lambda m: _SAID_IN_FULL[m.group(0)], text)
+    text = _TITLE.sub(lambda m: _TITLES[m.group(1)] + " ", text)
+    text = _SUFFIX.sub(
+        lambda m: f"{m.group(1)} {'Junior' if m.group(2) == 'Jr' else 'Senior'}", text
+    )
+    text = _LABEL.sub(lambda m: _LABELS[(m.group(1) or m.group(2)).lower()] + " ", text)
+    text = _ROMAN.sub(_roman, text)
+    text = _V_NUMBER.sub("version ", text)
+    return _VERSION.sub(_version, text)
 
 
 def english_numbers(text: str) -> str:
@@ -556,11 +646,19 @@ def english_numbers(text: str) -> str:
     text = _YEAR_RANGE.sub(r"\1 to \2", text)
     text = _RANGE.sub(_range, text)
     text = _MINUS.sub("minus ", text)
+    text = _CODE_BEFORE.sub(lambda m: _CODES[m.group(1)], text)
+    text = _CODE_AFTER.sub(lambda m: _CODES[m.group(2)] + m.group(1), text)
+    text = _CENTS_THEN_WORD.sub(
+        lambda m: _CODES[m.group(3)[:3].lower()] + m.group(1) + m.group(2), text
+    )
     text = _MONEY_AFTER.sub(_money_after, text)
     text = _MONEY.sub(_money, text)
     text = _DATE.sub(_date, text)
     text = _DAY_MONTH.sub(lambda m: f"the {ordinal_words(int(m.group(1)))} of {m.group(2)}", text)
-    text = _DAY_OF_MONTH.sub(lambda m: m.group(1) + ordinal_words(int(m.group(2))), text)
+    text = _DAY_OF_MONTH.sub(
+        lambda m: f"{_MONTH_NAMED[m.group(1)[:3]]} {ordinal_words(int(m.group(2)))}", text
+    )
+    text = _MONTH_YEAR.sub(lambda m: _MONTH_NAMED[m.group(1)[:3]] + " ", text)
     text = _H_TIME.sub(r"\1:\2", text)
     text = _TIME.sub(_time, text)
     text = _RATIO.sub(r"\1 to \2", text)

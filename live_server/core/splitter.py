@@ -36,6 +36,9 @@ ABBREVIATIONS = frozenset(
     {
         "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "e.g", "i.e", "cf",
         "approx", "fig", "inc", "ltd", "co", "mt", "a.m", "p.m", "u.s", "u.k",
+        "capt", "lt", "sgt", "col", "gov", "sen", "rep", "rev", "pres", "gen", "ft",
+        "p", "pp", "ch", "vol", "eq", "est", "jan", "feb", "apr", "jun", "jul", "aug", "sep",
+        "sept", "oct", "nov", "dec",
     }
 )  # fmt: skip
 
@@ -222,6 +225,12 @@ def _last_break(buf: str, max_weight: int, *, clauses: bool = True) -> int:
     breaks = (CJK_CLAUSES | ASCII_CLAUSES, SPACES) if clauses else (SPACES,)
     for marks in breaks:
         for i in range(limit - 1, 0, -1):
-            if buf[i] in marks:
+            if buf[i] in marks and not _binds_on(buf, i):
                 return i + 1
     return max(limit, 1)
+
+
+def _binds_on(buf: str, i: int) -> bool:
+    """Whether the space at `i` follows an abbreviation that belongs with the next word
+    ("Mt. | Everest", "p. | 12"): said apart, it is spelled rather than read."""
+    return buf[i - 1] == "." and _word_before(buf, i - 1).lower() in ABBREVIATIONS

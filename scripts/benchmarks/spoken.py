@@ -208,6 +208,24 @@ SET = [
         "It runs from 2020-2024, at 0.5x the cost.",
         "It runs from twenty twenty to twenty twenty-four, at zero point five times the cost.",
     ),
+    # Titles, labels, Roman numerals and units that a voice spells ("S G T", "roman three").
+    (
+        "**King Charles III** met Capt. Hook and Sgt. Pepper on Jan. 5.",
+        "King Charles the third met Captain Hook and Sergeant Pepper on January fifth.",
+    ),
+    (
+        "See p. 12: the shelf is 5 ft tall and a jar holds 8 oz.",
+        "See page twelve: the shelf is five feet tall and a jar holds eight ounces.",
+    ),
+    (
+        "Python 3.12 came out in Oct. 2023; World War II ended in 1945.",
+        "Python three point twelve came out in October twenty twenty-three; World War two "
+        "ended in nineteen forty-five.",
+    ),
+    (
+        "A ticket costs 3.50 euros or 4 USD.",
+        "A ticket costs three euros and fifty cents or four dollars.",
+    ),
 ]
 REPLIES = [reply for reply, _ in SET]
 PROSE = [
