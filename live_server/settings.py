@@ -84,6 +84,9 @@ class Settings:
     # Let the embedded model reason before it answers (a model whose chat template can): off by
     # default, since a voice must answer soon.
     local_reasoning: bool = False
+    # Its reply stops at the first sentence's end after this many characters (0: only at its
+    # token limit): a spoken answer is short, and a small model does not keep it so.
+    local_reply_chars: int = 300
     history_max_messages: int = 40
     history_max_chars: int = 32000
     chat_max_replies: int = 4
@@ -205,6 +208,7 @@ class Settings:
             "local_context": "LOCAL_CONTEXT",
             "local_slots": "LOCAL_SLOTS",
             "local_reasoning": "LOCAL_REASONING",
+            "local_reply_chars": "LOCAL_REPLY_CHARS",
             "llm_thinks_first": "LLM_THINKS_FIRST",
             "show_reasoning": "SHOW_REASONING",
             "history_max_messages": "HISTORY_MAX_MESSAGES",
@@ -272,7 +276,12 @@ class Settings:
                 f"the first no more than the second: {self.turn_complete_ms}, "
                 f"{self.turn_unfinished_ms}"
             )
-        for name, low in (("vad_silence_ms", 100), ("barge_in_ms", 0), ("turn_patience_ms", 0)):
+        for name, low in (
+            ("vad_silence_ms", 100),
+            ("barge_in_ms", 0),
+            ("turn_patience_ms", 0),
+            ("local_reply_chars", 0),
+        ):
             if not low <= getattr(self, name) <= 10000:
                 raise ConfigError(
                     f"LIVE_{name.upper()} is out of range ({low}-10000): {getattr(self, name)}"

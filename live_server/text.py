@@ -1,6 +1,6 @@
-"""What kind of writing a text is in, and how long it sounds: a CJK character carries about
-as much speech as two Latin letters. Pure code, shared by the splitter, the engines and the
-conversation's bounds."""
+"""What kind of writing a text is in, how long it sounds (a CJK character carries about as
+much speech as two Latin letters) and which periods end no sentence. Pure code, shared by the
+splitter, the engines and the conversation's bounds."""
 
 from __future__ import annotations
 
@@ -19,3 +19,15 @@ def is_cjk(ch: str) -> bool:
 def weight(text: str) -> int:
     """Length as heard: a CJK character carries about as much speech as two Latin letters."""
     return sum(2 if is_cjk(ch) else 1 for ch in text)
+
+
+# Lower-case words that a period does not end (compared without their final period).
+ABBREVIATIONS = frozenset(
+    {
+        "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "e.g", "i.e", "cf",
+        "approx", "fig", "inc", "ltd", "co", "mt", "a.m", "p.m", "u.s", "u.k",
+        "capt", "lt", "sgt", "col", "gov", "sen", "rep", "rev", "pres", "gen", "ft",
+        "p", "pp", "ch", "vol", "eq", "est", "jan", "feb", "apr", "jun", "jul", "aug", "sep",
+        "sept", "oct", "nov", "dec",
+    }
+)  # fmt: skip

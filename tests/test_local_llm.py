@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from live_server.engines import ChatMessage, Outcome
-from live_server.engines.llm.local import LocalLLM, fit
+from live_server.engines import ChatMessage, Outcome, Sampling
+from live_server.engines.llm.local import LocalLLM, fit, sentence_over
 from live_server.errors import ConfigError
 from tests.client import deltas, of, open_live, send, text_turn, until
 from tests.conftest import NO_VOICE, ServerProcess, clean_env, refused_start
@@ -73,6 +73,46 @@ async def test_reading_ahead_changes_no_answer(one_slot: LocalLLM):
     cold = "".join([d async for d in one_slot.stream(question)])
     await one_slot.prefill_chat(ask("What is the capital"))
     assert "".join([d async for d in one_slot.stream(question)]) == cold
+
+
+@pytest.mark.parametrize(
+    ("said", "following", "over"),
+    [
+        ("It is Paris.", " It", True),
+        ("Is it? ", "Yes", False),  # the space came with the end: the next delta decides nothing
+        ("Is it?", " Yes", True),
+        ('He said "stop."', " Then", True),
+        ("It is 3.", "14", False),  # a decimal
+        ("Ask Mr.", " Smith", False),
+        ("Use e.g.", " salt", False),
+        ("Plan A.", " Then", False),  # one letter: an initial as likely as a sentence
+        ("First line\n", "Second", True),
+        ("你好。", "我", True),
+        ("It goes on", " and", False),
+        ("", " Hi", False),
+    ],
+)
+def test_where_a_sentence_is_over(said: str, following: str, over: bool):
+    assert sentence_over(said, following) is over
+
+
+async def test_a_long_reply_ends_at_a_sentence_once_long_enough():
+    """The embedded model's reply stops at the first sentence's end after `reply_chars` of its
+    answer (`LIVE_LOCAL_REPLY_CHARS`), its generation with it; a caller's own token limit
+    replaces that."""
+    story = ask("Tell me a very long story about a dragon who learns to sing.")
+    capped = LocalLLM(model=None, threads=1, context=2048, slots=1, reply_chars=120)
+    try:
+        outcome = Outcome()
+        text = "".join([d async for d in capped.stream(story, None, outcome)])
+        assert outcome.finish_reason == "length"
+        assert len(text) >= 120 and text.rstrip()[-1] in ".!?\"'", text
+        assert not text[120:].rstrip().rstrip(".!?\"'").count(". "), text  # one sentence on
+        outcome = Outcome()
+        own = "".join([d async for d in capped.stream(story, Sampling(max_tokens=80), outcome)])
+        assert len(own) > len(text) and outcome.finish_reason == "length"
+    finally:
+        await capped.aclose()
 
 
 async def test_a_conversation_longer_than_the_context_still_gets_answers():

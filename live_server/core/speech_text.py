@@ -9,8 +9,9 @@ wikipedia dot org"), table rows their cells, and emoji and decorative symbols no
 reading stage is a language's own (`LANGUAGES`): English says numbers, money, percentages,
 times, dates, fractions, units, abbreviations, titles and Roman numerals in words ("$5.99" ->
 "five dollars and ninety-nine cents", "e.g." -> "for example", "Sgt." -> "Sergeant", "Henry
-VIII" -> "Henry the eighth"), where a voice would spell them or misread them. A language adds its rules by adding a `Language`;
-the languages work will add Chinese numbers and units this way.
+VIII" -> "Henry the eighth"), where a voice would spell them or misread them. A language adds
+its rules by adding a `Language`; the languages work will add Chinese numbers and units this
+way.
 """
 
 from __future__ import annotations

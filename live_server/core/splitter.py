@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from live_server.text import is_cjk, weight
+from live_server.text import ABBREVIATIONS, is_cjk, weight
 
 ASCII_ENDS = frozenset(".!?;…")
 CJK_ENDS = frozenset("。！？；\n")
@@ -29,16 +29,6 @@ CLAUSE_OPENERS = frozenset(
     {
         "and", "but", "or", "because", "which", "who", "whose", "where", "when", "while",
         "if", "although", "though", "since", "unless", "until", "whereas", "whether",
-    }
-)  # fmt: skip
-# Lower-case words that a period does not end (compared without their final period).
-ABBREVIATIONS = frozenset(
-    {
-        "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "e.g", "i.e", "cf",
-        "approx", "fig", "inc", "ltd", "co", "mt", "a.m", "p.m", "u.s", "u.k",
-        "capt", "lt", "sgt", "col", "gov", "sen", "rep", "rev", "pres", "gen", "ft",
-        "p", "pp", "ch", "vol", "eq", "est", "jan", "feb", "apr", "jun", "jul", "aug", "sep",
-        "sept", "oct", "nov", "dec",
     }
 )  # fmt: skip
 

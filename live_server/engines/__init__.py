@@ -226,6 +226,7 @@ def _local_llm(settings: Settings) -> LLM:
         context=settings.local_context,
         slots=settings.local_slots,
         reasoning=settings.local_reasoning,
+        reply_chars=settings.local_reply_chars,
     )
 
 

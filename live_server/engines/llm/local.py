@@ -25,6 +25,7 @@ from typing import Any
 
 from live_server.engines import ChatMessage, Outcome, Reasoning, Sampling, Usage
 from live_server.errors import ConfigError, LLMError
+from live_server.text import ABBREVIATIONS
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,28 @@ CONTEXT_FULL = "exceed_context_size_error"  # llama.cpp's error type for a promp
 # The most likely next tokens read for the end of a sentence (`turn_end`): an end that is not
 # among them is too unlikely to count.
 END_TOKENS = 20
+_ENDS = ".!?…"
+_CLOSERS = "\"')]*_\u201d\u2019\u00bb"
+
+
+def sentence_over(said: str, following: str) -> bool:
+    """Whether the answer so far, `said`, ends a sentence that `following` (the next delta) does
+    not continue: a full stop, question or exclamation mark before a space (not "3.14", nor
+    "Mr." or "e.g."), a Chinese or Japanese one, or a line's end."""
+    if said.endswith("\n"):
+        return True
+    body = said.rstrip(_CLOSERS)
+    if not body:
+        return False
+    if body[-1] in "。！？":
+        return True
+    if body[-1] not in _ENDS or not following[:1].isspace():
+        return False
+    if body[-1] == ".":
+        word = body[:-1].rsplit(None, 1)[-1] if body[:-1].strip() else ""
+        if word.lower().lstrip("(\"'") in ABBREVIATIONS or len(word) == 1:
+            return False
+    return True
 
 
 class _ContextFull(Exception):
@@ -64,9 +87,16 @@ class LocalLLM:
         context: int,
         slots: int,
         reasoning: bool = False,
+        reply_chars: int = 0,
     ) -> None:
         # A model whose chat template can think first is asked not to, unless `reasoning`.
         self._template_kwargs = {"enable_thinking": reasoning}
+        # A reply stops at the first sentence's end after this many characters of its answer
+        # (0: at its token limit only): a small model asked for a short spoken answer may
+        # still talk for a minute, and every token it writes is CPU that the next turn's
+        # recognition waits for.
+        self._reply_chars = reply_chars
+
         path = model or default_model()
         if path is None or not path.is_file():
             raise ConfigError(
@@ -133,6 +163,8 @@ class LocalLLM:
         request.pop("max_completion_tokens", None)
         limit = sampling.token_limit if sampling is not None else None
         request["max_tokens"] = min(MAX_TOKENS, limit or MAX_TOKENS)
+        # A caller that sets its own token limit gets that limit alone.
+        reply_chars = self._reply_chars if limit is None else 0
         # The history is cut to what a slot holds by a count of characters; text with fewer
         # characters to a token (code, Chinese) may still not fit: then it is cut to half.
         max_chars = self._max_chars
@@ -142,7 +174,17 @@ class LocalLLM:
                 # Closed with this stream, not later by the collector: an interrupt returns
                 # once the generation has stopped and the CPU is free.
                 async with aclosing(self._generate(request, outcome)) as texts:
+                    said = ""
                     async for text in texts:
+                        if isinstance(text, Reasoning):  # its thinking: not the answer
+                            yield text
+                            continue
+                        if reply_chars and len(said) >= reply_chars and sentence_over(said, text):
+                            # Stopped here (the generation, with this stream's close).
+                            if outcome is not None:
+                                outcome.finish_reason = "length"
+                            return
+                        said += text
                         yield text
                 return
             except _ContextFull:
