@@ -174,6 +174,10 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "Captain Hook met Sergeant Pepper, Governor Brown and Professor Lee on Mount Everest.",
         ),
         (
+            "Gen Z met Gen. Grant; rev up, Rev. King.",
+            "Gen Z met General Grant; rev up, Reverend King.",
+        ),
+        (
             "John Smith Jr. and Martin Luther King, Jr. spoke.",
             "John Smith Junior and Martin Luther King, Junior spoke.",
         ),

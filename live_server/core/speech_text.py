@@ -559,7 +559,10 @@ _TITLES = {
     "Pres": "President", "Prof": "Professor", "Gen": "General", "Mt": "Mount", "Ft": "Fort",
     "Ms": "Miz",
 }  # fmt: skip
-_TITLE = re.compile(rf"(?<![\w.])({'|'.join(_TITLES)})\.?\s(?=[A-Z])")
+# Without its period a title is also a word ("Gen Z", "Col", "Rev up"): those need theirs.
+_TITLE = re.compile(
+    r"(?<![\w.])(?:(Capt|Lt|Sgt|Prof|Mt|Ft|Ms)\.?|(Col|Gov|Sen|Rep|Rev|Pres|Gen)\.)\s(?=[A-Z])"
+)
 _SUFFIX = re.compile(r"(?<=[a-z])(,?) (Jr|Sr)(?:\.|(?![\w.]))(?!\s[A-Z])")  # "Smith Jr.": "Junior"
 # Labels before a number ("No. 5", "p. 12", "Fig. 3"): their words.
 _LABELS = {
@@ -617,7 +620,7 @@ def _version(m: re.Match[str]) -> str:
 
 def english_words(text: str) -> str:
     text = _ABBREVIATION.sub(lambda m: _SAID_IN_FULL[m.group(0)], text)
-    text = _TITLE.sub(lambda m: _TITLES[m.group(1)] + " ", text)
+    text = _TITLE.sub(lambda m: _TITLES[m.group(1) or m.group(2)] + " ", text)
     text = _SUFFIX.sub(
         lambda m: f"{m.group(1)} {'Junior' if m.group(2) == 'Jr' else 'Senior'}", text
     )
