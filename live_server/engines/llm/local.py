@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from live_server.engines import ChatMessage, Outcome, Reasoning, Sampling, Usage
+from live_server.engines.reasoning import ThinkFilter
 from live_server.errors import ConfigError, LLMError
 from live_server.text import ABBREVIATIONS
 
@@ -174,17 +175,15 @@ class LocalLLM:
                 # Closed with this stream, not later by the collector: an interrupt returns
                 # once the generation has stopped and the CPU is free.
                 async with aclosing(self._generate(request, outcome)) as texts:
-                    said = ""
+                    said, thinking = "", ThinkFilter()  # the answer so far, without thinking
                     async for text in texts:
-                        if isinstance(text, Reasoning):  # its thinking: not the answer
-                            yield text
-                            continue
                         if reply_chars and len(said) >= reply_chars and sentence_over(said, text):
                             # Stopped here (the generation, with this stream's close).
                             if outcome is not None:
                                 outcome.finish_reason = "length"
                             return
-                        said += text
+                        if reply_chars:
+                            said += thinking.take(text).answer
                         yield text
                 return
             except _ContextFull:
