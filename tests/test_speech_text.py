@@ -169,6 +169,7 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "I and V, size XL, an IV drip, Apollo XI.",
             "I and V, size XL, an IV drip, Apollo eleven.",
         ),
+        ("After World War I I moved.", "After World War one I moved."),
         (
             "Capt. Hook met Sgt. Pepper, Gov. Brown and Prof. Lee on Mt. Everest.",
             "Captain Hook met Sergeant Pepper, Governor Brown and Professor Lee on Mount Everest.",

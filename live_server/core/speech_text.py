@@ -581,6 +581,7 @@ _ROMAN = re.compile(
     r"\b([A-Z][A-Za-z]*)\s((?=[IVX]{2,}(?![\w-]))X{0,3}(?:IX|IV|VI{0,3}|I{0,3}))(?![\w-])"
 )
 _ROMAN_VALUES = {"I": 1, "V": 5, "X": 10}
+_FIRST_WAR = re.compile(r"\bWorld War I\b(?!')")  # the one "I" that is surely a numeral
 _REGNAL_WORDS = """
 Alexander Alfonso Amenhotep Anne Benedict Boniface Carlos Casimir Catherine Charles Christian
 Clement Constantine Edward Elizabeth Felipe Ferdinand Francis Frederick George Gregory Gustav
@@ -626,6 +627,7 @@ def english_words(text: str) -> str:
     )
     text = _LABEL.sub(lambda m: _LABELS[(m.group(1) or m.group(2)).lower()] + " ", text)
     text = _ROMAN.sub(_roman, text)
+    text = _FIRST_WAR.sub("World War one", text)
     text = _V_NUMBER.sub("version ", text)
     return _VERSION.sub(_version, text)
 
