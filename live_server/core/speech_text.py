@@ -406,7 +406,8 @@ _MONEY_AFTER = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+)(?:[.,](\d{2}))?\
 
 # "5 USD", "EUR 20", "3.50 euros": said as the sign would be ("three euros and fifty cents";
 # a voice spells the code, and reads "3.50" as "three point five zero").
-_CODES = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "dol": "$", "eur": "€", "pou": "£"}
+_CODES = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+_WORD_SIGNS = {"dollars": "$", "euros": "€", "pounds": "£"}
 _CODE_BEFORE = re.compile(r"\b(USD|EUR|GBP|JPY)\s?(?=\d)")
 _CODE_AFTER = re.compile(
     r"(?<![\d.,])(\d{1,3}(?:,\d{3})+(?:\.\d{2})?|\d+(?:\.\d{2})?)\s?(USD|EUR|GBP|JPY)\b"
@@ -605,7 +606,7 @@ def _roman(m: re.Match[str]) -> str:
 # A version with a minor part of two digits ("Python 3.12", "version 2.10"): its parts are
 # numbers ("three point twelve"), not a decimal's digits ("three point one two").
 _VERSION = re.compile(
-    r"(\b(?:[Vv]ersion|Python|Java|Node(?:\.js)?|PHP|Ruby|Go|Rust|Kotlin|Swift|Perl|iOS|iPadOS|"
+    r"(\b(?:[Vv]ersion|Python|Java|Node(?:\.js)?|PHP|Ruby|Rust|Kotlin|Swift|Perl|iOS|iPadOS|"
     r"macOS|Android|Ubuntu|Debian|Fedora|Windows|Django|React|Angular|Vue|PostgreSQL|MySQL|"
     r"Redis|Chrome|Firefox|Bluetooth|Unity|Blender|CUDA|Kubernetes|Docker|Git)\s)"
     r"(\d+)\.(\d\d)(?![\d.]*\d)"
@@ -654,9 +655,7 @@ def english_numbers(text: str) -> str:
     text = _MINUS.sub("minus ", text)
     text = _CODE_BEFORE.sub(lambda m: _CODES[m.group(1)], text)
     text = _CODE_AFTER.sub(lambda m: _CODES[m.group(2)] + m.group(1), text)
-    text = _CENTS_THEN_WORD.sub(
-        lambda m: _CODES[m.group(3)[:3].lower()] + m.group(1) + m.group(2), text
-    )
+    text = _CENTS_THEN_WORD.sub(lambda m: _WORD_SIGNS[m.group(3)] + m.group(1) + m.group(2), text)
     text = _MONEY_AFTER.sub(_money_after, text)
     text = _MONEY.sub(_money, text)
     text = _DATE.sub(_date, text)
