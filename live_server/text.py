@@ -28,6 +28,6 @@ ABBREVIATIONS = frozenset(
         "approx", "fig", "inc", "ltd", "co", "mt", "a.m", "p.m", "u.s", "u.k",
         "capt", "lt", "sgt", "col", "gov", "sen", "rep", "rev", "pres", "gen", "ft",
         "p", "pp", "ch", "vol", "eq", "est", "jan", "feb", "apr", "jun", "jul", "aug", "sep",
-        "sept", "oct", "nov", "dec",
+        "sept", "oct", "nov", "dec", "hwy", "rte",
     }
 )  # fmt: skip

@@ -14,6 +14,7 @@ from live_server.core.speech_text import (
     number_words,
     ordinal_words,
 )
+from live_server.core.splitter import SentenceSplitter
 
 
 @pytest.mark.parametrize(
@@ -208,6 +209,22 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
 )
 def test_numbers_are_said_as_a_person_reads_them(sentence: str, said: str) -> None:
     assert SpeechText().say(sentence) == said
+
+
+def test_a_title_or_a_label_reaches_the_voice_with_its_word() -> None:
+    """Through the splitter as a reply streams, a token at a time: "Mt." and "No." are said
+    with the word or number after them, never alone (spelled "M T", "no")."""
+    reply = (
+        "Climbing Mount Everest is hard, and Capt. Hook tried it near Mt. Everest in Jan. 2020. "
+        "Item No. 5 is on Hwy. 101. No. It is not."
+    )
+    splitter, speech = SentenceSplitter(), SpeechText()
+    sentences = [s for i in range(0, len(reply), 3) for s in splitter.feed(reply[i : i + 3])]
+    said = [speech.say(s) for s in [*sentences, *splitter.flush()]]
+    assert " ".join(said) == (
+        "Climbing Mount Everest is hard, and Captain Hook tried it near Mount Everest in "
+        "January twenty twenty. Item number five is on Highway one hundred one. No. It is not."
+    )
 
 
 def test_a_code_block_spanning_sentences_is_not_read() -> None:

@@ -26,6 +26,10 @@ CASES = [
         ["Call Mr. Smith and Dr. Jones now.", "Done here."],
     ),
     (
+        "Item No. 5 is on Hwy. 101. No. It is not.",
+        ["Item No. 5 is on Hwy. 101.", "No. It is not."],
+    ),
+    (
         "Go now. Use tools, e.g. a hammer, i.e. the big one. Then stop.",
         ["Go now.", "Use tools, e.g. a hammer, i.e. the big one.", "Then stop."],
     ),

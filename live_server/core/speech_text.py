@@ -572,7 +572,7 @@ _LABELS = {
     "hwy": "Highway", "rte": "Route",
 }  # fmt: skip
 _LABEL = re.compile(
-    r"(?<![\w.])(?:(No|Nos|pp?|[Ff]ig|[Cc]h|[Vv]ol|[Ee]q|[Ee]st)\.|(Hwy|Rte))\s?(?=\d)"
+    r"(?<![\w.])(?:(No|Nos|pp?|[Ff]ig|[Cc]h|[Vv]ol|[Ee]q|[Ee]st)\.|(Hwy|Rte)\.?)\s?(?=\d)"
 )
 # A Roman numeral of two letters or more after a capitalised word: a monarch's or a pope's
 # ordinal ("Henry VIII": "Henry the eighth"), else a number ("World War II": "World War two",

@@ -33,6 +33,10 @@ CLAUSE_OPENERS = frozenset(
 )  # fmt: skip
 
 
+# Words whose period ends no sentence when a number follows ("No. 5"; "No. That is...").
+NUMBER_LABELS = frozenset({"no", "nos"})
+
+
 def speakable(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
@@ -130,8 +134,11 @@ class SentenceSplitter:
                 return j
             if ch == "." and j == i + 1 and _word_before(buf, i).lower() in ABBREVIATIONS:
                 continue
-            # A lower-case word next means the sentence goes on ("etc. and", '"stop!" he').
+            # A lower-case word next means the sentence goes on ("etc. and", '"stop!" he'),
+            # and so does a number after "No." ("Item No. 5").
             k = _skip_space(buf, j)
+            if k < n and buf[k].isdigit() and _word_before(buf, i).lower() in NUMBER_LABELS:
+                continue
             if k == n:
                 if not final:
                     return None
