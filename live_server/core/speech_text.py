@@ -279,13 +279,14 @@ _TIME = re.compile(
     r"\b([01]?\d|2[0-3]):([0-5]\d)(?::[0-5]\d)?(?:\s?([AaPp])\.?\s?[Mm]\.?(?![A-Za-z]))?"
 )
 _CLOCK_HOUR = re.compile(r"\b(1[0-2]|0?[1-9])\s?([AaPp])\.?\s?[Mm]\b\.?")  # "3pm", "11 a.m."
-_DAY_OF_MONTH = re.compile(  # "December 6": "December sixth"
-    r"\b((?:January|February|March|April|May|June|July|August|September|October|November|"
-    r"December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?\s)([1-9]|[12]\d|3[01])\b"
+# A month's short name ("Jan", "Sept"), and its whole name from the first three letters.
+_SHORT_MONTHS = "|".join(["Sept", *(month[:3] for month in _MONTHS if month != "May")])
+_MONTH_NAMED = {month[:3]: month for month in _MONTHS}  # "Sept" and "Sep" alike
+_DAY_OF_MONTH = re.compile(  # "December 6", "Dec. 6": "December sixth"
+    rf"\b((?:{'|'.join(_MONTHS)}|{_SHORT_MONTHS})\.?\s)([1-9]|[12]\d|3[01])\b"
     r"(?!\s?(?:[:.%/]\d|[AaPp]\.?[Mm]\b))"
 )
-_MONTH_NAMED = {month[:3]: month for month in _MONTHS}  # "Sept" and "Sep" alike
-_MONTH_YEAR = re.compile(r"\b(Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?\s(?=\d{4}\b)")
+_MONTH_YEAR = re.compile(rf"\b({_SHORT_MONTHS})\.?\s(?=\d{{4}}\b)")  # "Oct. 2023"
 # "2026-12-06", and with a time, "2026-12-06T10:00:00Z"
 _DATE = re.compile(
     r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"
