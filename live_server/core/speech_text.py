@@ -562,8 +562,10 @@ _TITLES = {
     "Ms": "Miz",
 }  # fmt: skip
 # Without its period a title is also a word ("Gen Z", "Col", "Rev up"): those need theirs.
+_WORD_TITLES = ("Col", "Gov", "Sen", "Rep", "Rev", "Pres", "Gen")
 _TITLE = re.compile(
-    r"(?<![\w.])(?:(Capt|Lt|Sgt|Prof|Mt|Ft|Ms)\.?|(Col|Gov|Sen|Rep|Rev|Pres|Gen)\.)\s(?=[A-Z])"
+    rf"(?<![\w.])(?:({'|'.join(t for t in _TITLES if t not in _WORD_TITLES)})\.?"
+    rf"|({'|'.join(_WORD_TITLES)})\.)\s(?=[A-Z])"
 )
 _SUFFIX = re.compile(r"(?<=[a-z])(,?) (Jr|Sr)(?:\.|(?![\w.]))(?!\s[A-Z])")  # "Smith Jr.": "Junior"
 # Labels before a number ("No. 5", "p. 12", "Fig. 3"): their words.
