@@ -101,6 +101,18 @@ class ReadingLLM(ScriptedLLM):
         self.read.append(list(messages))
 
 
+class SlowReadingLLM(ReadingLLM):
+    """Its reading ahead lasts until the test sets `reading`."""
+
+    def __init__(self, *deltas: str | None) -> None:
+        super().__init__(*deltas)
+        self.reading = asyncio.Event()
+
+    async def prefill_chat(self, messages: Sequence[ChatMessage]) -> None:
+        await super().prefill_chat(messages)
+        await self.reading.wait()
+
+
 def make_session(
     llm: ScriptedLLM, probabilities: dict[str, float], *, speculate: bool = True
 ) -> tuple[Session, Recorder, ScriptedSTT]:
@@ -255,6 +267,28 @@ async def test_the_model_reads_the_reply_ahead_while_the_speaker_goes_on():
     llm2.go.set()
     await session2.aclose()
     await session.aclose()
+
+
+async def test_a_reply_waits_for_the_model_still_reading_its_prompt_ahead():
+    """A reply started while the model still reads its prompt ahead waits for that read: it
+    then reads only what is new where the read was kept, rather than the whole prompt again
+    beside it, each slowing the other."""
+    llm = SlowReadingLLM("Sure.")
+    session, output, stt = make_session(llm, {"I would like a table for two": 0.7})
+    stt.words = "I would like a table"
+    feed(session, (LOUD, 1.2))  # a partial transcript: the read ahead starts, and goes on
+    await settle(lambda: llm.read)
+    stt.words = "I would like a table for two."
+    feed(session, (LOUD, 0.3), (QUIET, 0.5))
+    await settle(lambda: output.of(events.TurnStarted))
+    await settle(lambda: llm.requests, 50)
+    assert llm.requests == []  # the turn has ended and its reply waits for the read
+    llm.reading.set()
+    await output.wait_for(events.Ended)
+    (request,) = llm.requests
+    assert request[-1] == {"role": "user", "content": "I would like a table for two."}
+    (figures,) = [e.values for e in output.of(events.Metrics) if "llm_ttft" in e.values]
+    assert figures["llm_read_ahead_wait"] > 0
 
 
 async def test_without_speculation_the_reply_starts_when_the_turn_ends():

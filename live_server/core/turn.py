@@ -138,8 +138,13 @@ class TurnRunner:
         send_now: SendNow,
         show_reasoning: bool = False,
         language: str | None = None,
+        read_ahead: asyncio.Future[None] | None = None,
     ) -> None:
         self.turn = turn
+        # The model still reading this reply's prompt ahead (`Turns.read_ahead`): the reply
+        # waits for it, and so reads only what is new where it was read, rather than all of it
+        # again beside it, each slowing the other.
+        self._read_ahead = read_ahead
         self._show_reasoning = show_reasoning
         self._language = language
         self._tts = tts
@@ -186,6 +191,8 @@ class TurnRunner:
         if reply.reasoning_parts:  # kept out of the answer, the voice and the history
             out["llm_reasoning_time"] = reply.reasoning_time()
             out["llm_reasoning_chars"] = len(reply.reasoning)
+        if "read_ahead_wait" in t:
+            out["llm_read_ahead_wait"] = round(t["read_ahead_wait"], 4)
         if "tts_start" in t:
             out["tts_first_frame_time"] = _span(t, "tts_start", "tts_first")
             out["tts_total_time"] = _span(t, "tts_start", "tts_end")
@@ -197,6 +204,10 @@ class TurnRunner:
         turn = self.turn
         splitter = SentenceSplitter()
         speaking = self._tts is not None
+        if self._read_ahead is not None and not self._read_ahead.done():
+            began = time.perf_counter()
+            await asyncio.wait({self._read_ahead})  # its failure is its own: only time is lost
+            self._times["read_ahead_wait"] = time.perf_counter() - began
         stream = self.reply.stream(self._messages, reasoning=self._show_reasoning)
         async with aclosing(stream) as deltas:
             async for delta in deltas:

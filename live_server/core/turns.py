@@ -220,6 +220,7 @@ class Turns:
             send_now=send_now,
             show_reasoning=self._options().show_reasoning,
             language=self._engines.language,
+            read_ahead=self._reading,
         )
 
     def interrupt(self, played_ms: int | None) -> None:
