@@ -42,8 +42,11 @@ class ScriptedRecognition:
         result: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         result.set_result(self._stt.words)
         self._guesses.append((self._fed, result))
-        if not urgent and self._on_partial is not None and self._stt.words:
-            self._on_partial(self._stt.words)  # a partial transcript, while the speech goes on
+        told = not urgent or self._stt.partial_at_pause  # Whisper tells its guess at a pause
+        if told and self._on_partial is not None and self._stt.words:
+            # A partial transcript, told once the guess is done, as a recogniser does.
+            on_partial, words = self._on_partial, self._stt.words
+            result.add_done_callback(lambda _: on_partial(words))
 
     def guessed(self, speech_end: int) -> asyncio.Future[str] | None:
         covering = [result for upto, result in self._guesses if upto >= speech_end]
@@ -63,6 +66,7 @@ class ScriptedSTT:
 
     def __init__(self) -> None:
         self.words = ""
+        self.partial_at_pause = False
 
     def start(self, on_partial: Callable[[str], None] | None = None) -> ScriptedRecognition:
         return ScriptedRecognition(self, on_partial)
@@ -90,6 +94,18 @@ class ScriptedEnd:
         pass
 
 
+class SlowEnd(ScriptedEnd):
+    """Its verdicts wait until the test sets `judging`."""
+
+    def __init__(self, probabilities: dict[str, float]) -> None:
+        super().__init__(probabilities)
+        self.judging = asyncio.Event()
+
+    async def next_tokens(self, prompt: str) -> dict[str, float]:
+        await self.judging.wait()
+        return await super().next_tokens(prompt)
+
+
 class ReadingLLM(ScriptedLLM):
     """A scripted model that can read a prompt ahead (`ChatPrefill`), as the embedded one."""
 
@@ -114,7 +130,10 @@ class SlowReadingLLM(ReadingLLM):
 
 
 def make_session(
-    llm: ScriptedLLM, probabilities: dict[str, float], *, speculate: bool = True
+    llm: ScriptedLLM,
+    probabilities: dict[str, float] | ScriptedEnd,
+    *,
+    speculate: bool = True,
 ) -> tuple[Session, Recorder, ScriptedSTT]:
     stt = ScriptedSTT()
     engines = Engines(
@@ -122,7 +141,9 @@ def make_session(
         tts=FixedTTS(),
         stt=stt,
         vad=ScorerPool(LoudnessScorer),
-        end_model=ScriptedEnd(probabilities),
+        end_model=probabilities
+        if isinstance(probabilities, ScriptedEnd)
+        else ScriptedEnd(probabilities),
     )
     detection = replace(TurnDetection.configured(SETTINGS, 16000), speculate=speculate)
     session, output = session_over(llm, engines=engines, detection=detection)
@@ -266,6 +287,33 @@ async def test_the_model_reads_the_reply_ahead_while_the_speaker_goes_on():
     assert output2.of(events.PartialTranscript) and llm2.read == []
     llm2.go.set()
     await session2.aclose()
+    await session.aclose()
+
+
+@pytest.mark.parametrize(("p_end", "speculated"), [(0.7, True), (0.02, False)])
+async def test_the_words_at_a_pause_are_judged_before_they_are_read_ahead(
+    p_end: float, speculated: bool
+):
+    """The recogniser's guess at a pause is also a partial transcript. The model reads it only
+    once the pause is judged (the verdict says when the turn ends; the two at once slowed
+    each other): in the reply started on it, or read ahead when no reply is started."""
+    llm = ReadingLLM("Sure.")
+    end = SlowEnd({"I would like a table for two": p_end})
+    session, output, stt = make_session(llm, end)
+    stt.partial_at_pause = True
+    stt.words = "I would like a table for two."
+    feed(session, (LOUD, 0.6), (QUIET, 0.2))
+    await settle(lambda: output.of(events.PartialTranscript))
+    assert output.of(events.PartialTranscript)[-1].text == "I would like a table for two."
+    await settle(lambda: llm.read or llm.requests, 50)
+    assert llm.read == [] and llm.requests == []  # the verdict is still to come
+    end.judging.set()
+    await settle(lambda: llm.read or llm.requests)
+    said = {"role": "user", "content": "I would like a table for two."}
+    if speculated:
+        assert llm.read == [] and llm.requests[-1][-1] == said
+    else:
+        assert llm.requests == [] and llm.read[-1][-1] == said
     await session.aclose()
 
 

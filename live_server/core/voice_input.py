@@ -192,9 +192,12 @@ class VoiceInput:
 
     def _partial(self, text: str) -> None:
         """The words so far: told to the client, and read ahead by the model that will answer
-        (`Turns.read_ahead`)."""
+        (`Turns.read_ahead`), unless a pause is being judged. Its verdict comes first, since it
+        says when the turn ends: with the embedded model judging and answering, the two at
+        once slowed each other, and the verdict came later (`_judge` reads them after it)."""
         self._listener.tell(events.PartialTranscript(text))
-        self._listener.read_ahead(text)
+        if self._judging is None:
+            self._listener.read_ahead(text)
 
     def add(self, data: str) -> None:
         stt = self.stt()
@@ -372,6 +375,8 @@ class VoiceInput:
         )
         if detection.speculate and verdict.speculate:
             self._listener.speculate(text)
+        else:
+            self._listener.read_ahead(text)
         self._judged(voice, verdict, detection)
 
     def _judged(self, voice: VoiceSegment, verdict: Verdict, detection: TurnDetection) -> None:
