@@ -196,6 +196,12 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "five feet, three ounces, two teaspoons, one tablespoon, five milligrams, three "
             "point two gigahertz.",
         ),
+        # After "a", a measure describes what follows: said in the singular.
+        (
+            "A 5000 mAh battery, an 8 GB card and 16 GB of memory: a 10 km run, then 5 km more.",
+            "A five thousand milliamp hour battery, an eight gigabyte card and sixteen gigabytes "
+            "of memory: a ten kilometer run, then five kilometers more.",
+        ),
         (
             "It costs 3.50 euros, 5 USD or EUR 20.50.",
             "It costs three euros and fifty cents, five dollars or twenty euros and fifty cents.",

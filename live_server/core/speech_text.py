@@ -354,6 +354,7 @@ _UNIT = re.compile(
     + "|".join(_LETTER_UNITS)
     + r"))(?![\w/])",
 )
+_ARTICLE_BEFORE = re.compile(r"\b[Aa]n?\s+$")
 # "2h 30m", "1 hr 15 min": a duration, whose "m" is minutes.
 _DURATION = re.compile(
     r"(?<![\d.])(\d+)\s?(?:h|hrs?|hours?)\s?(\d+)\s?(?:m|mins?|minutes?)\b", re.IGNORECASE
@@ -476,7 +477,9 @@ def _fraction(m: re.Match[str]) -> str:
 
 def _unit(m: re.Match[str]) -> str:
     one, many = _UNITS[m.group(2).lower()] if m.group(2) else _LETTER_UNITS[m.group(3)]
-    return f"{m.group(1)} {one if m.group(1) == '1' else many}"
+    # After "a": a measure that describes what follows ("a 5000 mAh battery": "milliamp hour").
+    describes = _ARTICLE_BEFORE.search(m.string, 0, m.start()) is not None
+    return f"{m.group(1)} {one if m.group(1) == '1' or describes else many}"
 
 
 def _duration(m: re.Match[str]) -> str:
