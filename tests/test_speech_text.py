@@ -171,6 +171,13 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "I and V, size XL, an IV drip, Apollo eleven.",
         ),
         ("After World War I I moved.", "After World War one I moved."),
+        # One letter after a word that numbers, not where "I" is the pronoun.
+        (
+            "Type I diabetes, Phase I trials, Chapter V. In Part I, we begin; Part I think is "
+            "hard. The type I like.",
+            "Type one diabetes, Phase one trials, Chapter five. In Part one, we begin; Part I "
+            "think is hard. The type I like.",
+        ),
         (
             "Capt. Hook met Sgt. Pepper, Gov. Brown and Prof. Lee on Mt. Everest.",
             "Captain Hook met Sergeant Pepper, Governor Brown and Professor Lee on Mount Everest.",

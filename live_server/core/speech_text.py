@@ -582,13 +582,25 @@ _LABEL = re.compile(
 )
 # A Roman numeral of two letters or more after a capitalised word: a monarch's or a pope's
 # ordinal ("Henry VIII": "Henry the eighth"), else a number ("World War II": "World War two",
-# "Chapter IV", "Type II"). A voice says "Henry roman eight". One letter ("I", "V", "X") is
-# left alone, and so are "L", "C", "D", "M" ("size XL", "MD").
+# "Chapter IV", "Type II"). A voice says "Henry roman eight". One letter ("I", "V", "X") only
+# after a word that numbers (`_NUMBERED_ONE`); "L", "C", "D", "M" are left alone ("size XL").
 _ROMAN = re.compile(
     r"\b([A-Z][A-Za-z]*)\s((?=[IVX]{2,}(?![\w-]))X{0,3}(?:IX|IV|VI{0,3}|I{0,3}))(?![\w-])"
 )
 _ROMAN_VALUES = {"I": 1, "V": 5, "X": 10}
 _FIRST_WAR = re.compile(r"\bWorld War I\b(?!')")  # the one "I" that is surely a numeral
+# One letter after a word that numbers what follows ("Type I diabetes", "Phase I trials",
+# "Chapter V"); "I" not when a verb follows, as the pronoun would ("Part I think ...").
+_PRONOUN_VERBS = """
+am was think thought know knew believe guess mean meant want need have had will would can could
+should must do did love like hope feel felt said say see saw got agree
+"""
+_NUMBERED_ONE = re.compile(
+    r"\b(Type|Phase|Stage|Class|Grade|Level|Category|Schedule|Chapter|Part|Act|Book|Volume|"
+    r"Appendix|Article|Title)\s([IVX])(?![\w'-])(?!\s+(?:"
+    + "|".join(_PRONOUN_VERBS.split())
+    + r")\b)"
+)
 _REGNAL_WORDS = """
 Alexander Alfonso Amenhotep Anne Benedict Boniface Carlos Casimir Catherine Charles Christian
 Clement Constantine Edward Elizabeth Felipe Ferdinand Francis Frederick George Gregory Gustav
@@ -635,6 +647,9 @@ def english_words(text: str) -> str:
     text = _LABEL.sub(lambda m: _LABELS[(m.group(1) or m.group(2)).lower()] + " ", text)
     text = _ROMAN.sub(_roman, text)
     text = _FIRST_WAR.sub("World War one", text)
+    text = _NUMBERED_ONE.sub(
+        lambda m: f"{m.group(1)} {number_words(_ROMAN_VALUES[m.group(2)])}", text
+    )
     text = _V_NUMBER.sub("version ", text)
     return _VERSION.sub(_version, text)
 
