@@ -337,6 +337,7 @@ async def test_a_reply_waits_for_the_model_still_reading_its_prompt_ahead():
     assert request[-1] == {"role": "user", "content": "I would like a table for two."}
     (figures,) = [e.values for e in output.of(events.Metrics) if "llm_ttft" in e.values]
     assert figures["llm_read_ahead_wait"] > 0
+    await session.aclose()
 
 
 async def test_without_speculation_the_reply_starts_when_the_turn_ends():
