@@ -647,9 +647,7 @@ def english_words(text: str) -> str:
     text = _LABEL.sub(lambda m: _LABELS[(m.group(1) or m.group(2)).lower()] + " ", text)
     text = _ROMAN.sub(_roman, text)
     text = _FIRST_WAR.sub("World War one", text)
-    text = _NUMBERED_ONE.sub(
-        lambda m: f"{m.group(1)} {number_words(_ROMAN_VALUES[m.group(2)])}", text
-    )
+    text = _NUMBERED_ONE.sub(_roman, text)  # a label is no regnal name: its number
     text = _V_NUMBER.sub("version ", text)
     return _VERSION.sub(_version, text)
 
