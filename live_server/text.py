@@ -1,5 +1,5 @@
 """What kind of writing a text is in, how long it sounds (a CJK character carries about as
-much speech as two Latin letters) and which periods end no sentence. Pure code, shared by the
+much speech as two Latin letters) and which full stops end no sentence. Pure code, shared by the
 splitter, the engines and the conversation's bounds."""
 
 from __future__ import annotations
@@ -31,3 +31,26 @@ ABBREVIATIONS = frozenset(
         "sept", "oct", "nov", "dec", "hwy", "rte",
     }
 )  # fmt: skip
+
+# Words whose full stop ends no sentence when a number follows ("No. 5"; "No. That is...").
+NUMBER_LABELS = frozenset({"no", "nos"})
+_OPENERS = "\"'([{\u201c\u2018"
+
+
+def sentence_ends(text: str, following: str) -> bool:
+    """Whether `text`, which ends with a sentence's end mark (a full stop, a question or an
+    exclamation mark, and any quote or bracket closed after it), ends a sentence, `following`
+    being the words after it and its white space: not before a word in lower case ("etc. and
+    so on", "Is it? maybe"), and a lone full stop not after an abbreviation ("Mr.", "e.g."), an
+    initial ("John F. Kennedy") or "No." before a number ("Item No. 5")."""
+    first = following[:1]
+    if first.islower():
+        return False
+    if not text.endswith(".") or text.endswith(".."):
+        return True
+    words = text[:-1].split()
+    word = words[-1].lstrip(_OPENERS) if words else ""
+    name = word.lower()
+    if name in ABBREVIATIONS or (len(word) == 1 and word.isupper()):
+        return False
+    return not (first.isdigit() and name in NUMBER_LABELS)

@@ -79,8 +79,15 @@ async def test_reading_ahead_changes_no_answer(one_slot: LocalLLM):
     ("said", "following", "over"),
     [
         ("It is Paris.", " It", True),
-        ("Is it? ", "Yes", False),  # the space came with the end: the next delta decides nothing
         ("Is it?", " Yes", True),
+        ("Is it? ", "Yes", True),  # the space came with the end
+        ("Is it?", " ", False),  # the next word decides: not known yet
+        ("Is it?", " maybe", False),
+        ("Item No.", " 5", False),
+        ("Item No. ", "5", False),
+        ("Say no.", " Then", True),
+        ("Apples, etc.", " and", False),
+        ("Ask (Mr.", " Smith", False),
         ('He said "stop."', " Then", True),
         ("It is 3.", "14", False),  # a decimal
         ("Ask Mr.", " Smith", False),

@@ -48,6 +48,10 @@ CASES = [
     ('He said "stop!" and left. Then silence.', ['He said "stop!" and left.', "Then silence."]),
     ("Really?! That is wild... I agree.", ["Really?!", "That is wild...", "I agree."]),
     ("Is it? maybe not. Fine then.", ["Is it? maybe not.", "Fine then."]),
+    (
+        "It was John F. Kennedy. He spoke (Mr. Lee said) well. Ok then.",
+        ["It was John F. Kennedy.", "He spoke (Mr. Lee said) well.", "Ok then."],
+    ),
     ("Hi. Ok. This is a sentence.", ["Hi. Ok.", "This is a sentence."]),
     ("Yes. No.", ["Yes. No."]),
     ("No punctuation at the end", ["No punctuation at the end"]),

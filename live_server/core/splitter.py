@@ -4,18 +4,18 @@
 reply, `reset()` starts a new reply. A chunk ends after `.`, `!`, `?`, `;` or `…` followed by
 white space, after a newline, or after `。！？；` (these need no space). A period ends nothing
 inside a decimal, a URL or an e-mail address (no space follows it), after a known abbreviation
-or when the next word starts in lower case. Chunks too short to speak well are merged into the
-next one, and the first chunk of a reply is cut early at a clause boundary once it is long
-enough, or, when a first sentence runs on with no clause mark, before a word that opens a
-clause ("because", "which", "and") once `first_phrase_weight` long, else at a space within
-`first_max_weight`, so that the first audio can start sooner.
+or an initial, or when the next word starts in lower case (`text.sentence_ends`). Chunks too
+short to speak well are merged into the next one, and the first chunk of a reply is cut early at
+a clause boundary once it is long enough, or, when a first sentence runs on with no clause mark,
+before a word that opens a clause ("because", "which", "and") once `first_phrase_weight` long,
+else at a space within `first_max_weight`, so that the first audio can start sooner.
 """
 
 from __future__ import annotations
 
 import re
 
-from live_server.text import ABBREVIATIONS, is_cjk, weight
+from live_server.text import ABBREVIATIONS, is_cjk, sentence_ends, weight
 
 ASCII_ENDS = frozenset(".!?;…")
 CJK_ENDS = frozenset("。！？；\n")
@@ -31,10 +31,6 @@ CLAUSE_OPENERS = frozenset(
         "if", "although", "though", "since", "unless", "until", "whereas", "whether",
     }
 )  # fmt: skip
-
-
-# Words whose period ends no sentence when a number follows ("No. 5"; "No. That is...").
-NUMBER_LABELS = frozenset({"no", "nos"})
 
 
 def speakable(text: str) -> bool:
@@ -132,19 +128,12 @@ class SentenceSplitter:
                 continue  # 3.14, example.com, a@b.org
             if ch == ";":
                 return j
-            if ch == "." and j == i + 1 and _word_before(buf, i).lower() in ABBREVIATIONS:
-                continue
-            # A lower-case word next means the sentence goes on ("etc. and", '"stop!" he'),
-            # and so does a number after "No." ("Item No. 5").
+            # The next word decides ("etc. and", "Mr. Smith", "No. 5"): wait for it.
             k = _skip_space(buf, j)
-            if k < n and buf[k].isdigit() and _word_before(buf, i).lower() in NUMBER_LABELS:
-                continue
-            if k == n:
-                if not final:
-                    return None
-            elif buf[k].islower():
-                continue
-            return j
+            if k == n and not final:
+                return None
+            if sentence_ends(buf[:j], buf[k:]):
+                return j
         return None
 
     def _clause_cut(self, buf: str) -> int | None:

@@ -26,7 +26,7 @@ from typing import Any
 from live_server.engines import ChatMessage, Outcome, Reasoning, Sampling, Usage
 from live_server.engines.reasoning import ThinkFilter
 from live_server.errors import ConfigError, LLMError
-from live_server.text import ABBREVIATIONS
+from live_server.text import sentence_ends
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +47,21 @@ _CLOSERS = "\"')]*_\u201d\u2019\u00bb"
 
 
 def sentence_over(said: str, following: str) -> bool:
-    """Whether the answer so far, `said`, ends a sentence that `following` (the next delta) does
-    not continue: a full stop, question or exclamation mark before a space (not "3.14", nor
-    "Mr." or "e.g."), a Chinese or Japanese one, or a line's end."""
+    """Whether the answer so far, `said`, ends a sentence that `following` (the next delta)
+    does not continue: a line's end, a Chinese or Japanese end mark, or a full stop, question
+    or exclamation mark before white space and a word that starts no continuation (not "3.14",
+    "Mr. Smith", "No. 5" or "etc. and"). Until the next word shows, the sentence is not over."""
     if said.endswith("\n"):
         return True
-    body = said.rstrip(_CLOSERS)
-    if not body:
-        return False
-    if body[-1] in "。！？":
+    body = said.rstrip()
+    after = said[len(body) :] + following
+    mark = body.rstrip(_CLOSERS)[-1:]
+    if mark and mark in "。！？":
         return True
-    if body[-1] not in _ENDS or not following[:1].isspace():
+    if not mark or mark not in _ENDS or not after[:1].isspace():
         return False
-    if body[-1] == ".":
-        word = body[:-1].rsplit(None, 1)[-1] if body[:-1].strip() else ""
-        if word.lower().lstrip("(\"'") in ABBREVIATIONS or len(word) == 1:
-            return False
-    return True
+    words = after.lstrip()
+    return bool(words) and sentence_ends(body, words)
 
 
 class _ContextFull(Exception):
