@@ -77,7 +77,45 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
         ("Call 10 people and ring 3 times.", "Call ten people and ring three times."),
         (
             "Call us on +44 20 7946 0958.",
-            "Call us on plus four four two zero seven nine four six zero nine five eight.",
+            "Call us on plus four four, two zero, seven nine four six, zero nine five eight.",
+        ),
+        # A phone number in its shape is read in its groups, with or without "call".
+        (
+            "Ring (555) 123-4567, or 1-800-555-0199 and +1 415 555 2671; 200-1500 kcal.",
+            "Ring five five five, one two three, four five six seven, or one, eight zero zero, "
+            "five five five, zero one nine nine and plus one, four one five, five five five, two "
+            "six seven one; two hundred to one thousand five hundred kilocalories.",
+        ),
+        (
+            "On Mon, Dec 7, Fri 5 June, 03/15/2026 and 15/03/2026; Sun is up, Sat 3 hours.",
+            "On Monday, December seventh, Friday the fifth of June, March fifteenth, twenty "
+            "twenty-six and the fifteenth of March, twenty twenty-six; Sun is up, Sat three hours.",
+        ),
+        ("The meeting is on Wed,", "The meeting is on Wednesday,"),  # the date in the next chunk
+        (
+            "Add ½ tsp, 1/2 tsp, 1 1/2 tsp, 3/4 hr and 9¾ cups.",
+            "Add half a teaspoon, half a teaspoon, one and a half teaspoons, three quarters of an "
+            "hour and nine and three quarters cups.",
+        ),
+        (
+            'A 27" monitor, 6.1" wide; he said "I have 5" and left.',
+            'A twenty-seven inch monitor, six point one inches wide; he said "I have five" and '
+            "left.",
+        ),
+        (
+            "BP 120/80, or 130/85 mmHg at 72 bpm and 7200 rpm; 50 m², 3 m³, 5 sq ft.",
+            "BP one hundred twenty over eighty, or one hundred thirty over eighty-five millimeters "
+            "of mercury at seventy-two beats per minute and seven thousand two hundred revolutions "
+            "per minute; fifty square meters, three cubic meters, five square feet.",
+        ),
+        (
+            "It is 3×10^8 m/s, 2^10, x^2 ± 1 and mc².",
+            "It is three times ten to the eighth meters per second, two to the tenth, x squared "
+            "plus or minus one and mc squared.",
+        ),
+        (
+            "Go to 5th Ave. and Abbey Rd, then Sunset Blvd. It is on Main Rd.",
+            "Go to fifth Avenue and Abbey Road, then Sunset Boulevard. It is on Main Road.",
         ),
         ("Due 2026-12-06.", "Due December sixth, twenty twenty-six."),
         ("In 1999 and 2005.", "In nineteen ninety-nine and two thousand five."),

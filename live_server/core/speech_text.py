@@ -296,7 +296,7 @@ _ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
 _GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]*\d)")
 _DECIMAL = re.compile(r"(?<![\d.])(\d+)\.(\d+)(?![\d.]*\d)")
 _INTEGER = re.compile(r"(?<![\d.])\d+(?![\d.]*\d)(?![A-Za-z])")
-_RANGE = re.compile(r"(?<![\d.,-])(\d{1,3})\s?[-–]\s?(\d{1,3})(?!\d|[.,-]\d)")
+_RANGE = re.compile(r"(?<![\d.,-])(\d{1,4})\s?[-–]\s?(\d{1,4})(?!\d|[.,-]\d)")
 # "10:30-11:00", "$5-10", "$5-$10": ranges of times and of money.
 _TIME_RANGE = re.compile(
     r"(\d{1,2}(?::\d{2})?(?:\s?[AaPp]\.?[Mm]\.?)?)\s?[-–]\s?(?=\d{1,2}(?::\d{2}|\s?[AaPp]\.?[Mm]\b))"
@@ -307,6 +307,14 @@ _DAYS = "|".join([*_DAY_NAMES.values(), *_DAY_NAMES])  # whole names first
 # "Monday-Friday", "Mon-Fri": "Monday to Friday" (a day's short name in a range only: "Sun"
 # alone may be the sun).
 _DAY_RANGE = re.compile(rf"\b({_DAYS})\s?[-–]\s?({_DAYS})\b")
+_ANY_MONTH = f"(?:{'|'.join(_MONTHS)}|{_SHORT_MONTHS})\\b"
+# "Mon, Dec 7", "Fri 5 June": a day's short name before a date ("Sun" alone may be the sun),
+# or before the comma that ends a chunk ("on Mon," | "Dec 7": the splitter cut it there).
+_DAY_BEFORE_DATE = re.compile(
+    rf"\b(Mon|Tues?|Wed|Thu(?:rs?)?|Fri|Sat|Sun)\b\.?"
+    rf"(?=,?\s(?:{_ANY_MONTH}|\d{{1,2}}(?:st|nd|rd|th)?\s(?:of\s)?{_ANY_MONTH}|\d{{1,2}}/\d))"
+    r"|\b(Mon|Tues?|Wed|Thu(?:rs?)?|Fri)\b\.?(?=,\s*$)"
+)
 _MONEY_RANGE = re.compile(r"([$€£¥])(\d[\d,]*(?:\.\d+)?)\s?[-–]\s?[$€£¥]?(?=\d)")
 # "Version 1.2.3": each part said, with "point" between.
 _DOTTED = re.compile(r"(?<![\d.])\d+(?:\.\d+){2,}(?![\d.]*\d)")
@@ -342,13 +350,23 @@ _UNITS = {
     "hz": ("hertz", "hertz"), "khz": ("kilohertz", "kilohertz"),
     "mhz": ("megahertz", "megahertz"), "ghz": ("gigahertz", "gigahertz"),
     "kw": ("kilowatt", "kilowatts"), "mah": ("milliamp hour", "milliamp hours"),
+    "km/s": ("kilometer per second", "kilometers per second"),
+    "rpm": ("revolution per minute", "revolutions per minute"),
+    "bpm": ("beat per minute", "beats per minute"),
+    "kcal": ("kilocalorie", "kilocalories"),
+    "mmhg": ("millimeter of mercury", "millimeters of mercury"),
+    "m²": ("square meter", "square meters"), "km²": ("square kilometer", "square kilometers"),
+    "cm²": ("square centimeter", "square centimeters"), "ft²": ("square foot", "square feet"),
+    "sq ft": ("square foot", "square feet"), "sq m": ("square meter", "square meters"),
+    "sq km": ("square kilometer", "square kilometers"), "sq mi": ("square mile", "square miles"),
+    "m³": ("cubic meter", "cubic meters"), "cm³": ("cubic centimeter", "cubic centimeters"),
 }  # fmt: skip
 _LETTER_UNITS = {
     "g": ("gram", "grams"), "m": ("meter", "meters"), "h": ("hour", "hours"),
     "s": ("second", "seconds"), "l": ("liter", "liters"), "L": ("liter", "liters"),
 }  # fmt: skip
-_UNIT = re.compile(
-    r"(?<![\d.,])(\d+(?:[.,]\d+)*)\s?(?:((?i:"
+_UNIT = re.compile(  # after a number, a fraction ("1/2 tsp") or a mixed number ("1 1/2 tsp")
+    r"(?<![\d.,/])(\d+(?:[.,]\d+)*(?:\s\d/\d{1,2})?|\d/\d{1,2})\s?(?:((?i:"
     + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
     + r"))|("
     + "|".join(_LETTER_UNITS)
@@ -368,9 +386,14 @@ _DECADE = re.compile(
     rf"(?<![\d$€£¥.,])(?:['’](\d0)|(1[0-9]\d0|20\d0)|(?:{_DECADE_AFTER})([2-9]0))['’]?s\b"
 )
 # "1/2 cup": "half a cup", "3/4 cup": "three quarters of a cup".
+_MEASURES = sorted(
+    {"cup", "spoon", "glass", "inch", "kilo", "litre", "pint", "day", "week", "month", "year"}
+    | {one for one, _ in [*_UNITS.values(), *_LETTER_UNITS.values()]},
+    key=len,
+    reverse=True,
+)
 _FRACTION_OF = re.compile(
-    r"(?<![\d/.,])(\d)/(\d{1,2})\s(cup|teaspoon|tablespoon|spoon|glass|mile|hour|pound|inch|"
-    r"kilo|liter|litre|gallon|pint|day|week|month|year)\b"
+    rf"(?<![\d/.,])(?<!\d and )(\d)/(\d{{1,2}})\s({'|'.join(_MEASURES)})\b(?!-)"
 )
 _MIXED = re.compile(r"(?<![\d/.,])(\d+)\s+(?=(\d)/(\d{1,2})(?![\d/]))")
 _YEAR_RANGE = re.compile(r"(?<![\d.,])(1[89]\d\d|20\d\d)\s?[-–]\s?(1[89]\d\d|20\d\d)(?!\d|[.,]\d)")
@@ -385,7 +408,7 @@ _PER = re.compile(
     re.IGNORECASE,
 )
 _PER_NAMES = {"mo": "month", "yr": "year", "wk": "week", "hr": "hour"}
-_SPEEDS = re.compile(r"(?<![\w/])(km/h|m/s)(?![\w/])")
+_SPEEDS = re.compile(r"(?<![\w/])(km/h|km/s|m/s)(?![\w/])")
 _ABOUT = re.compile(r"(?:~|≈)\s?(?=[$€£¥]?\d)")
 _TIMES_X = re.compile(r"(\d)\s?[x×](?![\w\d])")  # "2x faster", "0.5x"
 # A number glued to letters ("4B", "Q3", "CO2", "5G"): said apart, as a person reads them.
@@ -397,6 +420,9 @@ _WORD_SYMBOLS = {
     "+": " plus ",
     "=": " equals ",
     "°": " degrees ",
+    "±": " plus or minus ",
+    "²": " squared ",
+    "³": " cubed ",
     "/": " ",
     "\\": " ",
 }
@@ -478,8 +504,10 @@ def _fraction(m: re.Match[str]) -> str:
 def _unit(m: re.Match[str]) -> str:
     one, many = _UNITS[m.group(2).lower()] if m.group(2) else _LETTER_UNITS[m.group(3)]
     # After "a": a measure that describes what follows ("a 5000 mAh battery": "milliamp hour").
+    # A fraction of one is of one ("1/2 tsp": "half a teaspoon", by `_FRACTION_OF`).
+    number = m.group(1)
     describes = _ARTICLE_BEFORE.search(m.string, 0, m.start()) is not None
-    return f"{m.group(1)} {one if m.group(1) == '1' or describes else many}"
+    return f"{number} {one if number == '1' or describes or '/' in number[:2] else many}"
 
 
 def _duration(m: re.Match[str]) -> str:
@@ -505,8 +533,11 @@ def _dotted(m: re.Match[str]) -> str:
 
 
 def _range(m: re.Match[str]) -> str:
-    """ "3-4" is "3 to 4"; "24-7" is no range but "24/7", as some write it."""
+    """ "3-4" is "3 to 4" (and a score's "3-1" "3 to 1"); "24-7" is no range but "24/7", as some
+    write it; four digits make a range only upwards ("200-1500", not a number's "555-1234")."""
     low, high = m.group(1), m.group(2)
+    if max(len(low), len(high)) == 4 and int(low) >= int(high):
+        return m.group(0)
     return f"{low} {'' if (low, high) == ('24', '7') else 'to '}{high}"
 
 
@@ -514,7 +545,7 @@ def _fraction_of(m: re.Match[str]) -> str:
     top, bottom, noun = int(m.group(1)), int(m.group(2)), m.group(3)
     if not 0 < top < bottom:
         return m.group(0)
-    article = "an" if noun[0] in "aeiou" or noun == "hour" else "a"
+    article = "an" if noun[0] in "aeiou" or noun.startswith("hour") else "a"
     if (top, bottom) == (1, 2):
         return f"half {article} {noun}"
     return f"{_fraction(m)} of {article} {noun}"
@@ -526,11 +557,81 @@ def _mixed(m: re.Match[str]) -> str:
     return f"{m.group(1)} and "
 
 
+# "½", "9¾": written as "1/2", "9 3/4", for the fraction rules.
+_VULGAR = {"½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4", "⅕": "1/5", "⅖": "2/5",
+           "⅗": "3/5", "⅘": "4/5", "⅙": "1/6", "⅚": "5/6", "⅛": "1/8", "⅜": "3/8", "⅝": "5/8",
+           "⅞": "7/8"}  # fmt: skip
+_VULGAR_FRACTION = re.compile(rf"(\d?)([{''.join(_VULGAR)}])")
+# "10^6": "ten to the sixth"; "x^2": "squared".
+_POWER = re.compile(r"(?<=[\w)])\s?\^\s?(\d{1,3})\b")
+
+
+def _power(m: re.Match[str]) -> str:
+    n = int(m.group(1))
+    return {2: " squared", 3: " cubed"}.get(n, f" to the {ordinal_words(n)}")
+
+
+# "120/80 mmHg", "BP 120/80": a blood pressure, "one hundred twenty over eighty".
+_PRESSURE = re.compile(r"(?<![\d/.,])(\d{2,3})/(\d{2,3})(?![\d/]|[.,]\d)")
+_PRESSURE_AFTER = re.compile(r"\s?mm\s?Hg\b")
+_PRESSURE_BEFORE = re.compile(r"\b(?:BP|[Bb]lood pressure)\b[^.\d]{0,20}$")
+
+
+def _pressure(m: re.Match[str]) -> str:
+    if _PRESSURE_AFTER.match(m.string, m.end()) or _PRESSURE_BEFORE.search(m.string, 0, m.start()):
+        return f"{m.group(1)} over {m.group(2)}"
+    return m.group(0)
+
+
+# 6.1" (a screen, a wheel): inches, where the mark closes no quotation.
+_INCHES = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?:\"|″|”)(?=\s?[x×]\s?\d|\s[a-z]|[,;:)]|\.?$)")
+
+
+def _inches(m: re.Match[str]) -> str:
+    before = m.string[: m.start()]
+    quotes = len(_QUOTE.findall(before))  # not counting inch marks ('2 x 4"')
+    if quotes % 2 or before.count("“") > before.count("”"):
+        return m.group(0)  # the end of a quotation: '"I have 5" and'
+    describes = _ARTICLE_BEFORE.search(m.string, 0, m.start()) is not None
+    number = m.group(1)
+    return f"{number} {'inch' if number == '1' or describes else 'inches'}"
+
+
+_QUOTE = re.compile(r'(?<![\d.])"')
+
+
+# "03/15/2026", "15/03/2026": a date, month first unless the first number cannot be a month.
+_SLASH_DATE = re.compile(r"(?<![\d/.])(\d{1,2})/(\d{1,2})/(\d{4})(?![\d/])")
+
+
+def _slash_date(m: re.Match[str]) -> str:
+    first, second, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if 1 <= first <= 12 and 1 <= second <= 31:
+        return f"{_MONTHS[first - 1]} {ordinal_words(second)}, {_year_words(year)}"
+    if 1 <= second <= 12 and 13 <= first <= 31:
+        return f"the {ordinal_words(first)} of {_MONTHS[second - 1]}, {_year_words(year)}"
+    return m.group(0)
+
+
 # A number to call is read digit by digit ("call 911": "nine one one"): a phone number (five
 # digits or more) or a three-digit service number ("N11", 999, 112, 000, 101); "call 10 people"
 # or "ring 3 times" is left to the other rules.
 _DIALLED = re.compile(r"\b((?:call|dial|phone|ring|text)(?:\s+us|\s+me)?(?:\s+on|\s+at)?\s+)"
-                      r"(\+?\d[\d \-().]*\d)(?![\d,.]*\d)", re.IGNORECASE)  # fmt: skip
+                      r"(\+?\(?\d[\d \-().]*\d)(?![\d,.]*\d)", re.IGNORECASE)  # fmt: skip
+# A phone number wherever it is written in a phone number's shape: "(555) 123-4567",
+# "555-123-4567", "1-800-555-0199", "+44 20 7946 0958". Said in its groups, digit by digit.
+_PHONE = re.compile(
+    r"(?<![\w+/.-])(\+\d{1,3}(?:[ .-]\(?\d{1,5}\)?){2,5}"
+    r"|(?:1[ .-])?(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4})(?![\w-]|[.,]\d)"
+)
+
+
+def _phone_words(number: str) -> str:
+    groups = re.findall(r"\d+", number)
+    said = ", ".join(" ".join(_ONES[int(d)] for d in group) for group in groups)
+    return ("plus " if number.startswith("+") else "") + said
+
+
 _SERVICE_NUMBER = re.compile(r"\d11|999|112|000|101")
 
 
@@ -538,8 +639,7 @@ def _dialled(m: re.Match[str]) -> str:
     digits = [d for d in m.group(2) if d.isdigit()]
     if len(digits) < 5 and not _SERVICE_NUMBER.fullmatch("".join(digits)):
         return m.group(0)
-    said = " ".join(_ONES[int(d)] for d in digits)
-    return m.group(1) + ("plus " if m.group(2).startswith("+") else "") + said
+    return m.group(1) + _phone_words(m.group(2))
 
 
 _TIMES = re.compile(r"(\d)\s*[*×]\s*(\d)")
@@ -570,6 +670,18 @@ _TITLE = re.compile(
     rf"(?<![\w.])(?:({'|'.join(t for t in _TITLES if t not in _WORD_TITLES)})\.?"
     rf"|({'|'.join(_WORD_TITLES)})\.)\s(?=[A-Z])"
 )
+# A street's kind after its name ("5th Ave.", "Abbey Rd"), which a voice reads "ah-vay", "R D".
+_STREETS = {"Ave": "Avenue", "Rd": "Road", "Blvd": "Boulevard", "Ln": "Lane", "Pkwy": "Parkway"}
+_STREET = re.compile(rf"\b((?:[A-Z][\w'-]*|\d+(?:st|nd|rd|th)) )({'|'.join(_STREETS)})\b(\.?)")
+_NEXT_SENTENCE = re.compile(r"\s*$|\s+[A-Z]")
+
+
+def _street(m: re.Match[str]) -> str:
+    # Its period is dropped, unless it also ends the sentence.
+    ends = m.group(3) and _NEXT_SENTENCE.match(m.string, m.end())
+    return m.group(1) + _STREETS[m.group(2)] + ("." if ends else "")
+
+
 _SUFFIX = re.compile(r"(?<=[a-z])(,?) (Jr|Sr)(?:\.|(?![\w.]))(?!\s[A-Z])")  # "Smith Jr.": "Junior"
 # Labels before a number ("No. 5", "p. 12", "Fig. 3"): their words.
 _LABELS = {
@@ -641,6 +753,7 @@ def _version(m: re.Match[str]) -> str:
 def english_words(text: str) -> str:
     text = _ABBREVIATION.sub(lambda m: _SAID_IN_FULL[m.group(0)], text)
     text = _TITLE.sub(lambda m: _TITLES[m.group(1) or m.group(2)] + " ", text)
+    text = _STREET.sub(_street, text)
     text = _SUFFIX.sub(
         lambda m: f"{m.group(1)} {'Junior' if m.group(2) == 'Jr' else 'Senior'}", text
     )
@@ -653,19 +766,28 @@ def english_words(text: str) -> str:
 
 
 def english_numbers(text: str) -> str:
+    text = _VULGAR_FRACTION.sub(
+        lambda m: f"{m.group(1)} {_VULGAR[m.group(2)]}" if m.group(1) else _VULGAR[m.group(2)], text
+    )
     text = _DIALLED.sub(_dialled, text)
+    text = _PHONE.sub(lambda m: _phone_words(m.group(1)), text)
+    text = _SLASH_DATE.sub(_slash_date, text)
     text = _TIMES.sub(r"\1 times \2", text)
+    text = _POWER.sub(_power, text)
     text = _NUMBER_SIGN.sub(r"number \1", text)
     text = _ABOUT.sub("about ", text)
     text = _RESOLUTION.sub(lambda m: _RESOLUTIONS[m.group(1)] + " p", text)
     text = _HEIGHT.sub(r"\1 foot \2", text)
+    text = _INCHES.sub(_inches, text)
     text = _DOTTED.sub(_dotted, text)
     text = _BY.sub(r"\1 by ", text)
+    text = _PRESSURE.sub(_pressure, text)
     text = _RATING.sub(r"\1 out of \2", text)
     text = _TIME_RANGE.sub(r"\1 to ", text)
     text = _DAY_RANGE.sub(
         lambda m: f"{_DAY_NAMES[m.group(1)[:3]]} to {_DAY_NAMES[m.group(2)[:3]]}", text
     )
+    text = _DAY_BEFORE_DATE.sub(lambda m: _DAY_NAMES[(m.group(1) or m.group(2))[:3]], text)
     text = _MONEY_RANGE.sub(r"\2 to \1", text)
     text = _PER.sub(lambda m: " per " + _PER_NAMES.get(m.group(1).lower(), m.group(1)), text)
     text = _SPEEDS.sub(lambda m: _UNITS[m.group(1)][1], text)

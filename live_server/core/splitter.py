@@ -217,6 +217,9 @@ def _last_break(buf: str, max_weight: int, *, clauses: bool = True) -> int:
 
 
 def _binds_on(buf: str, i: int) -> bool:
-    """Whether the space at `i` follows an abbreviation that belongs with the next word
-    ("Mt. | Everest", "p. | 12"): said apart, it is spelled rather than read."""
+    """Whether the space at `i` follows a number or an abbreviation that belongs with the next
+    word ("15 | mph", "Mt. | Everest", "p. | 12"): said apart, the unit is not read as one, and
+    the abbreviation is spelled."""
+    if buf[i - 1].isdigit():
+        return True
     return buf[i - 1] == "." and _word_before(buf, i - 1).lower() in ABBREVIATIONS

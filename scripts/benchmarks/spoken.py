@@ -226,6 +226,17 @@ SET = [
         "A ticket costs 3.50 euros or 4 USD.",
         "A ticket costs three euros and fifty cents or four dollars.",
     ),
+    # Phone numbers, dates in figures, fractions and units a voice spells or misreads.
+    (
+        "Call (555) 123-4567 on Mon, Dec 7, or write by 03/15/2026.",
+        "Call five five five, one two three, four five six seven on Monday, December seventh, "
+        "or write by March fifteenth, twenty twenty-six.",
+    ),
+    (
+        'Add ½ tsp of salt; it spins at 7200 rpm on a 27" screen at 5th Ave.',
+        "Add half a teaspoon of salt; it spins at seven thousand two hundred revolutions per "
+        "minute on a twenty-seven inch screen at fifth Avenue.",
+    ),
 ]
 REPLIES = [reply for reply, _ in SET]
 PROSE = [
