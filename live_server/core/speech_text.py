@@ -161,7 +161,8 @@ def _url(m: re.Match[str]) -> str:
 
 def _tidy(text: str) -> str:
     text = re.sub(r"\s+", " ", text).strip()
-    text = re.sub(r"\s+([,.;:!?])", r"\1", text)
+    text = re.sub(r"\s+([,.;:!?)\]])", r"\1", text)
+    text = re.sub(r"([(\[])\s+", r"\1", text)
     text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text)
     return text if any(ch.isalnum() for ch in text) else ""
 
@@ -283,7 +284,7 @@ _CLOCK_HOUR = re.compile(r"\b(1[0-2]|0?[1-9])\s?([AaPp])\.?\s?[Mm]\b\.?")  # "3p
 _SHORT_MONTHS = "|".join(["Sept", *(month[:3] for month in _MONTHS if month != "May")])
 _MONTH_NAMED = {month[:3]: month for month in _MONTHS}  # "Sept" and "Sep" alike
 _DAY_OF_MONTH = re.compile(  # "December 6", "Dec. 6": "December sixth"
-    rf"\b((?:{'|'.join(_MONTHS)}|{_SHORT_MONTHS})\.?\s)([1-9]|[12]\d|3[01])\b"
+    rf"\b((?:{'|'.join(_MONTHS)}|{_SHORT_MONTHS})\.?\s)([1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\b"
     r"(?!\s?(?:[:.%/]\d|[AaPp]\.?[Mm]\b))"
 )
 _MONTH_YEAR = re.compile(rf"\b({_SHORT_MONTHS})\.?\s(?=\d{{4}}\b)")  # "Oct. 2023"
@@ -296,7 +297,7 @@ _ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
 _GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]*\d)")
 _DECIMAL = re.compile(r"(?<![\d.])(\d+)\.(\d+)(?![\d.]*\d)")
 _INTEGER = re.compile(r"(?<![\d.])\d+(?![\d.]*\d)(?![A-Za-z])")
-_RANGE = re.compile(r"(?<![\d.,-])(\d{1,4})\s?[-–]\s?(\d{1,4})(?!\d|[.,-]\d)")
+_RANGE = re.compile(r"(?<![\d.,-])(\d{1,4}(?:\.\d+)?)\s?[-–]\s?(\d{1,4}(?:\.\d+)?)(?!\d|[.,-]\d)")
 # "10:30-11:00", "$5-10", "$5-$10": ranges of times and of money.
 _TIME_RANGE = re.compile(
     r"(\d{1,2}(?::\d{2})?(?:\s?[AaPp]\.?[Mm]\.?)?)\s?[-–]\s?(?=\d{1,2}(?::\d{2}|\s?[AaPp]\.?[Mm]\b))"
@@ -329,7 +330,8 @@ _NUMBER_SIGN = re.compile(r"(?<!\w)#(\d+)\b")
 _MINUS = re.compile(r"(?<![\w\d])[-−](?=\d)")
 _YEAR = re.compile(r"(?<![\d.,$€£¥-])(?:1[89]\d\d|20\d\d)(?![\d.,%]*\d)(?!\s?%)")
 # A unit after a number: its name, one and many. Single letters are lower case only ("5 g",
-# not "5G"), and "m" after hours is minutes (`_DURATION`).
+# not "5G"), but for litres, watts and volts ("5 L", "450W", "12V"), and "m" after hours is
+# minutes (`_DURATION`).
 _UNITS = {
     "km/h": ("kilometer per hour", "kilometers per hour"),
     "mph": ("mile per hour", "miles per hour"),
@@ -353,7 +355,9 @@ _UNITS = {
     "km/s": ("kilometer per second", "kilometers per second"),
     "rpm": ("revolution per minute", "revolutions per minute"),
     "bpm": ("beat per minute", "beats per minute"),
-    "kcal": ("kilocalorie", "kilocalories"),
+    "kcal": ("kilocalorie", "kilocalories"), "pts": ("point", "points"),
+    "kg/m²": ("kilogram per square meter", "kilograms per square meter"),
+    "nmi": ("nautical mile", "nautical miles"),
     "mmhg": ("millimeter of mercury", "millimeters of mercury"),
     "m²": ("square meter", "square meters"), "km²": ("square kilometer", "square kilometers"),
     "cm²": ("square centimeter", "square centimeters"), "ft²": ("square foot", "square feet"),
@@ -364,6 +368,7 @@ _UNITS = {
 _LETTER_UNITS = {
     "g": ("gram", "grams"), "m": ("meter", "meters"), "h": ("hour", "hours"),
     "s": ("second", "seconds"), "l": ("liter", "liters"), "L": ("liter", "liters"),
+    "W": ("watt", "watts"), "V": ("volt", "volts"),
 }  # fmt: skip
 _UNIT = re.compile(  # after a number, a fraction ("1/2 tsp") or a mixed number ("1 1/2 tsp")
     r"(?<![\d.,/])(\d+(?:[.,]\d+)*(?:\s\d/\d{1,2})?|\d/\d{1,2})\s?(?:((?i:"
@@ -536,7 +541,7 @@ def _range(m: re.Match[str]) -> str:
     """ "3-4" is "3 to 4" (and a score's "3-1" "3 to 1"); "24-7" is no range but "24/7", as some
     write it; four digits make a range only upwards ("200-1500", not a number's "555-1234")."""
     low, high = m.group(1), m.group(2)
-    if max(len(low), len(high)) == 4 and int(low) >= int(high):
+    if max(len(low), len(high)) == 4 and float(low) >= float(high):
         return m.group(0)
     return f"{low} {'' if (low, high) == ('24', '7') else 'to '}{high}"
 
@@ -562,6 +567,21 @@ _VULGAR = {"½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4", "�
            "⅗": "3/5", "⅘": "4/5", "⅙": "1/6", "⅚": "5/6", "⅛": "1/8", "⅜": "3/8", "⅝": "5/8",
            "⅞": "7/8"}  # fmt: skip
 _VULGAR_FRACTION = re.compile(rf"(\d?)([{''.join(_VULGAR)}])")
+# "1.5k", "8.3M", "5M users": thousands and millions ("10k run" and "4B" are said as written).
+_SCALED = re.compile(
+    r"(?<![\w.$€£¥])(\d+\.\d+|\d+(?=[kKM]\s(?:people|users|views|followers|subscribers|"
+    r"downloads|deaths|cases|visitors|customers|residents|copies|jobs|miles|steps)\b))([kKM])\b"
+)
+# A code of letters and figures ("1Z999AA10123456784", "ABC123XYZ"), or a long run of figures
+# written without separators (an order, an account): said a character at a time.
+_CODE = re.compile(r"(?<![\w.,])(?=[A-Z0-9]*[A-Z])(?=(?:[A-Z]*\d){3})[A-Z0-9]{8,}(?![\w.,]\w)")
+_LONG_FIGURES = re.compile(r"(?<![\w.,$€£¥])\d{8,}(?![\w.,]?\d)")
+
+
+def _spelled(m: re.Match[str]) -> str:
+    return " ".join(_ONES[int(ch)] if ch.isdigit() else ch for ch in m.group(0))
+
+
 # "10^6": "ten to the sixth"; "x^2": "squared".
 _POWER = re.compile(r"(?<=[\w)])\s?\^\s?(\d{1,3})\b")
 
@@ -771,6 +791,11 @@ def english_numbers(text: str) -> str:
     )
     text = _DIALLED.sub(_dialled, text)
     text = _PHONE.sub(lambda m: _phone_words(m.group(1)), text)
+    text = _CODE.sub(_spelled, text)
+    text = _LONG_FIGURES.sub(_spelled, text)
+    text = _SCALED.sub(
+        lambda m: f"{m.group(1)} {'million' if m.group(2) == 'M' else 'thousand'}", text
+    )
     text = _SLASH_DATE.sub(_slash_date, text)
     text = _TIMES.sub(r"\1 times \2", text)
     text = _POWER.sub(_power, text)
