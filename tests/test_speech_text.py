@@ -51,6 +51,11 @@ from live_server.core.splitter import SentenceSplitter
             "keep snake_case_names and 2*3 as they are",
             "keep snake_case_names and two times three as they are",
         ),
+        # A citation, a footnote's mark, inline math's dollar signs, a face in punctuation.
+        (
+            "It holds [1] and [^2], cited【3†source】; $E = mc^2$ and \\(a^2\\) cost $5 :) ;-P",
+            "It holds and, cited; E equals mc squared and a squared cost five dollars",
+        ),
     ],
 )
 def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
@@ -130,6 +135,11 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "A BMI of twenty-four point five kilograms per square meter, four hundred fifty watts, "
             "a twelve volt battery, thirty-five points, seven thousand two hundred sixty nautical "
             "miles.",
+        ),
+        (
+            "TL;DR: w/o a key, N/A, a.k.a. the default; w/ salt; ratio 1:3:5; press ⌘+C.",
+            "TL;DR: without a key, not applicable, also known as the default; with salt; ratio "
+            "one to three to five; press Command plus C.",
         ),
         (
             "Go to 5th Ave. and Abbey Rd, then Sunset Blvd. It is on Main Rd.",

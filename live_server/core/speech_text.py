@@ -120,6 +120,15 @@ _SYMBOLS = re.compile(
 )
 
 
+# A citation or a footnote's mark ("[1]", "[^2]", "【3†source】"): for the eye only.
+_CITATION = re.compile(r"\s?(?:\[\^?\d{1,3}\](?!\()|【[^】]*】)")
+# Inline math between dollar signs ("$E = mc^2$"): its content, without the signs.
+_INLINE_MATH = re.compile(r"(?<![\w$])\$(?=[^\s$\d])([^$\n]+?)(?<=\S)\$(?![\w$])")
+_MATH_BRACKETS = re.compile(r"\\[()\[\]]")
+# A face made of punctuation (":)", ":-D", ";)", ":P"): nothing to say, as an emoji.
+_EMOTICON = re.compile(r"(?<![\w:])[:;=][-'^]?[)(DPpO3|\]\[/\\*]{1,3}(?![\w:/])")
+
+
 def markup_to_words(text: str) -> str:
     """`text` without markdown, HTML, URLs' paths, emoji and decorative symbols."""
     if _TABLE_RULE.match(text) or _HRULE.match(text):
@@ -140,6 +149,9 @@ def markup_to_words(text: str) -> str:
     text = _URL.sub(_url, text)
     text = _DOMAIN.sub(_url, text)
     text = _INLINE_CODE.sub(lambda m: m.group(1), text)
+    text = _CITATION.sub("", text)
+    text = _INLINE_MATH.sub(lambda m: m.group(1), _MATH_BRACKETS.sub(" ", text))
+    text = _EMOTICON.sub(" ", text)
     text = _HTML_TAG.sub(" ", text)
     text = _BOLD.sub(lambda m: m.group(2), text)  # group 1 is the mark, `**` or `__`
     text = _STRIKE.sub("", text)  # crossed out: the reader sees it is no longer meant
@@ -405,7 +417,8 @@ _YEAR_RANGE = re.compile(r"(?<![\d.,])(1[89]\d\d|20\d\d)\s?[-–]\s?(1[89]\d\d|2
 _DAY_MONTH = re.compile(  # "6 December": "the sixth of December"
     rf"(?<![\d.,:])([1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s(?:of\s)?({'|'.join(_MONTHS)})\b"
 )
-_RATIO = re.compile(r"(?<![\d:.])(\d{1,3}):(\d{1,3})(?![\d:])")  # "16:9": "sixteen to nine"
+# "16:9": "sixteen to nine"; "1:3:5": "one to three to five".
+_RATIO = re.compile(r"(?<![\d:.])\d{1,3}(?::\d{1,3})+(?![\d:])")
 _H_TIME = re.compile(r"\b([01]?\d|2[0-3])h([0-5]\d)\b")  # "15h30"
 _PER = re.compile(
     r"(?<=[\w%])\s?/\s?(month|mo|year|yr|week|wk|day|hour|hr|night|person|head|user|seat|"
@@ -668,7 +681,8 @@ _TIMES = re.compile(r"(\d)\s*[*×]\s*(\d)")
 # Abbreviations a person reads out whole (a voice spells "e.g." as letters).
 _SAID_IN_FULL = {
     "e.g.": "for example", "i.e.": "that is", "etc.": "et cetera", "vs.": "versus",
-    "approx.": "approximately", "Ctrl": "Control", "w/": "with",
+    "approx.": "approximately", "Ctrl": "Control", "w/o": "without", "w/": "with",
+    "N/A": "not applicable", "a.k.a.": "also known as", "⌘": "Command",
 }  # fmt: skip
 _ABBREVIATION = re.compile(
     "|".join(
@@ -832,7 +846,7 @@ def english_numbers(text: str) -> str:
     text = _MONTH_YEAR.sub(lambda m: _MONTH_NAMED[m.group(1)[:3]] + " ", text)
     text = _H_TIME.sub(r"\1:\2", text)
     text = _TIME.sub(_time, text)
-    text = _RATIO.sub(r"\1 to \2", text)
+    text = _RATIO.sub(lambda m: m.group(0).replace(":", " to "), text)
     text = _CLOCK_HOUR.sub(
         lambda m: f"{number_words(int(m.group(1)))} {m.group(2).lower()}.m.", text
     )
