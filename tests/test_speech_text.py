@@ -119,16 +119,18 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "plus or minus one and mc squared.",
         ),
         (
-            "Up 1.5k and ~8.3M (5M users), a 10k run, room 4B; range 18.5–24.9 (+2.1%) on Jan 15th.",
+            "Up 1.5k and ~8.3M (5M users), a 10k run, room 4B; range 18.5–24.9 (+2.1%) on Jan "
+            "15th.",
             "Up one point five thousand and about eight point three million (five million users), "
             "a ten k run, room four B; range eighteen point five to twenty-four point nine (plus "
             "two point one percent) on January fifteenth.",
         ),
         (
-            "Tracking 1Z999AA10123456784, order 123456789; iPhone15, COVID19, SKU X1000.",
+            "Tracking 1Z999AA10123456784, order 123456789, 10000000 people; iPhone15, COVID19, "
+            "SKU X1000.",
             "Tracking one Z nine nine nine A A one zero one two three four five six seven eight "
-            "four, order one two three four five six seven eight nine; iPhone fifteen, COVID "
-            "nineteen, SKU X one thousand.",
+            "four, order one two three four five six seven eight nine, ten million people; iPhone "
+            "fifteen, COVID nineteen, SKU X one thousand.",
         ),
         (
             "A BMI of 24.5 kg/m², 450W, a 12V battery, 35 pts, 7,260 nmi.",

@@ -586,9 +586,10 @@ _SCALED = re.compile(
     r"downloads|deaths|cases|visitors|customers|residents|copies|jobs|miles|steps)\b))([kKM])\b"
 )
 # A code of letters and figures ("1Z999AA10123456784", "ABC123XYZ"), or a long run of figures
-# written without separators (an order, an account): said a character at a time.
+# written without separators (an order, an account; not a round number, "10000000"): said a
+# character at a time.
 _CODE = re.compile(r"(?<![\w.,])(?=[A-Z0-9]*[A-Z])(?=(?:[A-Z]*\d){3})[A-Z0-9]{8,}(?![\w.,]\w)")
-_LONG_FIGURES = re.compile(r"(?<![\w.,$€£¥])\d{8,}(?![\w.,]?\d)")
+_LONG_FIGURES = re.compile(r"(?<![\w.,$€£¥])(?!\d+000(?!\d))\d{8,}(?![\w.,]?\d)")
 
 
 def _spelled(m: re.Match[str]) -> str:
