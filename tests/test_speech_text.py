@@ -139,6 +139,17 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "miles.",
         ),
         (
+            "US$25.50, CA$30, A$40, ₹500, ₩10,000, US$10-20, 50¢ and 1¢.",
+            "twenty-five US dollars and fifty cents, thirty Canadian dollars, forty Australian "
+            "dollars, five hundred rupees, ten thousand won, ten to twenty US dollars, fifty cents "
+            "and one cent.",
+        ),
+        (
+            "The 1st of May, 1st May; it opens 12/25, due by 3/15; 1/16 of them, 5/16 inch.",
+            "The first of May, the first of May; it opens December twenty-fifth, due by March "
+            "fifteenth; a sixteenth of them, five sixteenths of an inch.",
+        ),
+        (
             "TL;DR: w/o a key, N/A, a.k.a. the default; w/ salt; ratio 1:3:5; press ⌘+C.",
             "TL;DR: without a key, not applicable, also known as the default; with salt; ratio "
             "one to three to five; press Command plus C.",

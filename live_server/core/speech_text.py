@@ -106,7 +106,7 @@ _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
 # Marks left at a word's edge (not "#1": a language says it, "number one").
 # "~5" is "about five" (a language says it).
 _LEFT_MARKS = re.compile(
-    r"(?<!\w)(?:[*_`|\[\]]|~(?!\s?[$€£¥]?\d)|#(?!\d))+|(?:[*_#`|\[\]]|~(?!\s?[$€£¥]?\d))+(?!\w)"
+    r"(?<!\w)(?:[*_`|\[\]]|~(?!\s?[$€£¥₹₩]?\d)|#(?!\d))+|(?:[*_#`|\[\]]|~(?!\s?[$€£¥₹₩]?\d))+(?!\w)"
 )
 # Pictographs, dingbats, arrows, geometric shapes, box drawing, variation selectors, joiners.
 _SYMBOLS = re.compile(
@@ -282,11 +282,19 @@ def _year_words(year: int) -> str:
 
 
 _CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "€": ("euro", "euros", "cent", "cents"),
-             "£": ("pound", "pounds", "penny", "pence"), "¥": ("yen", "yen", "", "")}  # fmt: skip
+             "£": ("pound", "pounds", "penny", "pence"), "¥": ("yen", "yen", "", ""),
+             "₹": ("rupee", "rupees", "paisa", "paise"), "₩": ("won", "won", "", "")}  # fmt: skip
+# Whose dollars: "US$25", "CA$30", "A$40" ("twenty-five US dollars").
+_DOLLAR_PREFIXES = {
+    "US": "US", "CA": "Canadian", "C": "Canadian", "AU": "Australian", "A": "Australian",
+    "NZ": "New Zealand", "HK": "Hong Kong", "S": "Singapore",
+}  # fmt: skip
+_DOLLAR_OF = "|".join(_DOLLAR_PREFIXES)
 _MONEY = re.compile(
-    r"([$€£¥])\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?(?!\d)"
-    r"(\s?(?:[kKmMbB]n?|million|billion)\b)?"
+    rf"(?:\b({_DOLLAR_OF})(?=\$))?([$€£¥₹₩])\s?(\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.(\d{{1,2}}))?"
+    r"(?!\d)(\s?(?:[kKmMbB]n?|million|billion)\b)?"
 )
+_CENTS_SIGN = re.compile(r"(?<![\d.,])(\d{1,2})\s?¢")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s?%")
 _TIME = re.compile(
     r"\b([01]?\d|2[0-3]):([0-5]\d)(?::[0-5]\d)?(?:\s?([AaPp])\.?\s?[Mm]\.?(?![A-Za-z]))?"
@@ -328,7 +336,9 @@ _DAY_BEFORE_DATE = re.compile(
     rf"(?=,?\s(?:{_ANY_MONTH}|\d{{1,2}}(?:st|nd|rd|th)?\s(?:of\s)?{_ANY_MONTH}|\d{{1,2}}/\d))"
     r"|\b(Mon|Tues?|Wed|Thu(?:rs?)?|Fri)\b\.?(?=,\s*$)"
 )
-_MONEY_RANGE = re.compile(r"([$€£¥])(\d[\d,]*(?:\.\d+)?)\s?[-–]\s?[$€£¥]?(?=\d)")
+_MONEY_RANGE = re.compile(
+    rf"((?:\b(?:{_DOLLAR_OF})(?=\$))?[$€£¥₹₩])(\d[\d,]*(?:\.\d+)?)\s?[-–]\s?[$€£¥₹₩]?(?=\d)"
+)
 # "Version 1.2.3": each part said, with "point" between.
 _DOTTED = re.compile(r"(?<![\d.])\d+(?:\.\d+){2,}(?![\d.]*\d)")
 # "1080p": as a person says a screen's resolution.
@@ -340,7 +350,7 @@ _BY = re.compile(r"(\d)\s?[x×]\s?(?=\d)")  # "3x3", "1920x1080": "by"
 _RATING = re.compile(r"(\d+(?:\.\d)?)/(\d+)(?=\s(?:stars?|points?)\b)")  # "4/5 stars"
 _NUMBER_SIGN = re.compile(r"(?<!\w)#(\d+)\b")
 _MINUS = re.compile(r"(?<![\w\d])[-−](?=\d)")
-_YEAR = re.compile(r"(?<![\d.,$€£¥-])(?:1[89]\d\d|20\d\d)(?![\d.,%]*\d)(?!\s?%)")
+_YEAR = re.compile(r"(?<![\d.,$€£¥₹₩-])(?:1[89]\d\d|20\d\d)(?![\d.,%]*\d)(?!\s?%)")
 # A unit after a number: its name, one and many. Single letters are lower case only ("5 g",
 # not "5G"), but for litres, watts and volts ("5 L", "450W", "12V"), and "m" after hours is
 # minutes (`_DURATION`).
@@ -400,7 +410,7 @@ _DECADE_AFTER = "|".join(
     for word in ("the", "her", "his", "my", "our", "mid", "late", "early", "their", "your")
 )
 _DECADE = re.compile(
-    rf"(?<![\d$€£¥.,])(?:['’](\d0)|(1[0-9]\d0|20\d0)|(?:{_DECADE_AFTER})([2-9]0))['’]?s\b"
+    rf"(?<![\d$€£¥₹₩.,])(?:['’](\d0)|(1[0-9]\d0|20\d0)|(?:{_DECADE_AFTER})([2-9]0))['’]?s\b"
 )
 # "1/2 cup": "half a cup", "3/4 cup": "three quarters of a cup".
 _MEASURES = sorted(
@@ -427,7 +437,7 @@ _PER = re.compile(
 )
 _PER_NAMES = {"mo": "month", "yr": "year", "wk": "week", "hr": "hour"}
 _SPEEDS = re.compile(r"(?<![\w/])(km/h|km/s|m/s)(?![\w/])")
-_ABOUT = re.compile(r"(?:~|≈)\s?(?=[$€£¥]?\d)")
+_ABOUT = re.compile(r"(?:~|≈)\s?(?=[$€£¥₹₩]?\d)")
 _TIMES_X = re.compile(r"(\d)\s?[x×](?![\w\d])")  # "2x faster", "0.5x"
 # A number glued to letters ("4B", "Q3", "CO2", "5G"): said apart, as a person reads them.
 _GLUED = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
@@ -458,7 +468,7 @@ _CODE_BEFORE = re.compile(r"\b(USD|EUR|GBP|JPY)\s?(?=\d)")
 _CODE_AFTER = re.compile(
     r"(?<![\d.,])(\d{1,3}(?:,\d{3})+(?:\.\d{2})?|\d+(?:\.\d{2})?)\s?(USD|EUR|GBP|JPY)\b"
 )
-_CENTS_THEN_WORD = re.compile(r"(?<![\d.,$€£¥])(\d[\d,]*)(\.\d{2})\s(dollars|euros|pounds)\b")
+_CENTS_THEN_WORD = re.compile(r"(?<![\d.,$€£¥₹₩])(\d[\d,]*)(\.\d{2})\s(dollars|euros|pounds)\b")
 
 
 def _money_after(m: re.Match[str]) -> str:
@@ -466,14 +476,17 @@ def _money_after(m: re.Match[str]) -> str:
 
 
 def _money(m: re.Match[str]) -> str:
-    one, many, cent, cents = _CURRENCY[m.group(1)]
-    whole = int(m.group(2).replace(",", ""))
-    scale = (m.group(4) or "").strip().lower()
+    whose, sign, digits, fraction, scale = m.groups()
+    one, many, cent, cents = _CURRENCY[sign]
+    if whose:  # "US$25": "twenty-five US dollars"
+        one, many = f"{_DOLLAR_PREFIXES[whose]} {one}", f"{_DOLLAR_PREFIXES[whose]} {many}"
+    whole = int(digits.replace(",", ""))
+    scale = (scale or "").strip().lower()
     if scale:
         name = {"k": "thousand", "m": "million", "mn": "million", "b": "billion", "bn": "billion"}
-        amount = _decimal_words(str(whole), m.group(3) or "")
+        amount = _decimal_words(str(whole), fraction or "")
         return f"{amount} {name.get(scale, scale)} {many}"
-    c = int(m.group(3).ljust(2, "0")) if m.group(3) and cent else 0
+    c = int(fraction.ljust(2, "0")) if fraction and cent else 0
     cents_said = f"{number_words(c)} {cent if c == 1 else cents}"
     if whole == 0 and c:
         return cents_said
@@ -503,6 +516,26 @@ def _date(m: re.Match[str]) -> str:
         return m.group(0)
     said = f"{_MONTHS[month - 1]} {ordinal_words(day)}, {_year_words(year)}"
     return said + (f" at {m.group(4)}" if m.group(4) else "")
+
+
+_THE_BEFORE = re.compile(r"\b[Tt]he\s+$")
+
+
+def _day_month(m: re.Match[str]) -> str:
+    """ "6 December": "the sixth of December" ("the" once after "the 1st of May")."""
+    the = "" if _THE_BEFORE.search(m.string, 0, m.start()) else "the "
+    return f"{the}{ordinal_words(int(m.group(1)))} of {m.group(2)}"
+
+
+# "on 12/25", "by 3/15": a month and its day, after a word that a date follows.
+_MONTH_DAY = re.compile(
+    r"\b((?:on|by|until|till|from|since|before|after|opens|due|dated|through|starting)\s)"
+    r"(1[0-2]|0?[1-9])/(1[3-9]|2\d|3[01])(?![\d/])"
+)
+
+
+def _month_day(m: re.Match[str]) -> str:
+    return f"{m.group(1)}{_MONTHS[int(m.group(2)) - 1]} {ordinal_words(int(m.group(3)))}"
 
 
 def _fraction(m: re.Match[str]) -> str:
@@ -582,14 +615,14 @@ _VULGAR = {"½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4", "�
 _VULGAR_FRACTION = re.compile(rf"(\d?)([{''.join(_VULGAR)}])")
 # "1.5k", "8.3M", "5M users": thousands and millions ("10k run" and "4B" are said as written).
 _SCALED = re.compile(
-    r"(?<![\w.$€£¥])(\d+\.\d+|\d+(?=[kKM]\s(?:people|users|views|followers|subscribers|"
+    r"(?<![\w.$€£¥₹₩])(\d+\.\d+|\d+(?=[kKM]\s(?:people|users|views|followers|subscribers|"
     r"downloads|deaths|cases|visitors|customers|residents|copies|jobs|miles|steps)\b))([kKM])\b"
 )
 # A code of letters and figures ("1Z999AA10123456784", "ABC123XYZ"), or a long run of figures
 # written without separators (an order, an account; not a round number, "10000000"): said a
 # character at a time.
 _CODE = re.compile(r"(?<![\w.,])(?=[A-Z0-9]*[A-Z])(?=(?:[A-Z]*\d){3})[A-Z0-9]{8,}(?![\w.,]\w)")
-_LONG_FIGURES = re.compile(r"(?<![\w.,$€£¥])(?!\d+000(?!\d))\d{8,}(?![\w.,]?\d)")
+_LONG_FIGURES = re.compile(r"(?<![\w.,$€£¥₹₩])(?!\d+000(?!\d))\d{8,}(?![\w.,]?\d)")
 
 
 def _spelled(m: re.Match[str]) -> str:
@@ -812,6 +845,7 @@ def english_numbers(text: str) -> str:
         lambda m: f"{m.group(1)} {'million' if m.group(2) == 'M' else 'thousand'}", text
     )
     text = _SLASH_DATE.sub(_slash_date, text)
+    text = _MONTH_DAY.sub(_month_day, text)
     text = _TIMES.sub(r"\1 times \2", text)
     text = _POWER.sub(_power, text)
     text = _NUMBER_SIGN.sub(r"number \1", text)
@@ -839,8 +873,9 @@ def english_numbers(text: str) -> str:
     text = _CENTS_THEN_WORD.sub(lambda m: _WORD_SIGNS[m.group(3)] + m.group(1) + m.group(2), text)
     text = _MONEY_AFTER.sub(_money_after, text)
     text = _MONEY.sub(_money, text)
+    text = _CENTS_SIGN.sub(lambda m: m.group(1) + (" cent" if m[1] == "1" else " cents"), text)
     text = _DATE.sub(_date, text)
-    text = _DAY_MONTH.sub(lambda m: f"the {ordinal_words(int(m.group(1)))} of {m.group(2)}", text)
+    text = _DAY_MONTH.sub(_day_month, text)
     text = _DAY_OF_MONTH.sub(
         lambda m: f"{_MONTH_NAMED[m.group(1)[:3]]} {ordinal_words(int(m.group(2)))}", text
     )
