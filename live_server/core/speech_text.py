@@ -651,20 +651,18 @@ def _pressure(m: re.Match[str]) -> str:
 
 
 # 6.1" (a screen, a wheel): inches, where the mark closes no quotation.
+_QUOTE = re.compile(r'(?<![\d.])"')  # a quotation mark, not an inch mark ('2 x 4"')
 _INCHES = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?:\"|″|”)(?=\s?[x×]\s?\d|\s[a-z]|[,;:)]|\.?$)")
 
 
 def _inches(m: re.Match[str]) -> str:
     before = m.string[: m.start()]
-    quotes = len(_QUOTE.findall(before))  # not counting inch marks ('2 x 4"')
+    quotes = len(_QUOTE.findall(before))
     if quotes % 2 or before.count("“") > before.count("”"):
         return m.group(0)  # the end of a quotation: '"I have 5" and'
     describes = _ARTICLE_BEFORE.search(m.string, 0, m.start()) is not None
     number = m.group(1)
     return f"{number} {'inch' if number == '1' or describes else 'inches'}"
-
-
-_QUOTE = re.compile(r'(?<![\d.])"')
 
 
 # "03/15/2026", "15/03/2026": a date, month first unless the first number cannot be a month.
