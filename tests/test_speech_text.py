@@ -436,3 +436,21 @@ def test_markdown_around_words_is_never_said(pieces: list[tuple[str, str, str]])
     said = SpeechText().say(sentence)
     assert not set(said) & set("*`~#|[]"), (sentence, said)
     assert "https" not in said and "x.org" not in said.replace(" dot ", ".")
+
+
+def test_a_list_item_cut_by_the_splitter_ends_where_its_line_ends() -> None:
+    """A long first list item is cut early for the first audio: the full stop a list item gets
+    where the model wrote none comes at its line's end, not at the cut."""
+    splitter, speech = SentenceSplitter(), SpeechText()
+    reply = "1. Preheat the oven to 180 degrees and grease the baking tin with butter\nThen wait"
+    chunks = splitter.feed(reply) + splitter.flush()
+    assert chunks == [
+        "1. Preheat the oven to 180 degrees",
+        "and grease the baking tin with butter",
+        "Then wait",
+    ]
+    assert [speech.say(chunk) for chunk in chunks] == [
+        "Preheat the oven to one hundred eighty degrees",
+        "and grease the baking tin with butter.",
+        "Then wait",
+    ]

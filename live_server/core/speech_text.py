@@ -21,6 +21,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from live_server.core.splitter import LineGoesOn
+
 Rule = Callable[[str], str]
 
 
@@ -40,11 +42,16 @@ class SpeechText:
     def __init__(self, language: str | None = None) -> None:
         self.language = language_of(language) if language else None
         self._in_fence = False
+        self._item_goes_on = False  # the last chunk ended inside a list item, heading or quote
 
     def say(self, sentence: str) -> str:
-        """What to say for `sentence` ("" when nothing of it is to be said)."""
+        """What to say for `sentence` ("" when nothing of it is to be said). A chunk the splitter
+        cut before its line's end (`LineGoesOn`) ends no list item, heading or quote: the
+        chunk that goes on with the line does."""
         lines = []
-        for line in sentence.split("\n"):
+        written = sentence.split("\n")
+        in_item, self._item_goes_on = self._item_goes_on, False
+        for number, line in enumerate(written, 1):
             if _FENCE.match(line):
                 opening = not self._in_fence
                 self._in_fence = opening
@@ -53,7 +60,11 @@ class SpeechText:
                 continue
             if self._in_fence:
                 continue
-            lines.append(markup_to_words(line))  # a line at a time: a table's rows, a list
+            goes_on = number == len(written) and isinstance(sentence, LineGoesOn)
+            item = in_item and number == 1
+            # A line at a time: a table's rows, a list's items.
+            lines.append(markup_to_words(line, ends_line=not goes_on, item=item))
+            self._item_goes_on = goes_on and (item or structured(line))
         text = " ".join(lines)
         language = self.language or (LANGUAGES["en"] if latin(text) else NEUTRAL)
         for rule in language.rules:
@@ -129,19 +140,26 @@ _MATH_BRACKETS = re.compile(r"\\[()\[\]]")
 _EMOTICON = re.compile(r"(?<![\w:])[:;=][-'^]?[)(DPpO3|\]\[/\\*]{1,3}(?![\w:/])")
 
 
-def markup_to_words(text: str) -> str:
-    """`text` without markdown, HTML, URLs' paths, emoji and decorative symbols."""
+def structured(line: str) -> bool:
+    """Whether a line is a table row, a list item, a heading or a quote."""
+    return line.count("|") >= 2 or len(_LINE_MARK.sub("", line, count=1)) < len(line.lstrip())
+
+
+def markup_to_words(text: str, *, ends_line: bool = True, item: bool = False) -> str:
+    """`text` without markdown, HTML, URLs' paths, emoji and decorative symbols. A table row,
+    a list item, a heading or a quote (or the rest of one begun before, `item`) is a unit of
+    its own: said with the pause of a sentence's end where its line ends (`ends_line`), even
+    when the model wrote none."""
     if _TABLE_RULE.match(text) or _HRULE.match(text):
         return ""
-    # A table row, a list item, a heading or a quote is a unit of its own: said with the pause
-    # of a sentence's end even when the model wrote none.
-    structured = text.count("|") >= 2
-    if structured:  # a table row: its cells, in order
+    unit = item
+    if text.count("|") >= 2:  # a table row: its cells, in order
+        unit = True
         cells = [c.strip() for c in text.strip().strip("|").split("|")]
         text = ", ".join(c for c in cells if c)
     text = html.unescape(text)  # "&amp;" is "&", "&nbsp;" a space
     marked = _LINE_MARK.sub("", text, count=1)
-    structured = structured or len(marked) < len(text.lstrip())
+    unit = unit or len(marked) < len(text.lstrip())
     text = marked
     text = _LINK.sub(lambda m: m.group(1), text)
     text = _LINK_TAIL.sub("", text)
@@ -158,7 +176,7 @@ def markup_to_words(text: str) -> str:
     for pattern in (_ITALIC_STAR, _ITALIC_UNDER):
         text = pattern.sub(lambda m: m.group(1), text)
     text = _SYMBOLS.sub(" ", _LEFT_MARKS.sub(" ", text)).rstrip()
-    if structured and text and text[-1].isalnum():
+    if unit and ends_line and text and text[-1].isalnum():
         text += "."
     return text
 

@@ -37,6 +37,13 @@ def speakable(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
 
+class LineGoesOn(str):
+    """A chunk cut before its line's end (a long first sentence cut early, a run-on line): the
+    next chunk goes on with the same line. Otherwise a plain `str`."""
+
+    __slots__ = ()
+
+
 class SentenceSplitter:
     def __init__(
         self,
@@ -81,7 +88,8 @@ class SentenceSplitter:
                 self._carry = text
                 continue
             self._carry = ""
-            out.append(text.strip())
+            goes_on = not piece.endswith("\n") and not self._buf.lstrip(" \t").startswith("\n")
+            out.append(LineGoesOn(text.strip()) if goes_on and self._buf else text.strip())
             self._emitted += 1
         return out
 
