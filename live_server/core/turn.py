@@ -233,8 +233,9 @@ class TurnRunner:
         version of it (no markup, numbers in words), and nothing for what has none."""
         turn, times = self.turn, self._times
         speech = SpeechText(self._language)
-        while (sentence := await sentences.get()) is not None:
-            spoken = speech.say(sentence)
+        while (chunk := await sentences.get()) is not None:
+            spoken = speech.say(chunk)
+            sentence = str(chunk)  # as displayed and stored: a plain str, not the splitter's kind
             if not spoken:  # a code block's line, a table's rule, an emoji alone
                 await self._send(events.Sentence(turn.id, sentence), _deliver(turn, sentence, 0))
                 continue
