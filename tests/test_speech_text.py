@@ -198,6 +198,11 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "Pages ten to twenty, score three to one, open twenty-four seven.",
         ),
         (
+            "From 2:00–3:30 PM, or 9:00 to 17:00; at 2:00 we go to 3 places.",
+            "From two to three thirty p.m., or nine to five p.m.; at two o'clock we go to three "
+            "places.",
+        ),
+        (
             "Open Mon-Fri 10am-2pm, 9 am - 5 pm.",
             "Open Monday to Friday ten a.m. to two p.m., nine a.m. to five p.m.",
         ),

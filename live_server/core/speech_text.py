@@ -512,6 +512,9 @@ def _money(m: re.Match[str]) -> str:
     return out + f" and {cents_said}" if c else out
 
 
+_TO_A_TIME = re.compile(r"\s+to\s+\d{1,2}(?::\d{2}|\s?[AaPp]\.?[Mm]\b)")
+
+
 def _time(m: re.Match[str]) -> str:
     hour, minute, half = int(m.group(1)), int(m.group(2)), m.group(3)
     suffix = f" {half.lower()}.m." if half else ""
@@ -519,8 +522,9 @@ def _time(m: re.Match[str]) -> str:
         if hour == 0 and minute == 0:
             return "midnight"
         hour, suffix = (12, " a.m.") if hour == 0 else (hour - 12, " p.m.")
-    if minute == 0:
-        said = number_words(hour) if suffix else f"{number_words(hour)} o'clock"
+    if minute == 0:  # "two o'clock", but "from two to three thirty p.m."
+        ranged = _TO_A_TIME.match(m.string, m.end()) is not None
+        said = number_words(hour) if suffix or ranged else f"{number_words(hour)} o'clock"
     elif minute < 10:
         said = f"{number_words(hour)} oh {number_words(minute)}"
     else:
