@@ -198,6 +198,11 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "Pages ten to twenty, score three to one, open twenty-four seven.",
         ),
         (
+            "10 * 5 ≈ 60 and x ≈ y; 1/100, 3/100 and 1/1000; 15 x .87.",
+            "ten times five about sixty and x approximately equals y; a hundredth, three "
+            "hundredths and a thousandth; fifteen times point eight seven.",
+        ),
+        (
             "From 2:00–3:30 PM, or 9:00 to 17:00; at 2:00 we go to 3 places.",
             "From two to three thirty p.m., or nine to five p.m.; at two o'clock we go to three "
             "places.",

@@ -136,6 +136,7 @@ _CITATION = re.compile(r"\s?(?:\[\^?\d{1,3}\](?!\()|【[^】]*】)")
 # Inline math between dollar signs ("$E = mc^2$"): its content, without the signs.
 _INLINE_MATH = re.compile(r"(?<![\w$])\$(?=[^\s$\d])([^$\n]+?)(?<=\S)\$(?![\w$])")
 _MATH_BRACKETS = re.compile(r"\\[()\[\]]")
+_PRODUCT = re.compile(r"(\d\s?)\*(\s?[\d.])")
 # A face made of punctuation (":)", ":-D", ";)", ":P"): nothing to say, as an emoji.
 _EMOTICON = re.compile(r"(?<![\w:])[:;=][-'^]?[)(DPpO3|\]\[/\\*]{1,3}(?![\w:/])")
 
@@ -175,6 +176,7 @@ def markup_to_words(text: str, *, ends_line: bool = True, item: bool = False) ->
     text = _STRIKE.sub("", text)  # crossed out: the reader sees it is no longer meant
     for pattern in (_ITALIC_STAR, _ITALIC_UNDER):
         text = pattern.sub(lambda m: m.group(1), text)
+    text = _PRODUCT.sub(r"\1×\2", text)  # "10 * 5": a product, not a stray emphasis mark
     text = _SYMBOLS.sub(" ", _LEFT_MARKS.sub(" ", text)).rstrip()
     if unit and ends_line and text and text[-1].isalnum():
         text += "."
@@ -330,9 +332,10 @@ _MONTH_YEAR = re.compile(rf"\b({_SHORT_MONTHS})\.?\s(?=\d{{4}}\b)")  # "Oct. 202
 _DATE = re.compile(
     r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"
 )
-_FRACTION = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?![\d/])")
+_FRACTION = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2}|100|1000)(?![\d/])")
 _ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
 _GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]*\d)")
+_BARE_DECIMAL = re.compile(r"(?<![\w.,])\.(\d+)\b")  # ".87", ".300": "point eight seven"
 _DECIMAL = re.compile(r"(?<![\d.])(\d+)\.(\d+)(?![\d.]*\d)")
 _INTEGER = re.compile(r"(?<![\d.])\d+(?![\d.]*\d)(?![A-Za-z])")
 _RANGE = re.compile(r"(?<![\d.,-])(\d{1,4}(?:\.\d+)?)\s?[-–]\s?(\d{1,4}(?:\.\d+)?)(?!\d|[.,-]\d)")
@@ -467,6 +470,7 @@ _WORD_SYMBOLS = {
     "=": " equals ",
     "°": " degrees ",
     "±": " plus or minus ",
+    "≈": " approximately equals ",
     "²": " squared ",
     "³": " cubed ",
     "/": " ",
@@ -570,7 +574,8 @@ def _fraction(m: re.Match[str]) -> str:
         return f"{number_words(top)} out of ten"
     if top >= bottom:  # "24/7", "50/50": no fraction, the two numbers
         return f"{number_words(top)} {number_words(bottom)}"
-    one, many = _FRACTION_NAMES.get(bottom, (ordinal_words(bottom), ordinal_words(bottom) + "s"))
+    named = ordinal_words(bottom).removeprefix("one ")  # "a hundredth", not "a one hundredth"
+    one, many = _FRACTION_NAMES.get(bottom, (named, named + "s"))
     return f"a {one}" if top == 1 else f"{number_words(top)} {many}"
 
 
@@ -918,6 +923,7 @@ def english_numbers(text: str) -> str:
     text = _GLUED.sub(" ", text)
     text = _GROUPED.sub(lambda m: _number(m.group(0)), text)
     text = _DECIMAL.sub(lambda m: _decimal_words(m.group(1), m.group(2)), text)
+    text = _BARE_DECIMAL.sub(lambda m: "point " + " ".join(_digits(m.group(1))), text)
     text = _YEAR.sub(lambda m: _year_words(int(m.group(0))), text)
     text = _INTEGER.sub(lambda m: _number(m.group(0)), text)
     for symbol, words in _WORD_SYMBOLS.items():
