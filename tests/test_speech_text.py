@@ -198,6 +198,12 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "Pages ten to twenty, score three to one, open twenty-four seven.",
         ),
         (
+            "$180 million USD, €5 EUR, $2 trillion; 67-10.5 kg; √9 = 3, ∛8 = 2, π.",
+            "one hundred eighty million dollars, five euros, two trillion dollars; sixty-seven to "
+            "ten point five kilograms; square root of nine equals three, cube root of eight equals "
+            "two, pi.",
+        ),
+        (
             "10 * 5 ≈ 60 and x ≈ y; 1/100, 3/100 and 1/1000; 15 x .87.",
             "ten times five about sixty and x approximately equals y; a hundredth, three "
             "hundredths and a thousandth; fifteen times point eight seven.",

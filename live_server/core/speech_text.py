@@ -312,7 +312,12 @@ _DOLLAR_PREFIXES = {
 _DOLLAR_OF = "|".join(_DOLLAR_PREFIXES)
 _MONEY = re.compile(
     rf"(?:\b({_DOLLAR_OF})(?=\$))?([$€£¥₹₩])\s?(\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.(\d{{1,2}}))?"
-    r"(?!\d)(\s?(?:[kKmMbB]n?|million|billion)\b)?"
+    r"(?!\d)(\s?(?:[kKmMbB]n?|million|billion|trillion)\b)?"
+)
+# "$180 million USD": the currency said once.
+_SIGN_AND_CODE = re.compile(
+    r"([$€£¥][\d,]*\d(?:\.\d+)?(?:\s?(?:[kKmMbB]n?|million|billion|trillion)\b)?)\s?"
+    r"(?:USD|EUR|GBP|JPY)\b"
 )
 _CENTS_SIGN = re.compile(r"(?<![\d.,])(\d{1,2})\s?¢")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s?%")
@@ -471,6 +476,9 @@ _WORD_SYMBOLS = {
     "°": " degrees ",
     "±": " plus or minus ",
     "≈": " approximately equals ",
+    "√": " square root of ",
+    "∛": " cube root of ",
+    "π": " pi ",
     "²": " squared ",
     "³": " cubed ",
     "/": " ",
@@ -505,7 +513,8 @@ def _money(m: re.Match[str]) -> str:
     whole = int(digits.replace(",", ""))
     scale = (scale or "").strip().lower()
     if scale:
-        name = {"k": "thousand", "m": "million", "mn": "million", "b": "billion", "bn": "billion"}
+        name = {"k": "thousand", "m": "million", "mn": "million", "b": "billion", "bn": "billion",
+                "t": "trillion"}  # fmt: skip
         amount = _decimal_words(str(whole), fraction or "")
         return f"{amount} {name.get(scale, scale)} {many}"
     c = int(fraction.ljust(2, "0")) if fraction and cent else 0
@@ -614,7 +623,7 @@ def _range(m: re.Match[str]) -> str:
     """ "3-4" is "3 to 4" (and a score's "3-1" "3 to 1"); "24-7" is no range but "24/7", as some
     write it; four digits make a range only upwards ("200-1500", not a number's "555-1234")."""
     low, high = m.group(1), m.group(2)
-    if max(len(low), len(high)) == 4 and float(low) >= float(high):
+    if max(len(low.split(".")[0]), len(high.split(".")[0])) == 4 and float(low) >= float(high):
         return m.group(0)
     return f"{low} {'' if (low, high) == ('24', '7') else 'to '}{high}"
 
@@ -893,6 +902,7 @@ def english_numbers(text: str) -> str:
     text = _YEAR_RANGE.sub(r"\1 to \2", text)
     text = _RANGE.sub(_range, text)
     text = _MINUS.sub("minus ", text)
+    text = _SIGN_AND_CODE.sub(r"\1", text)
     text = _CODE_BEFORE.sub(lambda m: _CODES[m.group(1)], text)
     text = _CODE_AFTER.sub(lambda m: _CODES[m.group(2)] + m.group(1), text)
     text = _CENTS_THEN_WORD.sub(lambda m: _WORD_SIGNS[m.group(3)] + m.group(1) + m.group(2), text)
