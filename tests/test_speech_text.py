@@ -51,6 +51,10 @@ from live_server.core.splitter import SentenceSplitter
             "keep snake_case_names and 2*3 as they are",
             "keep snake_case_names and two times three as they are",
         ),
+        # A row or an item ending in a sign or a bracket still ends with a sentence's pause.
+        ("| Paris | 18°C | 20% |", "Paris, eighteen degrees Celsius, twenty percent."),
+        ("- **Pasta**: 200 g (about 7 oz)", "Pasta: two hundred grams (about seven ounces)."),
+        ("- Salt (to taste.)", "Salt (to taste.)"),
         # A citation, a footnote's mark, inline math's dollar signs, a face in punctuation.
         (
             "It holds [1] and [^2], cited【3†source】; $E = mc^2$ and \\(a^2\\) cost $5 :) ;-P",

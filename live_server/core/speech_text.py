@@ -136,6 +136,8 @@ _CITATION = re.compile(r"\s?(?:\[\^?\d{1,3}\](?!\()|【[^】]*】)")
 # Inline math between dollar signs ("$E = mc^2$"): its content, without the signs.
 _INLINE_MATH = re.compile(r"(?<![\w$])\$(?=[^\s$\d])([^$\n]+?)(?<=\S)\$(?![\w$])")
 _MATH_BRACKETS = re.compile(r"\\[()\[\]]")
+# Ends with a sentence's or a clause's mark, maybe inside a bracket or quote ("(done.)").
+_ENDED = re.compile(r"[.!?;:,…][)\]}\"'”’»]*$")
 _PRODUCT = re.compile(r"(\d\s?)\*(\s?[\d.])")
 # A face made of punctuation (":)", ":-D", ";)", ":P"): nothing to say, as an emoji.
 _EMOTICON = re.compile(r"(?<![\w:])[:;=][-'^]?[)(DPpO3|\]\[/\\*]{1,3}(?![\w:/])")
@@ -178,7 +180,7 @@ def markup_to_words(text: str, *, ends_line: bool = True, item: bool = False) ->
         text = pattern.sub(lambda m: m.group(1), text)
     text = _PRODUCT.sub(r"\1×\2", text)  # "10 * 5": a product, not a stray emphasis mark
     text = _SYMBOLS.sub(" ", _LEFT_MARKS.sub(" ", text)).rstrip()
-    if unit and ends_line and text and text[-1].isalnum():
+    if unit and ends_line and any(ch.isalnum() for ch in text) and not _ENDED.search(text):
         text += "."
     return text
 
