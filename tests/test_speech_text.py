@@ -208,6 +208,11 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "two, pi.",
         ),
         (
+            "A 48MP camera at 60 fps, 100 Mbps, 85 dB, a 3nm chip; 2 DB servers.",
+            "A forty-eight megapixel camera at sixty frames per second, one hundred megabits per "
+            "second, eighty-five decibels, a three nanometer chip; two DB servers.",
+        ),
+        (
             "10 * 5 ≈ 60 and x ≈ y; 1/100, 3/100 and 1/1000; 15 x .87.",
             "ten times five about sixty and x approximately equals y; a hundredth, three "
             "hundredths and a thousandth; fifteen times point eight seven.",

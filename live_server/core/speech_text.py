@@ -379,8 +379,8 @@ _RATING = re.compile(r"(\d+(?:\.\d)?)/(\d+)(?=\s(?:stars?|points?)\b)")  # "4/5 
 _NUMBER_SIGN = re.compile(r"(?<!\w)#(\d+)\b")
 _MINUS = re.compile(r"(?<![\w\d])[-−](?=\d)")
 _YEAR = re.compile(r"(?<![\d.,$€£¥₹₩-])(?:1[89]\d\d|20\d\d)(?![\d.,%]*\d)(?!\s?%)")
-# A unit after a number: its name, one and many. Single letters are lower case only ("5 g",
-# not "5G"), but for litres, watts and volts ("5 L", "450W", "12V"), and "m" after hours is
+# A unit after a number: its name, one and many. Single letters (and "dB", "nm") are read in
+# their case only ("5 g", not "5G"; "85 dB", not "2 DB servers"), and "m" after hours is
 # minutes (`_DURATION`).
 _UNITS = {
     "km/h": ("kilometer per hour", "kilometers per hour"),
@@ -408,6 +408,10 @@ _UNITS = {
     "kcal": ("kilocalorie", "kilocalories"), "pts": ("point", "points"),
     "kg/m²": ("kilogram per square meter", "kilograms per square meter"),
     "nmi": ("nautical mile", "nautical miles"),
+    "mp": ("megapixel", "megapixels"), "fps": ("frame per second", "frames per second"),
+    "kbps": ("kilobit per second", "kilobits per second"),
+    "mbps": ("megabit per second", "megabits per second"),
+    "gbps": ("gigabit per second", "gigabits per second"),
     "mmhg": ("millimeter of mercury", "millimeters of mercury"),
     "m²": ("square meter", "square meters"), "km²": ("square kilometer", "square kilometers"),
     "cm²": ("square centimeter", "square centimeters"), "ft²": ("square foot", "square feet"),
@@ -415,16 +419,17 @@ _UNITS = {
     "sq km": ("square kilometer", "square kilometers"), "sq mi": ("square mile", "square miles"),
     "m³": ("cubic meter", "cubic meters"), "cm³": ("cubic centimeter", "cubic centimeters"),
 }  # fmt: skip
-_LETTER_UNITS = {
+_LETTER_UNITS = {  # matched in their case ("L" litres, "W" watts, "V" volts)
     "g": ("gram", "grams"), "m": ("meter", "meters"), "h": ("hour", "hours"),
     "s": ("second", "seconds"), "l": ("liter", "liters"), "L": ("liter", "liters"),
-    "W": ("watt", "watts"), "V": ("volt", "volts"),
+    "W": ("watt", "watts"), "V": ("volt", "volts"), "dB": ("decibel", "decibels"),
+    "nm": ("nanometer", "nanometers"),
 }  # fmt: skip
 _UNIT = re.compile(  # after a number, a fraction ("1/2 tsp") or a mixed number ("1 1/2 tsp")
     r"(?<![\d.,/])(\d+(?:[.,]\d+)*(?:\s\d/\d{1,2})?|\d/\d{1,2})\s?(?:((?i:"
     + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
     + r"))|("
-    + "|".join(_LETTER_UNITS)
+    + "|".join(sorted(_LETTER_UNITS, key=len, reverse=True))
     + r"))(?![\w/])",
 )
 _ARTICLE_BEFORE = re.compile(r"\b[Aa]n?\s+$")
