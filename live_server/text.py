@@ -28,7 +28,8 @@ ABBREVIATIONS = frozenset(
         "approx", "fig", "inc", "ltd", "co", "mt", "a.m", "p.m", "u.s", "u.k",
         "capt", "lt", "sgt", "col", "gov", "sen", "rep", "rev", "pres", "gen", "ft",
         "p", "pp", "ch", "vol", "eq", "est", "jan", "feb", "apr", "jun", "jul", "aug", "sep",
-        "sept", "oct", "nov", "dec", "hwy", "rte",
+        "sept", "oct", "nov", "dec", "hwy", "rte", "mon", "tue", "tues", "thu", "thur", "thurs",
+        "fri",
     }
 )  # fmt: skip
 

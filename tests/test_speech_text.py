@@ -213,6 +213,17 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "second, eighty-five decibels, a three nanometer chip; two DB servers.",
         ),
         (
+            "Fri 6/13 and Tues. 3/15; a $10,000 loan in 10 yrs; LDL < 100 mg/dL, HR ≥ 60; 1% vs 2%.",
+            "Friday June thirteenth and Tuesday March fifteenth; a ten thousand dollar loan in ten "
+            "years; LDL less than one hundred milligrams per deciliter, HR at least sixty; one "
+            "percent versus two percent.",
+        ),
+        (
+            "It is -40° in °C and °F; 32°F/0°C at 1 atm.",
+            "It is minus forty degrees in degrees Celsius and degrees Fahrenheit; thirty-two "
+            "degrees Fahrenheit zero degrees Celsius at one atmosphere.",
+        ),
+        (
             "10 * 5 ≈ 60 and x ≈ y; 1/100, 3/100 and 1/1000; 15 x .87.",
             "ten times five about sixty and x approximately equals y; a hundredth, three "
             "hundredths and a thousandth; fifteen times point eight seven.",

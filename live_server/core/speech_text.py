@@ -408,6 +408,10 @@ _UNITS = {
     "kcal": ("kilocalorie", "kilocalories"), "pts": ("point", "points"),
     "kg/m²": ("kilogram per square meter", "kilograms per square meter"),
     "nmi": ("nautical mile", "nautical miles"),
+    "mg/dl": ("milligram per deciliter", "milligrams per deciliter"),
+    "mmol/l": ("millimole per liter", "millimoles per liter"),
+    "atm": ("atmosphere", "atmospheres"), "yr": ("year", "years"), "yrs": ("year", "years"),
+    "wk": ("week", "weeks"), "wks": ("week", "weeks"), "mos": ("month", "months"),
     "mp": ("megapixel", "megapixels"), "fps": ("frame per second", "frames per second"),
     "kbps": ("kilobit per second", "kilobits per second"),
     "mbps": ("megabit per second", "megabits per second"),
@@ -430,8 +434,9 @@ _UNIT = re.compile(  # after a number, a fraction ("1/2 tsp") or a mixed number 
     + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
     + r"))|("
     + "|".join(sorted(_LETTER_UNITS, key=len, reverse=True))
-    + r"))(?![\w/])",
+    + r"))(?!\w|/(?!\d))",
 )
+_DEGREE_SCALE = re.compile(r"°\s?([CF])\b")  # "in °C": "in degrees Celsius"
 _ARTICLE_BEFORE = re.compile(r"\b[Aa]n?\s+$")
 # "2h 30m", "1 hr 15 min": a duration, whose "m" is minutes.
 _DURATION = re.compile(
@@ -470,6 +475,10 @@ _PER = re.compile(
 )
 _PER_NAMES = {"mo": "month", "yr": "year", "wk": "week", "hr": "hour"}
 _SPEEDS = re.compile(r"(?<![\w/])(km/h|km/s|m/s)(?![\w/])")
+# "< 100", "≥ 5": a comparison with a number.
+_COMPARISONS = {"<": "less than", ">": "more than", "<=": "at most", ">=": "at least",
+                "≤": "at most", "≥": "at least"}  # fmt: skip
+_COMPARE = re.compile(r"(?<![\w<>=-])(<=|>=|[<>≤≥])\s?(?=[$€£¥₹₩]?\d)")
 _ABOUT = re.compile(r"(?:~|≈)\s?(?=[$€£¥₹₩]?\d)")
 _TIMES_X = re.compile(r"(\d)\s?[x×](?![\w\d])")  # "2x faster", "0.5x"
 # A number glued to letters ("4B", "Q3", "CO2", "5G"): said apart, as a person reads them.
@@ -528,7 +537,9 @@ def _money(m: re.Match[str]) -> str:
     cents_said = f"{number_words(c)} {cent if c == 1 else cents}"
     if whole == 0 and c:
         return cents_said
-    out = f"{number_words(whole)} {one if whole == 1 else many}"
+    # After "a": an amount that describes what follows ("a $10,000 investment": "dollar").
+    describes = _ARTICLE_BEFORE.search(m.string, 0, m.start()) is not None
+    out = f"{number_words(whole)} {one if whole == 1 or (describes and not c) else many}"
     return out + f" and {cents_said}" if c else out
 
 
@@ -571,7 +582,8 @@ def _day_month(m: re.Match[str]) -> str:
 
 # "on 12/25", "by 3/15": a month and its day, after a word that a date follows.
 _MONTH_DAY = re.compile(
-    r"\b((?:on|by|until|till|from|since|before|after|opens|due|dated|through|starting)\s)"
+    r"\b((?:on|by|until|till|from|since|before|after|opens|due|dated|through|starting|"
+    r"(?:Mon|Tues?|Wed(?:nes)?|Thu(?:rs?)?|Fri|Sat(?:ur)?|Sun)(?:day)?\.?),?\s)"
     r"(1[0-2]|0?[1-9])/(1[3-9]|2\d|3[01])(?![\d/])"
 )
 
@@ -755,7 +767,7 @@ _TIMES = re.compile(r"(\d)\s*[*×]\s*(\d)")
 
 # Abbreviations a person reads out whole (a voice spells "e.g." as letters).
 _SAID_IN_FULL = {
-    "e.g.": "for example", "i.e.": "that is", "etc.": "et cetera", "vs.": "versus",
+    "e.g.": "for example", "i.e.": "that is", "etc.": "et cetera", "vs.": "versus", "vs": "versus",
     "approx.": "approximately", "Ctrl": "Control", "w/o": "without", "w/": "with",
     "N/A": "not applicable", "a.k.a.": "also known as", "⌘": "Command",
 }  # fmt: skip
@@ -891,6 +903,7 @@ def english_numbers(text: str) -> str:
     text = _POWER.sub(_power, text)
     text = _NUMBER_SIGN.sub(r"number \1", text)
     text = _ABOUT.sub("about ", text)
+    text = _COMPARE.sub(lambda m: _COMPARISONS[m.group(1)] + " ", text)
     text = _RESOLUTION.sub(lambda m: _RESOLUTIONS[m.group(1)] + " p", text)
     text = _HEIGHT.sub(r"\1 foot \2", text)
     text = _INCHES.sub(_inches, text)
@@ -932,6 +945,9 @@ def english_numbers(text: str) -> str:
     text = _DURATION.sub(_duration, text)
     text = _DECADE.sub(_decade, text)
     text = _UNIT.sub(_unit, text)
+    text = _DEGREE_SCALE.sub(
+        lambda m: "° " + ("Celsius" if m.group(1) == "C" else "Fahrenheit"), text
+    )
     text = _TIMES_X.sub(r"\1 times", text)
     text = _MIXED.sub(_mixed, text)
     text = _FRACTION_OF.sub(_fraction_of, text)
