@@ -7,13 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from live_server.core.speech_text import (
-    LANGUAGES,
-    Language,
-    SpeechText,
-    number_words,
-    ordinal_words,
-)
+from live_server.core.speech_english import number_words, ordinal_words
+from live_server.core.speech_text import LANGUAGES, Language, SpeechText
 from live_server.core.splitter import SentenceSplitter
 
 
