@@ -8,7 +8,9 @@ or an initial, or when the next word starts in lower case (`text.sentence_ends`)
 short to speak well are merged into the next one, and the first chunk of a reply is cut early at
 a clause boundary once it is long enough, or, when a first sentence runs on with no clause mark,
 before a word that opens a clause ("because", "which", "and") once `first_phrase_weight` long,
-else at a space within `first_max_weight`, so that the first audio can start sooner.
+else at a space within `first_max_weight`, so that the first audio can start sooner. A chunk
+cut before its line's end is a `LineGoesOn` (a `str`), so that speech text can tell a list
+item's end from a cut inside it.
 """
 
 from __future__ import annotations
