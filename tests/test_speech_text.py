@@ -218,6 +218,12 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "It is minus forty degrees in degrees Celsius and degrees Fahrenheit; thirty-two "
             "degrees Fahrenheit zero degrees Celsius at one atmosphere.",
         ),
+        # Without a figure, only the rules that need none apply (and still do).
+        (
+            "Open Mon-Fri, in °C at km/h & more, per item/month; see you Wed,",
+            "Open Monday to Friday, in degrees Celsius at kilometers per hour and more, per item "
+            "per month; see you Wednesday,",
+        ),
         (
             "10 * 5 ≈ 60 and x ≈ y; 1/100, 3/100 and 1/1000; 15 x .87.",
             "ten times five about sixty and x approximately equals y; a hundredth, three "

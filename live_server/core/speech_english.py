@@ -693,10 +693,15 @@ def english_words(text: str) -> str:
     return _VERSION.sub(_version, text)
 
 
+_FIGURE = re.compile(r"\d")
+
+
 def english_numbers(text: str) -> str:
     text = _VULGAR_FRACTION.sub(
         lambda m: f"{m.group(1)} {_VULGAR[m.group(2)]}" if m.group(1) else _VULGAR[m.group(2)], text
     )
+    if _FIGURE.search(text) is None:  # most sentences: the rules that need a figure do nothing
+        return _symbols(_DEGREE_SCALE.sub(_scale, _per(_days(text))))
     text = _DIALLED.sub(_dialled, text)
     text = _PHONE.sub(lambda m: _phone_words(m.group(1)), text)
     text = _CODE.sub(_spelled, text)
@@ -719,13 +724,9 @@ def english_numbers(text: str) -> str:
     text = _PRESSURE.sub(_pressure, text)
     text = _RATING.sub(r"\1 out of \2", text)
     text = _TIME_RANGE.sub(r"\1 to ", text)
-    text = _DAY_RANGE.sub(
-        lambda m: f"{_DAY_NAMES[m.group(1)[:3]]} to {_DAY_NAMES[m.group(2)[:3]]}", text
-    )
-    text = _DAY_BEFORE_DATE.sub(lambda m: _DAY_NAMES[(m.group(1) or m.group(2))[:3]], text)
+    text = _days(text)
     text = _MONEY_RANGE.sub(r"\2 to \1", text)
-    text = _PER.sub(lambda m: " per " + _PER_NAMES.get(m.group(1).lower(), m.group(1)), text)
-    text = _SPEEDS.sub(lambda m: _UNITS[m.group(1)][1], text)
+    text = _per(text)
     text = _YEAR_RANGE.sub(r"\1 to \2", text)
     text = _RANGE.sub(_range, text)
     text = _MINUS.sub("minus ", text)
@@ -752,9 +753,7 @@ def english_numbers(text: str) -> str:
     text = _DURATION.sub(_duration, text)
     text = _DECADE.sub(_decade, text)
     text = _UNIT.sub(_unit, text)
-    text = _DEGREE_SCALE.sub(
-        lambda m: "° " + ("Celsius" if m.group(1) == "C" else "Fahrenheit"), text
-    )
+    text = _DEGREE_SCALE.sub(_scale, text)
     text = _TIMES_X.sub(r"\1 times", text)
     text = _MIXED.sub(_mixed, text)
     text = _FRACTION_OF.sub(_fraction_of, text)
@@ -766,6 +765,29 @@ def english_numbers(text: str) -> str:
     text = _BARE_DECIMAL.sub(lambda m: "point " + " ".join(_digits(m.group(1))), text)
     text = _YEAR.sub(lambda m: _year_words(int(m.group(0))), text)
     text = _INTEGER.sub(lambda m: _number(m.group(0)), text)
+    return _symbols(text)
+
+
+# The rules that need no figure, which are all a sentence without one needs.
+
+
+def _days(text: str) -> str:
+    text = _DAY_RANGE.sub(
+        lambda m: f"{_DAY_NAMES[m.group(1)[:3]]} to {_DAY_NAMES[m.group(2)[:3]]}", text
+    )
+    return _DAY_BEFORE_DATE.sub(lambda m: _DAY_NAMES[(m.group(1) or m.group(2))[:3]], text)
+
+
+def _per(text: str) -> str:
+    text = _PER.sub(lambda m: " per " + _PER_NAMES.get(m.group(1).lower(), m.group(1)), text)
+    return _SPEEDS.sub(lambda m: _UNITS[m.group(1)][1], text)
+
+
+def _scale(m: re.Match[str]) -> str:
+    return "° " + ("Celsius" if m.group(1) == "C" else "Fahrenheit")
+
+
+def _symbols(text: str) -> str:
     for symbol, words in _WORD_SYMBOLS.items():
         text = text.replace(symbol, words)
     return _AM_PM_STOP.sub(r"\1", text)
