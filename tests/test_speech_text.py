@@ -225,6 +225,12 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "per month; see you Wednesday,",
         ),
         (
+            "CHF 20.50, 300 SEK, CAD 15, 99 AUD, INR 500, ₹500 INR, 1 CHF; the CHF is strong.",
+            "twenty Swiss francs fifty, three hundred Swedish kronor, fifteen Canadian dollars, "
+            "ninety-nine Australian dollars, five hundred rupees, five hundred rupees, one Swiss "
+            "franc; the CHF is strong.",
+        ),
+        (
             "10 * 5 ≈ 60 and x ≈ y; 1/100, 3/100 and 1/1000; 15 x .87.",
             "ten times five about sixty and x approximately equals y; a hundredth, three "
             "hundredths and a thousandth; fifteen times point eight seven.",

@@ -125,8 +125,8 @@ _MONEY = re.compile(
 )
 # "$180 million USD": the currency said once.
 _SIGN_AND_CODE = re.compile(
-    r"([$€£¥][\d,]*\d(?:\.\d+)?(?:\s?(?:[kKmMbB]n?|million|billion|trillion)\b)?)\s?"
-    r"(?:USD|EUR|GBP|JPY)\b"
+    r"([$€£¥₹₩][\d,]*\d(?:\.\d+)?(?:\s?(?:[kKmMbB]n?|million|billion|trillion)\b)?)\s?"
+    r"(?:USD|EUR|GBP|JPY|INR|KRW)\b"
 )
 _CENTS_SIGN = re.compile(r"(?<![\d.,])(\d{1,2})\s?¢")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s?%")
@@ -315,12 +315,35 @@ _MONEY_AFTER = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+)(?:[.,](\d{2}))?\
 
 # "5 USD", "EUR 20", "3.50 euros": said as the sign would be ("three euros and fifty cents";
 # a voice spells the code, and reads "3.50" as "three point five zero").
-_CODES = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+_CODES = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CAD": "CA$", "AUD": "A$",
+          "NZD": "NZ$", "HKD": "HK$", "SGD": "S$", "INR": "₹", "KRW": "₩"}  # fmt: skip
+_SIGNED = "|".join(_CODES)
 _WORD_SIGNS = {"dollars": "$", "euros": "€", "pounds": "£"}
-_CODE_BEFORE = re.compile(r"\b(USD|EUR|GBP|JPY)\s?(?=\d)")
+_CODE_BEFORE = re.compile(rf"\b({_SIGNED})\s?(?=\d)")
 _CODE_AFTER = re.compile(
-    r"(?<![\d.,])(\d{1,3}(?:,\d{3})+(?:\.\d{2})?|\d+(?:\.\d{2})?)\s?(USD|EUR|GBP|JPY)\b"
+    rf"(?<![\d.,])(\d{{1,3}}(?:,\d{{3}})+(?:\.\d{{2}})?|\d+(?:\.\d{{2}})?)\s?({_SIGNED})\b"
 )
+# Currencies with no sign of their own here ("CHF 20", "300 SEK"): the amount and the name.
+_NAMED = {
+    "CHF": ("Swiss franc", "Swiss francs"), "CNY": ("yuan", "yuan"),
+    "SEK": ("Swedish krona", "Swedish kronor"), "NOK": ("Norwegian krone", "Norwegian kroner"),
+    "DKK": ("Danish krone", "Danish kroner"), "MXN": ("Mexican peso", "Mexican pesos"),
+    "BRL": ("Brazilian real", "Brazilian reais"), "ZAR": ("rand", "rand"),
+    "PLN": ("zloty", "zlotys"),
+}  # fmt: skip
+_AMOUNT = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{2}))?"
+_NAMED_MONEY = re.compile(
+    rf"\b({'|'.join(_NAMED)})\s?{_AMOUNT}(?![\d.,]\d)|(?<![\d.,]){_AMOUNT}\s?({'|'.join(_NAMED)})\b"
+)
+
+
+def _named_money(m: re.Match[str]) -> str:
+    """ "CHF 20.50": "20 Swiss francs 50", its figures read by the rules after."""
+    code, whole, cents = (m.group(1), m.group(2), m.group(3)) if m.group(1) else m.group(6, 4, 5)
+    one, many = _NAMED[code]
+    return f"{whole} {one if whole == '1' else many}" + (f" {int(cents)}" if cents else "")
+
+
 _CENTS_THEN_WORD = re.compile(r"(?<![\d.,$€£¥₹₩])(\d[\d,]*)(\.\d{2})\s(dollars|euros|pounds)\b")
 
 
@@ -733,6 +756,7 @@ def english_numbers(text: str) -> str:
     text = _SIGN_AND_CODE.sub(r"\1", text)
     text = _CODE_BEFORE.sub(lambda m: _CODES[m.group(1)], text)
     text = _CODE_AFTER.sub(lambda m: _CODES[m.group(2)] + m.group(1), text)
+    text = _NAMED_MONEY.sub(_named_money, text)
     text = _CENTS_THEN_WORD.sub(lambda m: _WORD_SIGNS[m.group(3)] + m.group(1) + m.group(2), text)
     text = _MONEY_AFTER.sub(_money_after, text)
     text = _MONEY.sub(_money, text)
