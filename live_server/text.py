@@ -49,7 +49,7 @@ def sentence_ends(text: str, following: str) -> bool:
         return False
     if not text.endswith(".") or text.endswith(".."):
         return True
-    words = text[:-1].split()
+    words = text[:-1].rsplit(None, 1)  # the last word alone
     word = words[-1].lstrip(_OPENERS) if words else ""
     name = word.lower()
     if name in ABBREVIATIONS or (len(word) == 1 and word.isupper()):

@@ -245,6 +245,14 @@ _UNIT = re.compile(  # after a number, a fraction ("1/2 tsp") or a mixed number 
 )
 _DEGREE_SCALE = re.compile(r"°\s?([CF])\b")  # "in °C": "in degrees Celsius"
 _ARTICLE_BEFORE = re.compile(r"\b[Aa]n?\s+$")
+
+
+def _describes(m: re.Match[str]) -> bool:
+    """Whether the measure or amount matched comes after "a" or "an", and so describes what
+    follows ("a 5000 mAh battery", "a $10,000 investment"): said in the singular."""
+    return _ARTICLE_BEFORE.search(m.string, 0, m.start()) is not None
+
+
 # "2h 30m", "1 hr 15 min": a duration, whose "m" is minutes.
 _DURATION = re.compile(
     r"(?<![\d.])(\d+)\s?(?:h|hrs?|hours?)\s?(\d+)\s?(?:m|mins?|minutes?)\b", re.IGNORECASE
@@ -367,9 +375,7 @@ def _money(m: re.Match[str]) -> str:
     cents_said = f"{number_words(c)} {cent if c == 1 else cents}"
     if whole == 0 and c:
         return cents_said
-    # After "a": an amount that describes what follows ("a $10,000 investment": "dollar").
-    describes = _ARTICLE_BEFORE.search(m.string, 0, m.start()) is not None
-    out = f"{number_words(whole)} {one if whole == 1 or (describes and not c) else many}"
+    out = f"{number_words(whole)} {one if whole == 1 or (_describes(m) and not c) else many}"
     return out + f" and {cents_said}" if c else out
 
 
@@ -397,8 +403,11 @@ def _date(m: re.Match[str]) -> str:
     year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
     if not (1 <= month <= 12 and 1 <= day <= 31):
         return m.group(0)
-    said = f"{_MONTHS[month - 1]} {ordinal_words(day)}, {_year_words(year)}"
-    return said + (f" at {m.group(4)}" if m.group(4) else "")
+    return _said_date(month, day, year) + (f" at {m.group(4)}" if m.group(4) else "")
+
+
+def _said_date(month: int, day: int, year: int) -> str:
+    return f"{_MONTHS[month - 1]} {ordinal_words(day)}, {_year_words(year)}"
 
 
 _THE_BEFORE = re.compile(r"\b[Tt]he\s+$")
@@ -439,11 +448,9 @@ def _fraction(m: re.Match[str]) -> str:
 
 def _unit(m: re.Match[str]) -> str:
     one, many = _UNITS[m.group(2).lower()] if m.group(2) else _LETTER_UNITS[m.group(3)]
-    # After "a": a measure that describes what follows ("a 5000 mAh battery": "milliamp hour").
     # A fraction of one is of one ("1/2 tsp": "half a teaspoon", by `_FRACTION_OF`).
     number = m.group(1)
-    describes = _ARTICLE_BEFORE.search(m.string, 0, m.start()) is not None
-    return f"{number} {one if number == '1' or describes or '/' in number[:2] else many}"
+    return f"{number} {one if number == '1' or _describes(m) or '/' in number[:2] else many}"
 
 
 def _duration(m: re.Match[str]) -> str:
@@ -545,9 +552,8 @@ def _inches(m: re.Match[str]) -> str:
     quotes = len(_QUOTE.findall(before))
     if quotes % 2 or before.count("“") > before.count("”"):
         return m.group(0)  # the end of a quotation: '"I have 5" and'
-    describes = _ARTICLE_BEFORE.search(m.string, 0, m.start()) is not None
     number = m.group(1)
-    return f"{number} {'inch' if number == '1' or describes else 'inches'}"
+    return f"{number} {'inch' if number == '1' or _describes(m) else 'inches'}"
 
 
 # "03/15/2026", "15/03/2026": a date, month first unless the first number cannot be a month.
@@ -557,7 +563,7 @@ _SLASH_DATE = re.compile(r"(?<![\d/.])(\d{1,2})/(\d{1,2})/(\d{4})(?![\d/])")
 def _slash_date(m: re.Match[str]) -> str:
     first, second, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
     if 1 <= first <= 12 and 1 <= second <= 31:
-        return f"{_MONTHS[first - 1]} {ordinal_words(second)}, {_year_words(year)}"
+        return _said_date(first, second, year)
     if 1 <= second <= 12 and 13 <= first <= 31:
         return f"the {ordinal_words(first)} of {_MONTHS[second - 1]}, {_year_words(year)}"
     return m.group(0)
@@ -578,7 +584,7 @@ _PHONE = re.compile(
 
 def _phone_words(number: str) -> str:
     groups = re.findall(r"\d+", number)
-    said = ", ".join(" ".join(_ONES[int(d)] for d in group) for group in groups)
+    said = ", ".join(" ".join(_digits(group)) for group in groups)
     return ("plus " if number.startswith("+") else "") + said
 
 
