@@ -9,6 +9,7 @@ from live_server.core.turn_end import (
     CUT_OFF_WITHIN_MS,
     LIKELY,
     MAX_PATIENCE_MS,
+    PATIENCE_MARGIN_MS,
     UNLIKELY,
     Bounds,
     Eagerness,
@@ -126,6 +127,18 @@ def test_a_speaker_cut_off_is_given_the_pause_they_took_and_more():
     # A longer cut-off teaches more, a shorter one does not unlearn.
     assert Patience().after(1000).after(1400).floor_ms > patient.floor_ms
     assert patient.after(400).floor_ms == patient.floor_ms
+
+
+def test_a_long_pause_inside_the_turn_teaches_as_a_cut_off_does():
+    # On after 1 s inside the turn: finished words then wait that and the margin.
+    paced = Patience().within(1000, MEDIUM)
+    assert paced.floor_ms == 1000 + PATIENCE_MARGIN_MS
+    assert paced.bounds(MEDIUM).complete_ms == 1000 + PATIENCE_MARGIN_MS
+    # A pause shorter than finished words' silence would not have been taken for the end.
+    assert Patience().within(MEDIUM.complete_ms - 1, MEDIUM) == Patience()
+    assert paced.within(400, MEDIUM) == paced  # nor does a shorter one unlearn
+    low = BOUNDS[Eagerness.LOW]
+    assert Patience().within(500, low) == Patience()  # `low` waits 600 ms anyway
 
 
 def test_patience_is_bounded_and_fades_over_turns_not_taken_up_again():

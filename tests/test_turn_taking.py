@@ -216,10 +216,16 @@ async def test_an_unfinished_sentence_waits_through_its_pause():
     assert output.of(events.SpeechStopped) == [] and llm.requests == []
     stt.words = "And so my fellow Americans, ask what you can do for your country."
     feed(session, (LOUD, 2.0), (QUIET, 0.5))
+    await settle(lambda: session.voice._verdict is not None)
+    await settle()
+    # Finished words, but the speaker paused 1.3 s inside the turn: as long here is no end.
+    assert output.of(events.SpeechStopped) == []
+    feed(session, (QUIET, 1.1))
     await output.wait_for(events.Ended)
     (started,) = output.of(events.TurnStarted)
     assert started.user_text == "And so my fellow Americans, ask what you can do for your country."
     assert len(output.of(events.SpeechStarted)) == 1 and len(output.of(events.SpeechStopped)) == 1
+    assert started.figures["end_of_turn_patience_ms"] == SETTINGS.turn_patience_ms  # the most
 
 
 async def test_a_speculative_reply_overtaken_by_more_speech_leaves_nothing_behind():
@@ -234,7 +240,7 @@ async def test_a_speculative_reply_overtaken_by_more_speech_leaves_nothing_behin
     assert llm.requests[0][-1] == {"role": "user", "content": "I would like a table."}
     await settle(lambda: False, 50)  # let it speak its first sentence, held back
     # The speaker goes on before the 300 ms it needed: the reply is dropped, its stream closed.
-    feed(session, (QUIET, 0.1))
+    feed(session, (QUIET, 0.05))
     stt.words = "I would like a table for two at eight tonight."
     feed(session, (LOUD, 1.0))
     await settle(lambda: llm.closed.is_set())
@@ -393,6 +399,59 @@ async def test_a_speaker_cut_off_at_a_pause_is_given_longer_at_the_next():
     assert second.user_text == "But as the riper should by time decease."
     assert 1300 <= second.figures["end_of_turn_patience_ms"] <= 1500
     assert second.figures["end_of_turn_ms"] >= second.figures["end_of_turn_patience_ms"]
+
+
+async def test_a_speaker_who_paused_long_inside_the_turn_is_given_as_long_at_its_end():
+    """The sonnet read slowly: a second's pause at the first line's end, after words that read
+    as unfinished, is waited through; the speaker goes on, and the same pause after the second
+    line, whose words read as a sentence, is waited through as well. The next turn starts
+    afresh."""
+    llm = ScriptedLLM("Yes.")
+    lines = {
+        "From fairest creatures we desire increase": 0.046,
+        "From fairest creatures we desire increase, that thereby beauty's rose might never die": (
+            0.66
+        ),
+        "Thank you": 0.7,
+    }
+    session, output, stt = make_session(llm, lines)
+    stt.words = "From fairest creatures we desire increase."
+    feed(session, (LOUD, 1.5), (QUIET, 1.0))
+    await settle(lambda: session.voice._verdict is not None)
+    assert output.of(events.SpeechStopped) == []  # unfinished: a second is not its end
+    stt.words = (
+        "From fairest creatures we desire increase, that thereby beauty's rose might never die."
+    )
+    feed(session, (LOUD, 1.5), (QUIET, 1.0))
+    await settle(lambda: session.voice._verdict is not None)
+    await settle()
+    assert output.of(events.SpeechStopped) == []  # finished words, but as long a pause
+    feed(session, (QUIET, 0.5))
+    await output.wait_for(events.TurnStarted)
+    (first,) = output.of(events.TurnStarted)
+    assert first.user_text == stt.words
+    assert 1250 <= first.figures["end_of_turn_patience_ms"] <= 1350
+    assert first.figures["end_of_turn_ms"] >= first.figures["end_of_turn_patience_ms"]
+    await output.wait_for(events.Ended)
+    # The next turn has paused nowhere: finished words are answered after the short pause.
+    stt.words = "Thank you."
+    feed(session, (QUIET, 3.0), (LOUD, 1.0), (QUIET, 0.5))
+    await output.wait_for(events.TurnStarted, 2)
+    second = output.of(events.TurnStarted)[-1].figures
+    assert "end_of_turn_patience_ms" not in second and second["end_of_turn_ms"] < 500
+
+
+async def test_a_short_pause_inside_the_turn_leaves_its_end_as_it_was():
+    llm = ScriptedLLM("Yes.")
+    session, output, stt = make_session(llm, {"Good morning": 0.01, "Good morning to you": 0.7})
+    stt.words = "Good morning."
+    feed(session, (LOUD, 1.0), (QUIET, 0.25), (LOUD, 1.0))  # under the 300 ms finished words need
+    stt.words = "Good morning to you."
+    feed(session, (QUIET, 0.5))
+    await output.wait_for(events.TurnStarted)
+    (started,) = output.of(events.TurnStarted)
+    assert "end_of_turn_patience_ms" not in started.figures
+    assert started.figures["end_of_turn_ms"] < 500
 
 
 def test_a_missing_end_of_turn_model_stops_the_start_with_the_settings_named(tmp_path):

@@ -61,6 +61,7 @@ class VoiceActivity:
         self.speech_seen = False  # any confirmed speech in the stream so far
         self.speech_samples = 0  # confirmed speech in all, in samples
         self.last_speech_end = 0  # sample after the last window scored as speech
+        self.pause_before_ms = 0  # the silence before the current stretch of speech (0: none)
         self._run = 0  # consecutive windows on the other side of the current state
         self._speech_run_start = 0  # first sample of the current stretch of speech
 
@@ -116,8 +117,10 @@ class VoiceActivity:
         if self._run < self._start_windows:
             return None
         self.speaking, self._run = True, 0
-        self.speech_seen = True
         self._speech_run_start = self.samples - self._start_windows * WINDOW
+        gap = self._speech_run_start - self.last_speech_end if self.speech_seen else 0
+        self.pause_before_ms = 1000 * max(0, gap) // SAMPLE_RATE
+        self.speech_seen = True
         self.speech_samples += self._start_windows * WINDOW
         self.last_speech_end = self.samples
         return Event.SPEECH_STARTED

@@ -12,7 +12,8 @@ between, in between on a log scale of the probability.
 
 Words alone cannot tell a slow reader's line end ("That thereby beauty's rose might never
 die,") from a sentence's end. The speaker can: one who talks again right after the server took
-their pause for the end had not finished, and is given longer from then on (`Patience`).
+their pause for the end had not finished, and is given longer from then on (`Patience`); one
+who already paused that long inside the turn and went on is given as long for the rest of it.
 
 The model is asked to continue `Someone said: "<words>`: a frame any language model reads the
 same way, chat-tuned or not, and one that told finished from unfinished sentences apart best of
@@ -191,6 +192,16 @@ class Patience:
         if pause_ms <= CUT_OFF_WITHIN_MS:
             return Patience(max(self.floor_ms, pause_ms + PATIENCE_MARGIN_MS))
         return Patience(self.floor_ms // 2)
+
+    def within(self, pause_ms: int, bounds: Bounds) -> Patience:
+        """The speaker went on after a pause of `pause_ms` inside the turn. One at least as long
+        as the silence that ends a turn after finished words would have been taken for the end
+        had the words read as finished (the sonnet's first line end, 1 s after words that read
+        as unfinished, and its second, after words that read as a sentence): for the rest of
+        the turn, finished words wait that pause and the margin. A shorter one says nothing."""
+        if pause_ms < bounds.complete_ms:
+            return self
+        return Patience(max(self.floor_ms, pause_ms + PATIENCE_MARGIN_MS))
 
     def bounds(self, bounds: Bounds, most_ms: int = MAX_PATIENCE_MS) -> Bounds:
         """`bounds` with words that read as finished waiting at least the floor (at most

@@ -12,7 +12,8 @@ words so far need; a guess that looks finished starts a speculative reply
 (`Listener.speculate`), which the session holds back until the turn ends and drops if the
 speaker goes on. A speaker heard again soon after the server ended their turn was cut off:
 what that pause teaches (`turn_end.Patience`) lengthens the bounds for the rest of the
-connection.
+connection; a long pause inside a turn that the speaker went on after lengthens them for the
+rest of that turn.
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ class VoiceInput:
         # the speaker is heard again.
         self._patience = Patience()
         self._ended_silence_at: int | None = None
+        # What the open segment's own pauses taught: a speaker who paused long inside the turn
+        # and went on is given as long at its end (`Patience.within`).
+        self._pace = Patience()
 
     def stt(self) -> STT:
         if self._stt_engine is None:
@@ -179,6 +183,7 @@ class VoiceInput:
 
     def _open(self, stt: STT, stamp: Stamp, sample_rate: int, *, listening: bool) -> VoiceSegment:
         assert self._vad is not None
+        self._pace = Patience()
         self.voice = VoiceSegment(
             stamp,
             sample_rate=sample_rate,
@@ -276,6 +281,9 @@ class VoiceInput:
             if self._ended_silence_at is not None:  # was the last turn ended too soon?
                 self._patience = self._patience.after(self.received_ms - self._ended_silence_at)
                 self._ended_silence_at = None
+        elif Event.SPEECH_STARTED in found and detection.bounds is not None:
+            # On after a pause inside the turn: as long a pause at its end may not be its end.
+            self._pace = self._pace.within(activity.pause_before_ms, detection.bounds)
         if activity.speaking and not voice.barged_in:
             if activity.speech_run_ms >= detection.barge_in_ms:
                 voice.barged_in = True
@@ -321,10 +329,12 @@ class VoiceInput:
         self._listener.segment_ended(voice)
 
     def _bounds(self, detection: TurnDetection) -> Bounds | None:
-        """The detection's bounds, with what this speaker's pauses have taught (`Patience`)."""
+        """The detection's bounds, with what this speaker's pauses have taught (`Patience`):
+        their cut-offs on this connection, and their pauses inside this turn."""
         if detection.bounds is None:
             return None
-        return self._patience.bounds(detection.bounds, detection.patience_ms)
+        patience = Patience(max(self._patience.floor_ms, self._pace.floor_ms))
+        return patience.bounds(detection.bounds, detection.patience_ms)
 
     # --- pauses ----------------------------------------------------------------------------
 
