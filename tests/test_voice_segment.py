@@ -136,7 +136,7 @@ class ScriptedDecoder:
     def __init__(self) -> None:
         self.jobs: list[tuple[int, asyncio.Future[str]]] = []
 
-    def decode(self, pcm: PCM, *, urgent: bool) -> asyncio.Future[str]:
+    def decode(self, pcm: PCM, *, urgent: bool, before: str = "") -> asyncio.Future[str]:
         job: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.jobs.append((len(pcm), job))
         return job

@@ -5,11 +5,15 @@ conversion), or any CTranslate2 Whisper directory named by `LIVE_WHISPER_MODEL`;
 downloaded. Each worker is a process of its own that loads the model once at start-up, so a
 decode never holds the server's GIL.
 
-Whisper reads 30 s windows; an utterance of a few seconds padded to 30 s costs about 0.5 s of
-encoder time on this class of machine. CTranslate2 also takes a shorter window, so an utterance
-is encoded with its own length plus two seconds of padding (about 0.03-0.25 s). A short window
-sometimes makes the decoder loop on a phrase: a result that fills its token budget or repeats
-a phrase is decoded again with the full window.
+Whisper reads 30 s windows; an utterance of a few seconds padded to 30 s costs about 0.4 s of
+encoder and decoder time on this class of machine. CTranslate2 also takes a shorter window, so
+an utterance is encoded with its own length plus two seconds of padding (about 0.03-0.25 s).
+A short window sometimes makes the decoder loop on a phrase ("And so my fellow Americans. And
+so my fellow Americans. And"): a result that fills its token budget or repeats a phrase is
+decoded again with seven seconds of padding (about 80 ms), and only if that loops too with the
+full window. (Over 125 cuts of 0.8-6 s of real recordings, two seconds of padding looped 6
+times, four seconds once, seven or ten never; the full window cost 350-400 ms each time, mostly
+on the short first phrase of an utterance, where the first pause's verdict waits for it.)
 
 Recognition is speculative (`guess`): the voice layer asks for a decode whenever the speaker
 pauses and about once a second of new speech. Each result is reported as a partial transcript,
@@ -41,6 +45,14 @@ SAMPLE_RATE = 16000
 HOP = 160  # samples per mel frame
 FULL_FRAMES = 3000  # Whisper's 30 s window
 PAD_FRAMES = 200  # padding after the audio in a short window
+RETRY_PAD_FRAMES = 700  # the same, when the decoder looped in the short window
+# A long utterance is not decoded from its start at each pause: once a guess at a pause covers
+# this much audio since the last such point, its words are kept, and later decodes take only
+# the audio after it. (On the sonnet, 50 s read with a pause at each line, a guess took up to
+# 1.2 s, now at most 0.3 s; its transcript's word error rate moved by a word in 110, either
+# way. Prompting the decoder with the kept words' last 64 or 160 tokens, as Whisper's own
+# windows of a long recording are, cost 20-60 ms a guess and gave no fewer errors.)
+SETTLE_SAMPLES = 12 * SAMPLE_RATE
 # Whisper's own rule for "no speech here", as faster-whisper applies it.
 NO_SPEECH_PROB = 0.6
 MAX_COMPRESSION = 2.4  # a transcript that compresses better than this repeats itself
@@ -98,18 +110,34 @@ def _ready() -> int:
     return os.getpid()
 
 
-def _decode(pcm: bytes) -> str:
-    """The transcript of 16 kHz 16-bit PCM, "" when Whisper finds no speech in it."""
+def _decode(pcm: bytes, before: str = "") -> str:
+    """The transcript of 16 kHz 16-bit PCM, "" when Whisper finds no speech in it, after
+    `before`, the words of the same utterance's audio before it."""
     audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
     if len(audio) > SAMPLE_RATE * 30:
-        return _decode_long(audio)
+        text = _decode_long(audio)
+    elif len(audio):
+        text = transcribed(audio)[0]
+    else:
+        text = ""
+    return _clean(f"{before} {text}")
+
+
+def transcribed(audio: Any) -> tuple[str, int]:
+    """The transcript of up to 30 s of audio (float32, 16 kHz), and the window (mel frames)
+    it came from: the shortest of the ladder whose decode did not loop."""
     features = _model.feature_extractor(audio)
-    short = min(FULL_FRAMES, features.shape[-1] + PAD_FRAMES)
     budget = 16 + int(8 * len(audio) / SAMPLE_RATE)  # tokens: far above any speaking rate
-    text, no_speech, filled = _generate(features, short + short % 2, budget)
-    if filled or looped(text):
-        text, no_speech, _ = _generate(features, FULL_FRAMES, 224)
-    return "" if no_speech >= NO_SPEECH_PROB else _clean(text)
+    for pad in (PAD_FRAMES, RETRY_PAD_FRAMES):
+        frames = min(FULL_FRAMES, features.shape[-1] + pad)
+        frames += frames % 2
+        text, no_speech, filled = _generate(features, frames, budget)
+        if not (filled or looped(text)):
+            break
+    else:
+        frames = FULL_FRAMES
+        text, no_speech, _ = _generate(features, frames, 224)
+    return ("" if no_speech >= NO_SPEECH_PROB else _clean(text)), frames
 
 
 def _generate(features: Any, frames: int, budget: int) -> tuple[str, float, bool]:
@@ -203,13 +231,14 @@ class WhisperSTT:
     def start(self, on_partial: Callable[[str], None] | None = None) -> WhisperRecognition:
         return WhisperRecognition(self, on_partial)
 
-    def decode(self, pcm: PCM, *, urgent: bool) -> asyncio.Future[str] | None:
-        """Decode on the least busy worker; one that is not `urgent` only on an idle worker."""
+    def decode(self, pcm: PCM, *, urgent: bool, before: str = "") -> asyncio.Future[str] | None:
+        """Decode on the least busy worker; one that is not `urgent` only on an idle worker.
+        `before`: the words of the utterance before `pcm` (`_decode`)."""
         worker = min(self._workers, key=lambda w: w.busy)
         if worker.busy and not urgent:
             return None
         worker.busy += 1
-        job = worker.submit(_decode, pcm.tobytes())
+        job = worker.submit(_decode, pcm.tobytes(), before)
         loop = asyncio.get_running_loop()
 
         def done(job: Future[Any]) -> None:
@@ -239,6 +268,8 @@ class WhisperSTT:
 class _Guess:
     upto: int  # samples of the utterance it covers
     result: asyncio.Future[str]
+    start: int = 0  # where its audio began: the words before came from an earlier guess
+    at_pause: bool = False
 
 
 class WhisperRecognition:
@@ -250,6 +281,10 @@ class WhisperRecognition:
         self._guesses: list[_Guess] = []
         self._last_partial = ""
         self._reported_upto = 0  # samples the last partial transcript covered
+        # The words of the audio up to `_settled_upto`, kept from a guess at a pause
+        # (`SETTLE_SAMPLES`): decodes take only the audio after it.
+        self._settled = ""
+        self._settled_upto = 0
         self._over = False
 
     def feed(self, pcm: PCM) -> None:
@@ -262,22 +297,36 @@ class WhisperRecognition:
             return
         if self._guesses and self._guesses[-1].upto == self._samples:
             return  # nothing new since the last one
-        result = self._engine.decode(self._audio(), urgent=urgent)
+        result = self._decode(urgent=urgent)
         if result is None:
             return
-        guess = _Guess(self._samples, result)
+        guess = _Guess(self._samples, result, self._settled_upto, at_pause=urgent)
         self._guesses.append(guess)
         result.add_done_callback(lambda _: self._report(guess))
+
+    def _decode(self, *, urgent: bool) -> asyncio.Future[str] | None:
+        """A decode of the audio so far: of what came after the settled words, after them."""
+        audio = self._audio()[self._settled_upto :]
+        return self._engine.decode(audio, urgent=urgent, before=self._settled)
 
     def _report(self, guess: _Guess) -> None:
         result = guess.result
         if result.cancelled() or result.exception() is not None or self._over:
             return
+        text = result.result()
+        if (
+            guess.at_pause
+            and text
+            and guess.start == self._settled_upto
+            and guess.upto - guess.start >= SETTLE_SAMPLES
+        ):
+            # A pause long into the utterance: its words so far stand, and the next decodes
+            # start here (a 50 s reading was decoded whole at each pause, 1.2 s at its end).
+            self._settled, self._settled_upto = text, guess.upto
         # Guesses run on several workers and may end out of order: a partial transcript never
         # goes back to a guess that covered less than the last one told.
         if guess.upto <= self._reported_upto:
             return
-        text = result.result()
         if text and text != self._last_partial and self._on_partial is not None:
             self._reported_upto = guess.upto
             self._last_partial = text
@@ -306,7 +355,7 @@ class WhisperRecognition:
                 log.warning("a speculative decode failed (%s); decoding again", exc)
         if self._samples == 0:
             return ""
-        result = self._engine.decode(self._audio(), urgent=True)
+        result = self._decode(urgent=True)
         assert result is not None
         try:
             return await asyncio.shield(result)
