@@ -282,6 +282,10 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "Your name, e.g. Ann, i.e. you; press Ctrl + C.",
             "Your name, for example Ann, that is you; press Control plus C.",
         ),
+        (
+            "Press Cmd+S to save, Esc to close, PgUp and PgDn to scroll.",
+            "Press Command plus S to save, Escape to close, Page Up and Page Down to scroll.",
+        ),
         # Spelled or misread by a voice (Piper says "Henry roman eight", "S G T", "five F T").
         (
             "Henry VIII, Louis XIV and Pope John Paul II; World War II, Chapter IV, Type II.",

@@ -605,7 +605,8 @@ _TIMES = re.compile(r"(\d)\s*[*×]\s*(\d)")
 _SAID_IN_FULL = {
     "e.g.": "for example", "i.e.": "that is", "etc.": "et cetera", "vs.": "versus", "vs": "versus",
     "approx.": "approximately", "Ctrl": "Control", "w/o": "without", "w/": "with",
-    "N/A": "not applicable", "a.k.a.": "also known as", "⌘": "Command",
+    "N/A": "not applicable", "a.k.a.": "also known as", "⌘": "Command", "Cmd": "Command",
+    "Esc": "Escape", "PgUp": "Page Up", "PgDn": "Page Down",
 }  # fmt: skip
 _ABBREVIATION = re.compile(
     "|".join(
