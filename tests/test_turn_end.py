@@ -10,10 +10,13 @@ from live_server.core.turn_end import (
     LIKELY,
     MAX_PATIENCE_MS,
     PATIENCE_MARGIN_MS,
+    SPECULATE,
+    SPECULATE_LEAD_MS,
     UNLIKELY,
     Bounds,
     Eagerness,
     Patience,
+    Verdict,
     bare,
     completeness,
     end_probability,
@@ -154,3 +157,14 @@ def test_patience_is_bounded_and_fades_over_turns_not_taken_up_again():
     assert later.floor_ms == patient.floor_ms // 2
     assert later.after(10_000).after(10_000).bounds(MEDIUM) == MEDIUM
     assert Patience().bounds(MEDIUM) is MEDIUM
+
+
+def test_a_reply_starts_at_the_pause_or_shortly_before_the_words_wait_is_over():
+    soon = Verdict("We must find a new home in the stars.", 0.6, 300)
+    assert soon.speculate_now(0)  # the turn may end within a reply's start: at once
+    late = Verdict("might never die.", 0.66, 1300)
+    assert not late.speculate_now(300)
+    assert late.speculate_now(1300 - SPECULATE_LEAD_MS)
+    unlikely = Verdict("And so my fellow Americans.", SPECULATE / 2, 1700)
+    assert not unlikely.speculate_now(1700)  # never: the turn will hardly end here
+    assert not Verdict("", 0.9, 300).speculate_now(300)

@@ -441,6 +441,35 @@ async def test_a_speaker_who_paused_long_inside_the_turn_is_given_as_long_at_its
     assert "end_of_turn_patience_ms" not in second and second["end_of_turn_ms"] < 500
 
 
+async def test_a_reply_to_words_that_must_wait_long_starts_shortly_before_the_wait_ends():
+    """A speaker given longer often goes on: the reply to words that wait 1.3 s is not started
+    at the pause, where it would take the CPU for a second, but 700 ms before the wait is over;
+    one who goes on before then leaves no reply to drop."""
+    llm = ScriptedLLM("Yes.")
+    lines = {"Good morning": 0.02, "Good morning to you": 0.7, "Good morning to you and yours": 0.7}
+    session, output, stt = make_session(llm, lines)
+    stt.words = "Good morning."
+    feed(session, (LOUD, 1.0), (QUIET, 1.0))  # a second's pause after unfinished words
+    stt.words = "Good morning to you."
+    feed(session, (LOUD, 1.0), (QUIET, 0.4))  # finished words: now they wait 1.3 s
+    await settle(lambda: session.voice._verdict is not None)
+    await settle()
+    assert llm.requests == []
+    stt.words = "Good morning to you and yours."
+    feed(session, (LOUD, 1.0), (QUIET, 0.4))  # on before the reply started: nothing to drop
+    await settle(lambda: session.voice._verdict is not None)
+    await settle()
+    assert llm.requests == [] and session.speculations["dropped"] == 0
+    feed(session, (QUIET, 0.3))  # 700 ms into the pause: within 700 ms of its 1.3 s
+    await settle(lambda: llm.requests)
+    assert llm.requests and output.of(events.TurnStarted) == []  # started, held back
+    feed(session, (QUIET, 0.7))
+    await output.wait_for(events.Ended)
+    (started,) = output.of(events.TurnStarted)
+    assert started.user_text == "Good morning to you and yours."
+    assert started.figures["speculation"] == "used" and len(llm.requests) == 1
+
+
 async def test_a_short_pause_inside_the_turn_leaves_its_end_as_it_was():
     llm = ScriptedLLM("Yes.")
     session, output, stt = make_session(llm, {"Good morning": 0.01, "Good morning to you": 0.7})

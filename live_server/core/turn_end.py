@@ -65,6 +65,11 @@ UNLIKELY = 0.01
 # A reply is started on the guess, its frames held back, from this probability up: below it the
 # turn is unlikely to end at this pause, and the reply would only take the CPU from the speaker.
 SPECULATE = 0.05
+# A reply has its first audio ready this long after it starts, with room to spare (its model's
+# first words and the voice's first clause: 200-500 ms on two cores). One whose words need a
+# longer silence is started this long before that silence is over, not at once: a speaker given
+# longer (`Patience`) often goes on, and a reply dropped sooner took less of the CPU.
+SPECULATE_LEAD_MS = 700
 
 # Tokens a model may continue `Someone said: "<words>` with that end the sentence there.
 SENTENCE_ENDS = frozenset({".", "?", "!", '."', '?"', '!"', "。", "？", "！"})
@@ -156,6 +161,10 @@ class Verdict:
     @property
     def speculate(self) -> bool:
         return bool(self.text.strip()) and self.p_end >= SPECULATE
+
+    def speculate_now(self, silence_ms: int) -> bool:
+        """Whether a reply to the words starts, `silence_ms` into the pause."""
+        return self.speculate and silence_ms >= self.silence_ms - SPECULATE_LEAD_MS
 
 
 def judge(text: str, model: float | None, bounds: Bounds) -> Verdict:

@@ -9,11 +9,11 @@ makes it a turn (or, on a Realtime socket without automatic replies, an input wa
 speech over a reply for `barge_in_ms` interrupts it. At each pause the recogniser's guess is
 judged (`turn_end`): the silence that ends the turn is `silence_ms`, or, with `bounds`, what the
 words so far need; a guess that looks finished starts a speculative reply
-(`Listener.speculate`), which the session holds back until the turn ends and drops if the
-speaker goes on. A speaker heard again soon after the server ended their turn was cut off:
-what that pause teaches (`turn_end.Patience`) lengthens the bounds for the rest of the
-connection; a long pause inside a turn that the speaker went on after lengthens them for the
-rest of that turn.
+(`Listener.speculate`) once the silence is within `turn_end.SPECULATE_LEAD_MS` of what its words
+need, which the session holds back until the turn ends and drops if the speaker goes on. A
+speaker heard again soon after the server ended their turn was cut off: what that pause teaches
+(`turn_end.Patience`) lengthens the bounds for the rest of the connection; a long pause inside a
+turn that the speaker went on after lengthens them for the rest of that turn.
 """
 
 from __future__ import annotations
@@ -150,9 +150,11 @@ class VoiceInput:
         self._dropped_stamp: object = None
         self._segments = 0  # segments opened by the server
         self.received_ms = 0  # audio taken so far, for the Realtime events' offsets
-        # The current pause of the open segment: what its guess says, once judged.
+        # The current pause of the open segment: what its guess says, once judged, and
+        # whether a reply to it was started (`Verdict.speculate_now`).
         self._verdict: Verdict | None = None
         self._judging: asyncio.Task[None] | None = None
+        self._speculating = False
         # How long this speaker pauses without having finished (`turn_end.Patience`), and
         # where the silence that ended the server's last turn began (`received_ms`), until
         # the speaker is heard again.
@@ -299,6 +301,14 @@ class VoiceInput:
         if activity.speaking or not activity.speech_seen:
             return
         verdict = self._verdict
+        if (
+            verdict is not None
+            and detection.speculate
+            and not self._speculating
+            and verdict.speculate_now(activity.silence_ms)
+        ):
+            self._speculating = True
+            self._listener.speculate(verdict.text)
         bounds = self._bounds(detection)
         if bounds is None:
             needed = detection.silence_ms
@@ -383,14 +393,12 @@ class VoiceInput:
             1000 * (guessed - began),
             1000 * (time.perf_counter() - guessed),
         )
-        if detection.speculate and verdict.speculate:
-            self._listener.speculate(text)
-        else:
-            self._listener.read_ahead(text)
+        if not (detection.speculate and verdict.speculate_now(voice.activity.silence_ms)):
+            self._listener.read_ahead(text)  # a reply started later reads only what is new
         self._judged(voice, verdict, detection)
 
     def _judged(self, voice: VoiceSegment, verdict: Verdict, detection: TurnDetection) -> None:
-        self._verdict, self._judging = verdict, None
+        self._verdict, self._judging, self._speculating = verdict, None, False
         if self.voice is not voice:
             return
         try:
@@ -404,6 +412,6 @@ class VoiceInput:
         if self._judging is not None:
             self._judging.cancel()
             self._judging = None
-        self._verdict = None
+        self._verdict, self._speculating = None, False
         if not keep_speculation:
             self._listener.drop_speculation()
