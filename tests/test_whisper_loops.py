@@ -45,7 +45,7 @@ def test_a_loop_in_the_short_window_is_decoded_again_in_a_window_short_of_30_s()
     """Cuts of Kennedy's opening ("And so my fellow Americans", and his pause) that loop in a
     window of their length and 2 s more are decoded again with 7 s more, which does not loop
     (on this machine, for all of them) and costs a fifth of the full window."""
-    whisper._load(str(whisper.default_model()), None)
+    whisper.load_model(str(whisper.default_model()), None)
     pcm, _ = load(JFK)
     looping = []
     for tenths in range(8, 31):

@@ -95,10 +95,15 @@ _language: str | None = None
 
 
 def _load(model_dir: str, language: str | None) -> None:
+    exit_with_parent()
+    load_model(model_dir, language)
+
+
+def load_model(model_dir: str, language: str | None) -> None:
+    """Load the model into this process, for `_decode` (a worker's, or a test's)."""
     global _model, _language
     from faster_whisper import WhisperModel
 
-    exit_with_parent()
     _model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=1)
     _language = language if _model.model.is_multilingual else "en"
     # The first decode sets up CTranslate2's buffers and takes several times longer than the
