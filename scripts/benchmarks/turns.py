@@ -148,23 +148,42 @@ class Detected:
     openings: list[dict[str, Any]]  # the opening metrics of each turn
 
 
+# After the speech, silence streams on as a microphone's would until the turn at its end is
+# over, for at most this long: past the longest pause any policy allows inside unfinished words
+# (`low`, 5 s). An utterance whose turn has not ended by then is reported as unanswered, not
+# left out of the first-audio figures unremarked.
+TAIL_S = 6.0
+
+
 async def detected_turns(url: str, utterance: Utterance) -> Detected:
-    """An utterance streamed at real time to a `vad=server` socket, then 3 s of silence."""
+    """An utterance streamed at real time to a `vad=server` socket, then silence until the turn
+    at its end is over (at most `TAIL_S`)."""
+    import asyncio
+
     import numpy as np
 
     async with connect(url + "&vad=server", max_size=None) as ws:
         reader = Reader(ws)
         await reader.until(lambda: reader.times("conversation"))
-        pcm = np.concatenate([utterance.pcm, np.zeros(3 * 16000, np.int16)])
-        start = await stream_real_time(ws, pcm)
-        await reader.until(lambda: len(reader.times("end")) == len(reader.times("speech_stopped")))
+        start = await stream_real_time(ws, utterance.pcm)
+        ended = start + utterance.speech_end
+        silence = asyncio.create_task(stream_real_time(ws, np.zeros(int(TAIL_S * 16000), np.int16)))
+
+        def over() -> bool:
+            stopped = reader.times("speech_stopped")
+            at_end = any(t > ended for t in stopped)
+            return (at_end or silence.done()) and len(reader.times("end")) == len(stopped)
+
+        try:
+            await reader.until(over, timeout=TAIL_S + 60)
+        finally:
+            silence.cancel()
         reader.stop()
     ends_in: list[int | None] = []
     for at in reader.times("speech_stopped"):
         t = at - start
         inside = [k for k, (a, b) in enumerate(utterance.pauses) if a <= t <= b + 0.3]
         ends_in.append(inside[0] if inside else None)
-    ended = start + utterance.speech_end
     audio = [at for at in reader.times("response") if at > ended]
     openings = [
         f["data"] for _, f in reader.frames if f["t"] == "metrics" and "input_type" in f["data"]
@@ -203,6 +222,7 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
         first_audio_cut: list[float] = []
         waited: list[float] = []
         used = dropped = 0
+        unanswered: list[str] = []  # no first audio within TAIL_S of the end of speech
         try:
             print(f"\nturn-taking, vad=server, {policy}, real speech streamed at real time:")
             for utterance in utterances:
@@ -225,6 +245,8 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
                 if heard.first_audio is not None:
                     first_audio.append(heard.first_audio)
                     (first_audio_cut if taken else first_audio_whole).append(heard.first_audio)
+                else:
+                    unanswered.append(utterance.name)
                 for opening in heard.openings:
                     used += opening.get("speculation") == "used"
                     dropped += opening.get("speculations_dropped", 0)
@@ -259,6 +281,11 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
             f"speculative replies used {used}, dropped {dropped}; the end waited p50 "
             f"{statistics.median(waited) if waited else float('nan'):.0f} ms of silence"
         )
+        if unanswered:
+            print(
+                f"  not answered within {TAIL_S:.0f} s of the end of speech (left out of the "
+                f"figures above): {', '.join(unanswered)}"
+            )
         for name, values in (
             ("answered only at their end", first_audio_whole),
             ("cut at a pause before their end", first_audio_cut),
@@ -287,6 +314,7 @@ async def turn_taking_bench(args: argparse.Namespace) -> int:
             "speculation_used": used,
             "speculation_dropped": dropped,
             "end_waited_ms": summary(waited) if waited else None,
+            "unanswered": unanswered,
         }
     Path(args.json).write_text(json.dumps({"turns": report}, indent=2))
     return 0
