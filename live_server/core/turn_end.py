@@ -199,7 +199,7 @@ class Patience:
         """The speaker spoke again `pause_ms` after the silence that ended their last turn
         began."""
         if pause_ms <= CUT_OFF_WITHIN_MS:
-            return Patience(max(self.floor_ms, pause_ms + PATIENCE_MARGIN_MS))
+            return self._outlasting(pause_ms)
         return Patience(self.floor_ms // 2)
 
     def within(self, pause_ms: int, bounds: Bounds) -> Patience:
@@ -210,6 +210,11 @@ class Patience:
         the turn, finished words wait that pause and the margin. A shorter one says nothing."""
         if pause_ms < bounds.complete_ms:
             return self
+        return self._outlasting(pause_ms)
+
+    def _outlasting(self, pause_ms: int) -> Patience:
+        """Finished words wait out a pause of `pause_ms` with the margin (what was learnt of a
+        longer pause stands)."""
         return Patience(max(self.floor_ms, pause_ms + PATIENCE_MARGIN_MS))
 
     def bounds(self, bounds: Bounds, most_ms: int = MAX_PATIENCE_MS) -> Bounds:
