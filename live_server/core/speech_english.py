@@ -317,8 +317,10 @@ _WORD_SYMBOLS = {
 }
 
 
+# A whole amount, with its thousands grouped or not ("1,234", "1234").
+_WHOLE = r"\d{1,3}(?:,\d{3})+|\d+"
 # "5,99 €", "30€": the sign after the amount, as much of Europe writes it.
-_MONEY_AFTER = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+)(?:[.,](\d{2}))?\s?([€£¥])(?!\w)")
+_MONEY_AFTER = re.compile(rf"(?<![\d.,])({_WHOLE})(?:[.,](\d{{2}}))?\s?([€£¥])(?!\w)")
 
 
 # "5 USD", "EUR 20", "3.50 euros": said as the sign would be ("three euros and fifty cents";
@@ -328,9 +330,7 @@ _CODES = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CAD": "CA$", "AUD
 _SIGNED = "|".join(_CODES)
 _WORD_SIGNS = {"dollars": "$", "euros": "€", "pounds": "£"}
 _CODE_BEFORE = re.compile(rf"\b({_SIGNED})\s?(?=\d)")
-_CODE_AFTER = re.compile(
-    rf"(?<![\d.,])(\d{{1,3}}(?:,\d{{3}})+(?:\.\d{{2}})?|\d+(?:\.\d{{2}})?)\s?({_SIGNED})\b"
-)
+_CODE_AFTER = re.compile(rf"(?<![\d.,])((?:{_WHOLE})(?:\.\d{{2}})?)\s?({_SIGNED})\b")
 # Currencies with no sign of their own here ("CHF 20", "300 SEK"): the amount and the name.
 _NAMED = {
     "CHF": ("Swiss franc", "Swiss francs"), "CNY": ("yuan", "yuan"),
@@ -339,7 +339,7 @@ _NAMED = {
     "BRL": ("Brazilian real", "Brazilian reais"), "ZAR": ("rand", "rand"),
     "PLN": ("zloty", "zlotys"),
 }  # fmt: skip
-_AMOUNT = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{2}))?"
+_AMOUNT = rf"({_WHOLE})(?:\.(\d{{2}}))?"
 _NAMED_MONEY = re.compile(
     rf"\b({'|'.join(_NAMED)})\s?{_AMOUNT}(?![\d.,]\d)|(?<![\d.,]){_AMOUNT}\s?({'|'.join(_NAMED)})\b"
 )
