@@ -401,6 +401,33 @@ async def test_a_speaker_cut_off_at_a_pause_is_given_longer_at_the_next():
     assert second.figures["end_of_turn_ms"] >= second.figures["end_of_turn_patience_ms"]
 
 
+async def test_a_speaker_who_heard_the_reply_out_was_not_cut_off_though_no_audio_came():
+    """A client may send no audio while the bot's reply plays (a device without echo
+    cancellation): its next turn starts a moment after the last in the audio, but seconds
+    later on the clock, after a whole reply. That speaker was not cut off, and their next
+    finished sentence is answered as soon as the first."""
+    llm = ScriptedLLM("Yes.")
+    lines = {
+        "We must find a new home in the stars": 0.6,
+        "He might even have been made amiable himself": 0.6,
+    }
+    session, output, stt = make_session(llm, lines)
+    now = [1000.0]
+    session.voice.clock = lambda: now[0]
+    stt.words = "We must find a new home in the stars."
+    feed(session, (LOUD, 1.5), (QUIET, 0.4))
+    await output.wait_for(events.Ended)
+    now[0] += 4.0  # the reply heard out, and a thought: no audio meanwhile
+    stt.words = "He might even have been made amiable himself."
+    feed(session, (QUIET, 0.3), (LOUD, 1.5), (QUIET, 0.2))
+    await settle(lambda: session.voice._verdict is not None)
+    feed(session, (QUIET, 1.8))
+    await output.wait_for(events.Ended, 2)
+    first, second = (e.figures for e in output.of(events.TurnStarted))
+    assert "end_of_turn_patience_ms" not in first
+    assert "end_of_turn_patience_ms" not in second and second["end_of_turn_ms"] < 450
+
+
 async def test_a_speaker_who_paused_long_inside_the_turn_is_given_as_long_at_its_end():
     """The sonnet read slowly: a second's pause at the first line's end, after words that read
     as unfinished, is waited through; the speaker goes on, and the same pause after the second

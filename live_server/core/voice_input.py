@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -135,8 +136,12 @@ class VoiceInput:
         detection: TurnDetection | None = None,
         implicit_rate: int | None = None,
         end_model: EndModel | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._stt_engine = stt
+        # Seconds, as `time.perf_counter` counts them (the session's replies do): when the
+        # speaker is heard again after a turn (`_pause_after_end`), whether the bot talks.
+        self.clock = clock
         self._end_model = end_model
         self._vad = vad
         self._max_seconds = max_seconds
@@ -156,10 +161,10 @@ class VoiceInput:
         self._judging: asyncio.Task[None] | None = None
         self._speculating = False
         # How long this speaker pauses without having finished (`turn_end.Patience`), and
-        # where the silence that ended the server's last turn began (`received_ms`), until
-        # the speaker is heard again.
+        # where the silence that ended the server's last turn began, in the audio
+        # (`received_ms`) and on the clock, until the speaker is heard again.
         self._patience = Patience()
-        self._ended_silence_at: int | None = None
+        self._ended_silence_at: tuple[int, float] | None = None
         # What the open segment's own pauses taught: a speaker who paused long inside the turn
         # and went on is given as long at its end (`Patience.within`).
         self._pace = Patience()
@@ -281,8 +286,8 @@ class VoiceInput:
             voice.announced = True
             self._listener.tell(events.SpeechStarted(self.received_ms))
             if self._ended_silence_at is not None:  # was the last turn ended too soon?
-                self._patience = self._patience.after(self.received_ms - self._ended_silence_at)
-                self._ended_silence_at = None
+                pause_ms = self._pause_after_end(self._ended_silence_at)
+                self._patience, self._ended_silence_at = self._patience.after(pause_ms), None
         elif Event.SPEECH_STARTED in found and detection.bounds is not None:
             # On after a pause inside the turn: as long a pause at its end may not be its end.
             self._pace = self._pace.within(activity.pause_before_ms, detection.bounds)
@@ -329,14 +334,24 @@ class VoiceInput:
         self._forget_pause(keep_speculation=True)
         if not voice.opened_by_server:
             self._dropped_stamp = voice.stamp  # its end_speaking, if it comes, is answered
-        if self._listener.bot_talking(time.perf_counter()):
+        if self._listener.bot_talking(self.clock()):
             # Too short to stop the bot (a cough, a "mhm"): not a turn of its own.
             self._listener.drop_speculation()
             self.drop()
             return
         self.voice = None
-        self._ended_silence_at = self.received_ms - silence
+        self._ended_silence_at = (self.received_ms - silence, self.clock() - silence / 1000)
         self._listener.segment_ended(voice)
+
+    def _pause_after_end(self, ended_silence_at: tuple[int, float]) -> int:
+        """How long (ms) the speaker was silent after the silence that ended their last turn
+        began: in the audio, or on the clock when longer. A client may send no audio while the
+        bot's reply plays (a device without echo cancellation, one that hears the reply out
+        before the next turn): its next turn starts a moment later in the audio, though the
+        speaker heard a whole reply first and was not cut off. One that streams faster than
+        real time is told by its audio."""
+        audio_ms, clock = ended_silence_at
+        return max(self.received_ms - audio_ms, round((self.clock() - clock) * 1000))
 
     def _bounds(self, detection: TurnDetection) -> Bounds | None:
         """The detection's bounds, with what this speaker's pauses have taught (`Patience`):
