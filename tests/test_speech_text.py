@@ -261,6 +261,17 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
         ("From 2020-2024.", "From twenty twenty to twenty twenty-four."),
         ("At 2026-12-06T10:00:00Z.", "At December sixth, twenty twenty-six at ten o'clock."),
         ("On 6 December 2026.", "On the sixth of December twenty twenty-six."),
+        # Seconds are said, not dropped; more hours than a day has are minutes.
+        (
+            "Done in 3:45:12, a lap in 25:30, full time at 90:00, the clip 0:00:45; at 14:30:00.",
+            "Done in three hours, forty-five minutes and twelve seconds, a lap in twenty-five "
+            "minutes and thirty seconds, full time at ninety minutes, the clip forty-five "
+            "seconds; at two thirty p.m.",
+        ),
+        (
+            "It is 6ft 2in tall, in a 10in box, 2 in 3.",
+            "It is six feet two inches tall, in a ten inch box, two in three.",
+        ),
         (
             "A 16:9 screen, 0.5x and 2x faster.",
             "A sixteen to nine screen, zero point five times and two times faster.",

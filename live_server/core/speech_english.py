@@ -283,6 +283,12 @@ _DAY_MONTH = re.compile(  # "6 December": "the sixth of December"
 # "16:9": "sixteen to nine"; "1:3:5": "one to three to five".
 _RATIO = re.compile(r"(?<![\d:.])\d{1,3}(?::\d{1,3})+(?![\d:])")
 _H_TIME = re.compile(r"\b([01]?\d|2[0-3])h([0-5]\d)\b")  # "15h30"
+# "3:45:12", "0:59:30": hours, minutes and seconds (a time of day says its ":00" alone, after
+# which `_TIME` reads it); "25:30", "90:00": more than a day's hours, so minutes and seconds.
+_CLOCK_SECONDS = re.compile(
+    r"(?<![\d:.])(\d{1,2}):([0-5]\d):([0-5]\d)(?![\d:])(\s?[AaPp]\.?\s?[Mm]\b\.?)?"
+)
+_MINUTES_SECONDS = re.compile(r"(?<![\d:.])(2[4-9]|[3-9]\d|\d{3}):([0-5]\d)(?![\d:])")
 _PER = re.compile(
     r"(?<=[\w%])\s?/\s?(month|mo|year|yr|week|wk|day|hour|hr|night|person|head|user|seat|"
     r"item|piece|unit|kg|lb|liter|litre|gallon|mile|km)\b",
@@ -453,6 +459,24 @@ def _unit(m: re.Match[str]) -> str:
     return f"{number} {one if number == '1' or _describes(m) or '/' in number[:2] else many}"
 
 
+def _amounts_of_time(*amounts: tuple[str, str]) -> str:
+    """ "3 hours, 45 minutes and 12 seconds" of (figure, unit) pairs, leaving out those at 0
+    (but not all of them)."""
+    said = [f"{int(n)} {unit}{'' if int(n) == 1 else 's'}" for n, unit in amounts if int(n)] or [
+        f"0 {amounts[-1][1]}s"
+    ]
+    return said[0] if len(said) == 1 else f"{', '.join(said[:-1])} and {said[-1]}"
+
+
+def _clock_seconds(m: re.Match[str]) -> str:
+    hours, minutes, seconds, half = m.groups()
+    if seconds == "00":
+        return f"{hours}:{minutes}{half or ''}"  # a time of day: `_TIME` reads it
+    if half:
+        return f"{hours}:{minutes}{half} and {_amounts_of_time((seconds, 'second'))}"
+    return _amounts_of_time((hours, "hour"), (minutes, "minute"), (seconds, "second"))
+
+
 def _duration(m: re.Match[str]) -> str:
     hours, minutes = m.group(1), m.group(2)
     return (
@@ -547,11 +571,19 @@ _QUOTE = re.compile(r'(?<![\d.])"')  # a quotation mark, not an inch mark ('2 x 
 _INCHES = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?:\"|″|”)(?=\s?[x×]\s?\d|\s[a-z]|[,;:)]|\.?$)")
 
 
+# "6ft 2in", "a 10in pan": inches, where "in" is glued to the number (apart, it is the word).
+_GLUED_INCHES = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)in\b")
+
+
 def _inches(m: re.Match[str]) -> str:
     before = m.string[: m.start()]
     quotes = len(_QUOTE.findall(before))
     if quotes % 2 or before.count("“") > before.count("”"):
         return m.group(0)  # the end of a quotation: '"I have 5" and'
+    return _inch_words(m)
+
+
+def _inch_words(m: re.Match[str]) -> str:
     number = m.group(1)
     return f"{number} {'inch' if number == '1' or _describes(m) else 'inches'}"
 
@@ -749,6 +781,7 @@ def english_numbers(text: str) -> str:
     text = _RESOLUTION.sub(lambda m: _RESOLUTIONS[m.group(1)] + " p", text)
     text = _HEIGHT.sub(r"\1 foot \2", text)
     text = _INCHES.sub(_inches, text)
+    text = _GLUED_INCHES.sub(_inch_words, text)
     text = _DOTTED.sub(_dotted, text)
     text = _BY.sub(r"\1 by ", text)
     text = _PRESSURE.sub(_pressure, text)
@@ -775,6 +808,10 @@ def english_numbers(text: str) -> str:
     )
     text = _MONTH_YEAR.sub(lambda m: _MONTH_NAMED[m.group(1)[:3]] + " ", text)
     text = _H_TIME.sub(r"\1:\2", text)
+    text = _CLOCK_SECONDS.sub(_clock_seconds, text)
+    text = _MINUTES_SECONDS.sub(
+        lambda m: _amounts_of_time((m.group(1), "minute"), (m.group(2), "second")), text
+    )
     text = _TIME.sub(_time, text)
     text = _RATIO.sub(lambda m: m.group(0).replace(":", " to "), text)
     text = _CLOCK_HOUR.sub(
