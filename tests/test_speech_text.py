@@ -268,6 +268,22 @@ def test_markup_is_not_read_aloud(sentence: str, said: str) -> None:
             "minutes and thirty seconds, full time at ninety minutes, the clip forty-five "
             "seconds; at two thirty p.m.",
         ),
+        # A number that names, after a capitalised word inside a sentence, is said in pairs; one
+        # that counts, or at a sentence's start, as a number.
+        (
+            "Take the Porsche 911 to Room 101, a Boeing 747-400 from Gate 112, Flight 1549.",
+            "Take the Porsche nine eleven to Room one oh one, a Boeing seven forty-seven four "
+            "hundred from Gate one twelve, Flight fifteen forty-nine.",
+        ),
+        (
+            "Over 300 came on Monday 125 times; pay Ann 250 euros, the Fortune 500 and May 2026.",
+            "Over three hundred came on Monday one hundred twenty-five times; pay Ann two hundred "
+            "fifty euros, the Fortune five hundred and May twenty twenty-six.",
+        ),
+        (
+            "Dial 999 or 112, call 911, then 112.",
+            "Dial nine nine nine or one one two, call nine one one, then one one two.",
+        ),
         (
             "It is 6ft 2in tall, in a 10in box, 2 in 3.",
             "It is six feet two inches tall, in a ten inch box, two in three.",
@@ -373,7 +389,7 @@ def test_a_title_or_a_label_reaches_the_voice_with_its_word() -> None:
     said = [speech.say(s) for s in [*sentences, *splitter.flush()]]
     assert " ".join(said) == (
         "Climbing Mount Everest is hard, and Captain Hook tried it near Mount Everest in "
-        "January twenty twenty. Item number five is on Highway one hundred one. No. It is not."
+        "January twenty twenty. Item number five is on Highway one oh one. No. It is not."
     )
 
 

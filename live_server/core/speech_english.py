@@ -604,8 +604,11 @@ def _slash_date(m: re.Match[str]) -> str:
 # A number to call is read digit by digit ("call 911": "nine one one"): a phone number (five
 # digits or more) or a three-digit service number ("N11", 999, 112, 000, 101); "call 10 people"
 # or "ring 3 times" is left to the other rules.
+_DIALLED_NUMBER = r"\+?\(?\d[\d \-().]*\d(?![\d,.]*\d)"
 _DIALLED = re.compile(r"\b((?:call|dial|phone|ring|text)(?:\s+us|\s+me)?(?:\s+on|\s+at)?\s+)"
-                      r"(\+?\(?\d[\d \-().]*\d)(?![\d,.]*\d)", re.IGNORECASE)  # fmt: skip
+                      rf"({_DIALLED_NUMBER}(?:,?\s+(?:or|and|then)\s+{_DIALLED_NUMBER})*)",
+                      re.IGNORECASE)  # fmt: skip
+_ONE_DIALLED = re.compile(_DIALLED_NUMBER)
 # A phone number wherever it is written in a phone number's shape: "(555) 123-4567",
 # "555-123-4567", "1-800-555-0199", "+44 20 7946 0958". Said in its groups, digit by digit.
 _PHONE = re.compile(
@@ -624,13 +627,48 @@ _SERVICE_NUMBER = re.compile(r"\d11|999|112|000|101")
 
 
 def _dialled(m: re.Match[str]) -> str:
-    digits = [d for d in m.group(2) if d.isdigit()]
-    if len(digits) < 5 and not _SERVICE_NUMBER.fullmatch("".join(digits)):
-        return m.group(0)
-    return m.group(1) + _phone_words(m.group(2))
+    """ "call 911 or 112": each number to call digit by digit; "call 10 people" as it is."""
+
+    def one(number: re.Match[str]) -> str:
+        digits = "".join(d for d in number.group(0) if d.isdigit())
+        if len(digits) < 5 and not _SERVICE_NUMBER.fullmatch(digits):
+            return number.group(0)
+        return _phone_words(number.group(0))
+
+    return m.group(1) + _ONE_DIALLED.sub(one, m.group(2))
 
 
 _TIMES = re.compile(r"(\d)\s*[*×]\s*(\d)")
+
+# A number that names rather than counts, after a capitalised word inside a sentence ("Room
+# 101", "Flight 1549", "a Boeing 747-400", "the Porsche 911"): said as a person reads a label,
+# in pairs ("one oh one", "fifteen forty-nine", "seven forty-seven four hundred", "nine
+# eleven"). Not at a sentence's start ("Over 300 came"), after a month or a day's name, or
+# before a unit or a currency ("Pay Ann 250 euros").
+_COUNTED = "|".join(re.escape(u) for u in sorted([*_UNITS, *_LETTER_UNITS], key=len, reverse=True))
+_LABELLED = re.compile(
+    r"\b([A-Z][a-z]+) (\d{3,4})(?:-(\d{3}))?(?![\d,.]*\d|\s?[%°])"
+    rf"(?!\s?(?i:{_COUNTED}|dollars?|euros?|pounds?|pence|cents?|yen|rupees?)\b)"
+)
+_NOT_LABELS = frozenset([*_MONTHS, *_DAY_NAMES.values(), *_MONTH_NAMED, "Sept"])
+
+
+def _labelled(m: re.Match[str]) -> str:
+    before = m.string[: m.start()].rstrip()
+    if not before or before[-1] in '.!?"“(' or m.group(1) in _NOT_LABELS:
+        return m.group(0)
+    said = " ".join(_label_words(n) for n in m.groups()[1:] if n)
+    return f"{m.group(1)} {said}"
+
+
+def _label_words(number: str) -> str:
+    if len(number) == 4:
+        return _year_words(int(number))
+    if number.endswith("00"):
+        return number_words(int(number))
+    if number[1] == "0":
+        return f"{number_words(int(number[0]))} oh {number_words(int(number[2]))}"
+    return f"{number_words(int(number[0]))} {number_words(int(number[1:]))}"
 
 
 # Abbreviations a person reads out whole (a voice spells "e.g." as letters).
@@ -791,6 +829,7 @@ def english_numbers(text: str) -> str:
     text = _MONEY_RANGE.sub(r"\2 to \1", text)
     text = _per(text)
     text = _YEAR_RANGE.sub(r"\1 to \2", text)
+    text = _LABELLED.sub(_labelled, text)
     text = _RANGE.sub(_range, text)
     text = _MINUS.sub("minus ", text)
     text = _SIGN_AND_CODE.sub(r"\1", text)
