@@ -645,17 +645,22 @@ _TIMES = re.compile(r"(\d)\s*[*×]\s*(\d)")
 # in pairs ("one oh one", "fifteen forty-nine", "seven forty-seven four hundred", "nine
 # eleven"). Not at a sentence's start ("Over 300 came"), after a month or a day's name, or
 # before a unit or a currency ("Pay Ann 250 euros").
-_COUNTED = "|".join(re.escape(u) for u in sorted([*_UNITS, *_LETTER_UNITS], key=len, reverse=True))
-_LABELLED = re.compile(
-    r"\b([A-Z][a-z]+) (\d{3,4})(?:-(\d{3}))?(?![\d,.]*\d|\s?[%°])"
-    rf"(?!\s?(?i:{_COUNTED}|dollars?|euros?|pounds?|pence|cents?|yen|rupees?)\b)"
+_COUNTED = re.compile(
+    r"\s?(?:(?i:"
+    + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+    + r"|dollars?|euros?|pounds?|pence|cents?|yen|rupees?)|"
+    + "|".join(sorted(_LETTER_UNITS, key=len, reverse=True))
+    + r")\b"
 )
+_LABELLED = re.compile(r"\b([A-Z][a-z]+) (\d{3,4})(?:-(\d{3}))?(?![\d,.]*\d|\s?[%°])")
 _NOT_LABELS = frozenset([*_MONTHS, *_DAY_NAMES.values(), *_MONTH_NAMED, "Sept"])
 
 
 def _labelled(m: re.Match[str]) -> str:
     before = m.string[: m.start()].rstrip()
     if not before or before[-1] in '.!?"“(' or m.group(1) in _NOT_LABELS:
+        return m.group(0)
+    if _COUNTED.match(m.string, m.end()):  # "Ann 250 euros", "Paris 350 km": counted
         return m.group(0)
     said = " ".join(_label_words(n) for n in m.groups()[1:] if n)
     return f"{m.group(1)} {said}"
