@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +23,7 @@ from live_server.core.conversation import ConversationFeed
 from live_server.core.output import Droppable
 from live_server.core.session import Session
 from live_server.core.session_options import SessionOptions
-from live_server.core.turn import Turn
+from live_server.core.turn import SPEAKING_TIME_S, Turn
 from live_server.core.turn_state import TurnState
 from live_server.core.voice_input import TurnDetection
 from live_server.engines import ChatMessage, Engines, Outcome, Sampling
@@ -68,9 +69,11 @@ class FixedTTS:
 
     def __init__(self) -> None:
         self.said: list[str] = []  # what the voice was asked to say
+        self.asked: list[tuple[float, float | None]] = []  # when, and when it was due
 
-    async def synthesize(self, text: str) -> Audio:
+    async def synthesize(self, text: str, *, due: float | None = None) -> Audio:
         self.said.append(text)
+        self.asked.append((time.perf_counter(), due))
         samples = 1600 * len(text.split())
         tone = (3000 * np.sin(np.arange(samples) / 5)).astype(np.int16)
         return Audio(tone, 16000)
@@ -177,6 +180,22 @@ async def test_a_text_turn_streams_then_ends_once():
         {"role": "system", "content": "Be kind."},
         {"role": "user", "content": "hi"},
     ]
+
+
+async def test_a_later_sentence_is_due_when_the_audio_before_it_runs_out():
+    """The voice is told when each sentence is needed: the first at once, the next when the
+    first's audio (200 ms) has played out on the client, less the time to speak it, so that a
+    voice serving several conversations speaks first what is needed first."""
+    llm = ScriptedLLM("Hello there. ", "How are you?")
+    tts = FixedTTS()
+    session, output = make_session(llm, engines=Engines(llm=llm, tts=tts))
+    session.say("hi")
+    await output.wait_for(events.Ended)
+    (first_at, first_due), (second_at, second_due) = tts.asked
+    assert first_due is None
+    # The first audio went out between the two requests: it runs out 200 ms after that.
+    assert second_due is not None
+    assert first_at + 0.2 - SPEAKING_TIME_S <= second_due <= second_at + 0.2 - SPEAKING_TIME_S
 
 
 async def test_an_interrupt_keeps_what_was_played_and_closes_the_stream():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
@@ -235,6 +236,29 @@ async def test_piper_synthesis_runs_off_the_event_loop(piper: PiperTTS) -> None:
         ticker.cancel()
     assert audio.duration_ms > 2000
     assert ticks >= 3, "the loop kept running while Piper worked"
+
+
+async def test_piper_speaks_first_the_sentence_needed_first(piper: PiperTTS) -> None:
+    """One voice serves every conversation: while it speaks a sentence, another reply's later
+    sentence, needed in ten seconds, waits for a reply's first sentence, needed now, though it
+    came first. A sentence cancelled while it waits is never spoken."""
+    finished: list[str] = []
+
+    async def say(text: str, due: float | None = None) -> None:
+        await piper.synthesize(text, due=due)
+        finished.append(text)
+
+    busy = "A long first sentence keeps the voice busy for a while, as it speaks."
+    tasks = [
+        asyncio.create_task(say(busy)),
+        asyncio.create_task(say("Needed in ten seconds.", due=time.perf_counter() + 10)),
+        asyncio.create_task(say("Never needed.")),
+        asyncio.create_task(say("Needed now.")),
+    ]
+    await asyncio.sleep(0)  # one step of the loop: each task has handed in its sentence
+    tasks[2].cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert finished == [busy, "Needed now.", "Needed in ten seconds."]
 
 
 def test_a_missing_or_broken_voice_is_refused_naming_the_setting(tmp_path: Any) -> None:

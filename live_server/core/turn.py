@@ -37,6 +37,9 @@ SendNow = Callable[[events.Event], None]
 # The most of a turn's audio a client may say it played (`played_ms`, Realtime's `audio_end_ms`).
 MAX_PLAYED_MS = 24 * 3600 * 1000
 SENTENCE_QUEUE = 16
+# A sentence is wanted this long before the audio before it runs out on the client: time for
+# the voice to speak it (Piper: 50-300 ms a sentence on a busy core).
+SPEAKING_TIME_S = 0.5
 
 
 @dataclass(eq=False)
@@ -106,6 +109,13 @@ class Turn:
     def audio_ms(self) -> int:
         """The length of the reply's audio that reached the client."""
         return sum(ms for _, ms in self.delivered)
+
+    def audio_runs_out(self) -> float | None:
+        """When a client playing the reply's audio in real time comes to the end of what it was
+        sent (`time.perf_counter`); None before any reached it."""
+        if self.audio_started is None:
+            return None
+        return self.audio_started + self.audio_ms() / 1000
 
     def played_estimate(self, now: float) -> int:
         """How much of the reply's audio a client playing it in real time has played."""
@@ -240,8 +250,12 @@ class TurnRunner:
                 await self._send(events.Sentence(turn.id, sentence), _deliver(turn, sentence, 0))
                 continue
             times.setdefault("tts_start", time.perf_counter())
+            # Needed when the audio before it runs out, less the time to speak it: an engine
+            # serving several conversations speaks first what is needed first.
+            runs_out = turn.audio_runs_out()
+            due = None if runs_out is None else runs_out - SPEAKING_TIME_S
             try:
-                audio = await tts.synthesize(spoken)
+                audio = await tts.synthesize(spoken, due=due)
             except TTSError as exc:
                 await self._send(events.Sentence(turn.id, sentence), _deliver(turn, sentence, 0))
                 await self._send(events.Failed(ErrorCode.TTS_ERROR, exc.message, turn.id), None)

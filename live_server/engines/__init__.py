@@ -103,8 +103,9 @@ class TTS(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def synthesize(self, text: str) -> Audio:
-        """Speak `text`. Raises `TTSError`; cancelling it stops the work."""
+    async def synthesize(self, text: str, *, due: float | None = None) -> Audio:
+        """Speak `text`. Raises `TTSError`; cancelling it stops the work. `due`: when its audio
+        is needed (`time.perf_counter`; None: now), for an engine that orders its work."""
         ...
 
     async def aclose(self) -> None: ...

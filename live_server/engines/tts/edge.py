@@ -77,9 +77,9 @@ class EdgeTTS:
 
         return DEFAULT_CJK_VOICE if any(is_cjk(ch) for ch in text) else DEFAULT_VOICE
 
-    async def synthesize(self, text: str) -> Audio:
+    async def synthesize(self, text: str, *, due: float | None = None) -> Audio:
         if time.monotonic() < self._down_until:
-            return await self._fallback.synthesize(text)
+            return await self._fallback.synthesize(text, due=due)
         mp3 = bytearray()
         try:
             async for chunk in self._communicate(text, self.voice_for(text)).stream():
@@ -95,7 +95,7 @@ class EdgeTTS:
                 self._fallback.name,
                 self._retry_after_s,
             )
-            return await self._fallback.synthesize(text)
+            return await self._fallback.synthesize(text, due=due)
         except Exception as exc:
             raise TTSError(f"edge-tts failed: {exc}") from exc
         if not mp3:

