@@ -102,11 +102,17 @@ def _decimal_words(whole: str, fraction: str) -> str:
 
 def _year_words(year: int) -> str:
     """2026 -> "twenty twenty-six", 2005 -> "two thousand five", 1900 -> "nineteen hundred"."""
-    high, low = divmod(year, 100)
     if 2000 <= year <= 2009 or year < 1100 or year >= 10000:
         return number_words(year)
-    if low == 0:
-        return f"{number_words(high)} hundred"
+    return _in_pairs(year)
+
+
+def _in_pairs(number: int) -> str:
+    """A number read as its hundreds and the rest: 1549 -> "fifteen forty-nine", 747 -> "seven
+    forty-seven", 101 -> "one oh one", 1900 -> "nineteen hundred"."""
+    high, low = divmod(number, 100)
+    if low == 0:  # "five hundred", "zero", "nineteen hundred"
+        return number_words(number) if number < 1000 else f"{number_words(high)} hundred"
     return f"{number_words(high)} {'oh ' if low < 10 else ''}{number_words(low)}"
 
 
@@ -667,13 +673,7 @@ def _labelled(m: re.Match[str]) -> str:
 
 
 def _label_words(number: str) -> str:
-    if len(number) == 4:
-        return _year_words(int(number))
-    if number.endswith("00"):
-        return number_words(int(number))
-    if number[1] == "0":
-        return f"{number_words(int(number[0]))} oh {number_words(int(number[2]))}"
-    return f"{number_words(int(number[0]))} {number_words(int(number[1:]))}"
+    return _year_words(int(number)) if len(number) == 4 else _in_pairs(int(number))
 
 
 # Abbreviations a person reads out whole (a voice spells "e.g." as letters).
