@@ -62,6 +62,10 @@ class TurnDetection:
     # The most a speaker who was cut off is given after finished words (`turn_end.Patience`).
     patience_ms: int = MAX_PATIENCE_MS
 
+    def speculates(self, verdict: Verdict, silence_ms: int) -> bool:
+        """Whether a reply to the pause's words starts, `silence_ms` into it."""
+        return self.speculate and verdict.speculate_now(silence_ms)
+
     @classmethod
     def configured(
         cls,
@@ -156,7 +160,7 @@ class VoiceInput:
         self._segments = 0  # segments opened by the server
         self.received_ms = 0  # audio taken so far, for the Realtime events' offsets
         # The current pause of the open segment: what its guess says, once judged, and
-        # whether a reply to it was started (`Verdict.speculate_now`).
+        # whether a reply to it was started (`TurnDetection.speculates`).
         self._verdict: Verdict | None = None
         self._judging: asyncio.Task[None] | None = None
         self._speculating = False
@@ -308,9 +312,8 @@ class VoiceInput:
         verdict = self._verdict
         if (
             verdict is not None
-            and detection.speculate
             and not self._speculating
-            and verdict.speculate_now(activity.silence_ms)
+            and detection.speculates(verdict, activity.silence_ms)
         ):
             self._speculating = True
             self._listener.speculate(verdict.text)
@@ -408,7 +411,7 @@ class VoiceInput:
             1000 * (guessed - began),
             1000 * (time.perf_counter() - guessed),
         )
-        if not (detection.speculate and verdict.speculate_now(voice.activity.silence_ms)):
+        if not detection.speculates(verdict, voice.activity.silence_ms):
             self._listener.read_ahead(text)  # a reply started later reads only what is new
         self._judged(voice, verdict, detection)
 
