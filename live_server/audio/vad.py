@@ -44,7 +44,12 @@ class Event(Enum):
 @dataclass(frozen=True)
 class Timing:
     start_ms: int = 64  # speech this long confirms a start (a click does not)
-    pause_ms: int = 128  # silence this long after speech is a pause
+    # Silence this long after speech is a pause. The recogniser's guess at a pause starts the
+    # end-of-turn verdict and the reply held back for it, so every millisecond here is one of
+    # the answer's (64 against 128: first audio 22 and 39 ms sooner, paired medians of two
+    # interleaved runs of 24 turns; real speech seldom goes quiet this long and on again, and
+    # Whisper's guesses were no worse with 64 ms of the silence than with 128).
+    pause_ms: int = 64
 
 
 class VoiceActivity:
