@@ -20,6 +20,7 @@ from tests.speech import JFK, load
         "no no no no",
         "Visit bbc.co.uk for the news. Visit bbc.co.uk for",
         "I'm going to go ahead and I'm going to go ahead and I'm going to go ahead and",
+        "He was not an old-s-y-y-y-y-y-y-",
     ],
 )
 def test_a_looping_decode_is_caught(text: str) -> None:
@@ -34,6 +35,8 @@ def test_a_looping_decode_is_caught(text: str) -> None:
         "We must find a new home in the stars.",
         "Yes, yes, I know.",
         "Thank you for calling, thank you.",
+        "Ha-ha, that's a good one. Mmm, let me think.",
+        "Call 555-1111 or 1-800-000-0000.",
         "",
     ],
 )

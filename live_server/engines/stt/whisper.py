@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -183,13 +184,21 @@ def _decode_long(audio: Any) -> str:
     return _clean(" ".join(s.text for s in segments))
 
 
+# A piece of a word, with a letter in it, five times in a row or more: "old-s-y-y-y-y-y-y-".
+_STUTTER = re.compile(r"(\S{1,3}?)\1{4,}")
+
+
 def looped(text: str) -> bool:
     """Whether the decoder went round in a loop: the text compresses too well, a word comes
-    three times in a row, a run of five words comes twice, or the text ends by starting over
-    with three words or more (people rarely say the same words twice in one breath; a looping
-    decoder does, often cut off in the second copy)."""
+    three times in a row, a run of five words comes twice, a piece of a word five times (under
+    load, one window of "He was not an ill-disposed young man" gave "He was not an
+    old-s-y-y-y-y-y-y-", whose trailing hyphen then held the turn for 3 s), or the text ends
+    by starting over with three words or more (people rarely say the same words twice in one
+    breath; a looping decoder does, often cut off in the second copy)."""
     data = text.encode()
     if data and len(data) / len(zlib.compress(data)) > MAX_COMPRESSION:
+        return True
+    if any(any(ch.isalpha() for ch in m.group(1)) for m in _STUTTER.finditer(text)):
         return True
     words = [w.strip(".,!?").lower() for w in text.split()]
     if any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2)):
