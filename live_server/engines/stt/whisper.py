@@ -9,11 +9,12 @@ Whisper reads 30 s windows; an utterance of a few seconds padded to 30 s costs a
 encoder and decoder time on this class of machine. CTranslate2 also takes a shorter window, so
 an utterance is encoded with its own length plus two seconds of padding (about 0.03-0.25 s).
 A short window sometimes makes the decoder loop on a phrase ("And so my fellow Americans. And
-so my fellow Americans. And"): a result that fills its token budget or repeats a phrase is
-decoded again with seven seconds of padding (about 80 ms), and only if that loops too with the
-full window. (Over 125 cuts of 0.8-6 s of real recordings, two seconds of padding looped 6
-times, four seconds once, seven or ten never; the full window cost 350-400 ms each time, mostly
-on the short first phrase of an utterance, where the first pause's verdict waits for it.)
+so my fellow Americans. And"): a result that fills its token budget or repeats itself (a
+phrase, a piece of a word) is decoded again with seven seconds of padding (about 80 ms), and
+only if that loops too with the full window. (Over 125 cuts of 0.8-6 s of real recordings,
+two seconds of padding looped 6 times, four seconds once, seven or ten never; the full window
+cost 350-400 ms each time, mostly on the short first phrase of an utterance, where the first
+pause's verdict waits for it.)
 
 Recognition is speculative (`guess`): the voice layer asks for a decode whenever the speaker
 pauses and about once a second of new speech. Each result is reported as a partial transcript,
